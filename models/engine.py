@@ -1,0 +1,298 @@
+"""The training engine: a real Keras 3 LSTM -> Dense, trained batch by batch, with the state of
+every slot read from the layer before and after every batch.
+
+Speed comes from running K batches per call inside one XLA-compiled tf.function (the Keras
+layer, loss and optimizer, called exactly as `fit`'s train step calls them), instead of one
+Python round trip per batch. Chunks have a fixed length K (a padded tail is skipped with
+tf.cond) so each engine compiles once. Cancellation is checked between chunks (each is sized
+to take well under a second).
+
+What is recorded and how it is read:
+- stateful: h0/c0 are the layer's state variables (`lstm.states`) read right before the train
+  step, hT/cT the same variables right after it. A reset assigns zeros to those variables,
+  as `lstm.reset_state()` does.
+- stateless: the layer is called with an explicit zero initial state and `return_state=True`;
+  h0/c0 are what was passed in, hT/cT what the layer returned.
+
+Validation runs the same layout and reset policy on the held-out sequences from a zero state,
+forward only, and puts the training state back afterwards (Keras's own `evaluate` would
+overwrite it), so validation never contaminates the training state.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import models  # noqa: F401  (pins KERAS_BACKEND before keras is imported)
+from models import layouts, limits, trace as trace_mod
+from models.config import ConfigError, RunConfig
+from models.tasks import TaskData, make_task
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_BUILD_LOCK = threading.Lock()  # Keras layer naming/building is not thread-safe
+
+
+@dataclass
+class Event:
+    kind: str            # batches | reset | epoch | done | cancelled
+    epoch: int
+    done: int            # batches trained so far (all epochs)
+    total: int           # batches in the whole run
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    trace: trace_mod.Trace
+    epochs: list[dict]
+    weights: list[np.ndarray]
+    notes: list[str]
+    seconds: float
+    cancelled: bool
+    metric: str
+
+
+def chunk_len(cfg: RunConfig) -> int:
+    """Batches per compiled call: long enough to amortise the call, short enough to cancel."""
+    return int(max(4, min(256, 32768 // (cfg.batch_size * cfg.sample_len))))
+
+
+def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
+    """The Keras model. Stateful layers get their batch size from Input(batch_shape=...)."""
+    B, L = cfg.batch_size, cfg.sample_len
+    s = cfg.seed
+    with _BUILD_LOCK:
+        inp = keras.Input(batch_shape=(B, L, n_features))
+        lstm = keras.layers.LSTM(
+            cfg.units, stateful=cfg.stateful, return_state=True,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=s),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=s + 1))
+        if cfg.stateful:
+            out, h, c = lstm(inp)
+        else:
+            zeros = [keras.ops.zeros((B, cfg.units))] * 2
+            out, h, c = lstm(inp, initial_state=zeros)
+        act = {"binary": "sigmoid", "classes": "softmax", "regression": None}[kind]
+        dense = keras.layers.Dense(n_out, activation=act,
+                                   kernel_initializer=keras.initializers.GlorotUniform(seed=s + 2))
+        model = keras.Model(inp, [dense(out), h, c])
+        loss = {"binary": keras.losses.BinaryCrossentropy(),
+                "classes": keras.losses.SparseCategoricalCrossentropy(),
+                "regression": keras.losses.MeanSquaredError()}[kind]
+        opt = keras.optimizers.Adam(cfg.lr)
+        opt.build(model.trainable_variables)
+    return model, lstm, loss, opt
+
+
+def _metric(kind: str, y, p):
+    """Per-sample metric: correct (1/0) for classification, |error| for regression."""
+    if kind == "binary":
+        return tf.cast(tf.equal(tf.cast(p[:, 0] > 0.5, tf.float32), tf.cast(y, tf.float32)), tf.float32)
+    if kind == "classes":
+        return tf.cast(tf.equal(tf.argmax(p, -1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32)
+    return tf.abs(p[:, 0] - tf.cast(y, tf.float32))
+
+
+def _target(kind: str, y):
+    return tf.cast(y, tf.float32)[:, None] if kind in ("binary", "regression") else y
+
+
+class Engine:
+    """Builds once, trains once. Safe to use several in parallel threads (one each)."""
+
+    def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True):
+        self.cfg = cfg.check()
+        self.record = record
+        self.data: TaskData = make_task(cfg, series)
+        d = self.data
+        self.train = layouts.arrange(d.x_train, d.y_train, cfg)
+        self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
+        self.total = self.train.n_batches * cfg.epochs
+        if self.total > limits.MAX_TOTAL_BATCHES:
+            raise ConfigError(f"This run would train {self.total:,} batches; this server allows "
+                              f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
+        self.K = chunk_len(cfg)
+        self.model, self.lstm, self.loss_fn, self.opt = build_model(
+            cfg, d.x_train.shape[2], d.n_out, d.kind)
+        self.initial_weights = [w.copy() for w in self.model.get_weights()]
+        self._train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
+        self._val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
+
+    # ---- the compiled loops -------------------------------------------------------------
+    def _zero_state(self):
+        B, U = self.cfg.batch_size, self.cfg.units
+        return tf.zeros((B, U)), tf.zeros((B, U))
+
+    def _read_state(self):
+        if self.cfg.stateful:
+            return tf.identity(self.lstm.states[0]), tf.identity(self.lstm.states[1])
+        return self._zero_state()
+
+    def _reset_if(self, flag):
+        if self.cfg.stateful:
+            for v in self.lstm.states:
+                v.assign(tf.where(flag, tf.zeros_like(v), v))
+
+    def _step(self, x, y):
+        """One train step, as Model.fit's train_step does it, plus the states around it."""
+        h0, c0 = self._read_state()
+        with tf.GradientTape() as tape:
+            p, h, c = self.model(x, training=True)
+            loss = self.loss_fn(_target(self.data.kind, y), p)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.opt.apply(grads, self.model.trainable_variables)
+        hT, cT = self._read_state() if self.cfg.stateful else (h, c)
+        return h0, c0, hT, cT, loss, tf.reduce_mean(_metric(self.data.kind, y, p))
+
+    def _train_chunk_py(self, xs, ys, active, reset):
+        K = self.K
+        B, U = self.cfg.batch_size, self.cfg.units
+        arrays = [tf.TensorArray(tf.float32, size=K) for _ in range(6)]
+        blank = (tf.zeros((B, U)),) * 4 + (tf.constant(0.0), tf.constant(0.0))
+        for k in tf.range(K):
+            def run(k=k):
+                self._reset_if(reset[k])
+                return self._step(xs[k], ys[k])
+            out = tf.cond(active[k], run, lambda: blank)
+            arrays = [a.write(k, o) for a, o in zip(arrays, out)]
+        return [a.stack() for a in arrays]
+
+    def _val_chunk_py(self, xs, ys, w, reset):
+        """Forward only over all validation batches; the training state is put back after."""
+        saved = self._read_state()
+        if self.cfg.stateful:
+            for v in self.lstm.states:
+                v.assign(tf.zeros_like(v))
+        kind = self.data.kind
+        loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
+        for k in tf.range(tf.shape(xs)[0]):
+            self._reset_if(reset[k])
+            p, _, _ = self.model(xs[k], training=False)
+            per = self._per_sample_loss(ys[k], p)
+            loss_sum += tf.reduce_sum(per * w[k])
+            metric_sum += tf.reduce_sum(_metric(kind, ys[k], p) * w[k])
+        if self.cfg.stateful:
+            for v, s in zip(self.lstm.states, saved):
+                v.assign(s)
+        n = tf.reduce_sum(w)
+        return loss_sum / n, metric_sum / n
+
+    def _per_sample_loss(self, y, p):
+        kind = self.data.kind
+        if kind == "binary":
+            return keras.losses.binary_crossentropy(_target(kind, y), p)
+        if kind == "classes":
+            return keras.losses.sparse_categorical_crossentropy(y, p)
+        return keras.losses.mean_squared_error(_target(kind, y), p)
+
+    # ---- driving it ----------------------------------------------------------------------
+    def _epoch_arrays(self, epoch: int):
+        s = self.train
+        order = layouts.epoch_order(s, self.cfg, epoch)
+        reset = layouts.resets(s, order, self.cfg, first_epoch=epoch == 1)
+        return order, reset
+
+    def warm_up(self) -> None:
+        """Compile both loops without training (an all-inactive chunk changes nothing)."""
+        B, L, F = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2]
+        K = self.K
+        self._train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
+                          np.zeros(K, bool), np.zeros(K, bool))
+        self._validate()
+
+    def _validate(self) -> tuple[float, float]:
+        v = self.val
+        idx = np.maximum(v.order, 0)
+        w = (v.order >= 0).astype(np.float32)
+        reset = layouts.resets(v, v.order, self.cfg, first_epoch=True)
+        loss, metric = self._val_chunk(v.x[idx], v.y[idx], w, reset)
+        return float(loss), float(metric)
+
+    def run(self, on_event: Callable[[Event], None] | None = None,
+            cancel: threading.Event | None = None, validate: bool = True) -> RunResult:
+        cfg, s, K = self.cfg, self.train, self.K
+        emit = on_event or (lambda e: None)
+        cancel = cancel or threading.Event()
+        keep, per = trace_mod.recorded_epochs(
+            cfg.epochs, s.n_batches, max(1, min(limits.MAX_RECORDED_BATCHES,
+                                                limits.MAX_RECORDED_SLOTS // cfg.batch_size)))
+        parts, epochs, done, t_run = [], [], 0, time.perf_counter()
+        self.parts = parts
+        cancelled = False
+        for epoch in range(1, cfg.epochs + 1):
+            t_ep = time.perf_counter()
+            order, reset = self._epoch_arrays(epoch)
+            losses, metrics = [], []
+            for start in range(0, s.n_batches, K):
+                if cancel.is_set():
+                    cancelled = True
+                    break
+                o = order[start:start + K]
+                n = len(o)
+                pad = K - n
+                xs = s.x[o]
+                ys = s.y[o]
+                act = np.ones(K, bool)
+                rs = reset[start:start + K]
+                if pad:
+                    xs = np.concatenate([xs, np.zeros((pad,) + xs.shape[1:], xs.dtype)])
+                    ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])
+                    act[n:] = False
+                    rs = np.concatenate([rs, np.zeros(pad, bool)])
+                h0, c0, hT, cT, loss, met = (a.numpy()[:n] for a in self._train_chunk(xs, ys, act, rs))
+                losses.append(loss)
+                metrics.append(met)
+                if self.record and epoch in keep and start < per:
+                    m = min(n, per - start)
+                    parts.append({
+                        "h0": h0[:m], "c0": c0[:m], "hT": hT[:m], "cT": cT[:m],
+                        "seq_id": s.seq_id[o[:m]].astype(np.int32), "part": s.part[o[:m]].astype(np.int32),
+                        "epoch": np.full(m, epoch, np.int32),
+                        "batch": np.arange(start, start + m, dtype=np.int32),
+                        "reset_before": rs[:m].copy(), "loss": loss[:m], "accuracy": met[:m],
+                        "index": (epoch - 1) * s.n_batches + np.arange(start, start + m),
+                    })
+                done += n
+                if rs[:n].any():
+                    emit(Event("reset", epoch, done, self.total, {"count": int(rs[:n].sum())}))
+                emit(Event("batches", epoch, done, self.total, {"loss": float(loss.mean()),
+                                                                 self.data.metric: float(met.mean())}))
+            if cancelled:
+                break
+            row = {"epoch": epoch, "loss": float(np.concatenate(losses).mean()),
+                   "accuracy": float(np.concatenate(metrics).mean()), "val_loss": None,
+                   "val_accuracy": None, "seconds": 0.0}
+            if validate:
+                row["val_loss"], row["val_accuracy"] = self._validate()
+            row["seconds"] = time.perf_counter() - t_ep
+            epochs.append(row)
+            emit(Event("epoch", epoch, done, self.total, dict(row)))
+        tr = self.snapshot(epochs)
+        emit(Event("cancelled" if cancelled else "done", len(epochs), done, self.total, {}))
+        return RunResult(tr, epochs, self.model.get_weights(), self.notes(), time.perf_counter() - t_run,
+                         cancelled, self.data.metric)
+
+    def snapshot(self, epochs: list[dict] | None = None) -> trace_mod.Trace:
+        """The trace recorded so far (safe to call from another thread between chunks)."""
+        parts = list(getattr(self, "parts", []))
+        return trace_mod.concat(self.cfg.to_json(), parts, self.total, epochs or [],
+                                self.cfg.batch_size, self.cfg.units)
+
+    def notes(self) -> list[str]:
+        return self.data.notes + self.train.notes + self.cfg.notes()
+
+    def final_state(self) -> tuple[np.ndarray, np.ndarray]:
+        h, c = self._read_state()
+        return h.numpy(), c.numpy()
+
+
+def train(cfg: RunConfig, series=None, on_event=None, cancel=None) -> RunResult:
+    eng = Engine(cfg, series)
+    return eng.run(on_event, cancel)

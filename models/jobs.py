@@ -1,0 +1,382 @@
+"""Background jobs shared by every session of the server: bounded concurrency, a FIFO queue,
+progress, live partial values, cancellation, and de-duplication of identical runs.
+
+Threads: each *running* job gets its own daemon thread "lstm-job-<id>", which ends when the job
+ends (after starting whichever queued jobs now fit). There is no idle pool. The only other
+thread is the optional session watcher ("lstm-session-watch", see `watch_sessions`): it lives
+only while there are queued or running jobs, exits when there are none, and is restarted by the
+next `submit`.
+
+`Jobs` is the whole interface the app uses, so a Redis+RQ backend can replace `JobManager`
+later (it would need picklable `fn`s and a ctx that talks to Redis).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import statistics
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from models import limits
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+ERROR_CHARS = 300
+# Finished jobs stay readable this long / this many; results can be large (traces), so the
+# app should copy what it needs (or put it in the store) and `forget` the job.
+KEEP_FINISHED = 500
+KEEP_SECONDS = 1800.0
+DURATION_SAMPLES = 50  # recent durations behind the ETA
+
+
+class QueueFull(RuntimeError):
+    """The server's queue is full. The message is written for the user."""
+
+
+@dataclass
+class JobStatus:
+    id: str
+    state: str
+    label: str = ""
+    queue_position: int = 0           # 1-based while queued, else 0
+    eta_seconds: float | None = None  # queued: estimated wait until it starts; None: unknown
+    progress: float = 0.0
+    info: dict = field(default_factory=dict)
+    error: str | None = None
+    submitted: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    cancel_requested: bool = False    # running but asked to stop ("stopping...")
+
+
+class JobContext:
+    """What a job function sees: the cancel event and ways to publish progress and values."""
+
+    def __init__(self, job: "_Job"):
+        self._job = job
+        self.cancelled: threading.Event = job.cancel_event
+
+    def progress(self, fraction: float, info: dict | None = None) -> None:
+        self._job.progress = min(1.0, max(0.0, float(fraction)))
+        if info is not None:
+            self._job.info = dict(info)
+
+    def publish(self, name: str, value: Any) -> None:
+        self._job.live[name] = value
+
+
+class Jobs(Protocol):
+    def submit(self, fn: Callable[[JobContext], Any], *, owner: str, key: str | None = None,
+               label: str = "") -> str: ...
+    def status(self, job_id: str) -> JobStatus | None: ...
+    def result(self, job_id: str) -> Any: ...
+    def live(self, job_id: str, name: str) -> Any: ...
+    def cancel(self, job_id: str, owner: str | None = None) -> bool: ...
+    def cancel_owner(self, owner: str) -> int: ...
+    def forget(self, job_id: str) -> bool: ...
+    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None: ...
+    def watch_sessions(self, is_alive: Callable[[str], bool], interval: float = 0.5) -> None: ...
+
+
+@dataclass
+class _Job:
+    id: str
+    fn: Callable[[JobContext], Any]
+    label: str
+    key: str | None
+    owners: set[str]
+    state: str = QUEUED
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    progress: float = 0.0
+    info: dict = field(default_factory=dict)
+    live: dict = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+class JobManager:
+    """In-process implementation of `Jobs`. Thread-safe; one lock guards all bookkeeping."""
+
+    def __init__(self, max_workers: int | None = None, max_queued: int | None = None,
+                 keep_finished: int = KEEP_FINISHED, keep_seconds: float = KEEP_SECONDS):
+        self._max_workers = max_workers    # None: limits.MAX_CONCURRENT_JOBS, read at call time
+        self._max_queued = max_queued      # None: limits.MAX_QUEUED_JOBS
+        self._keep_finished = keep_finished
+        self._keep_seconds = keep_seconds
+        self._lock = threading.RLock()
+        self._queue: deque[_Job] = deque()
+        self._running: dict[str, _Job] = {}
+        self._finished: OrderedDict[str, _Job] = OrderedDict()
+        self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
+        self._is_alive: Callable[[str], bool] | None = None
+        self._watch_interval = 0.5
+        self._watcher: threading.Thread | None = None
+
+    # ---- limits, read at call time so env overrides and tests can patch them ----------------
+    @property
+    def max_workers(self) -> int:
+        return max(1, self._max_workers or limits.MAX_CONCURRENT_JOBS)
+
+    @property
+    def max_queued(self) -> int:
+        return max(0, self._max_queued if self._max_queued is not None else limits.MAX_QUEUED_JOBS)
+
+    # ---- submit -------------------------------------------------------------------------------
+    def submit(self, fn: Callable[[JobContext], Any], *, owner: str, key: str | None = None,
+               label: str = "") -> str:
+        with self._lock:
+            shared = self._active_with_key(key)
+            if shared is not None:
+                shared.owners.add(owner)  # the class trains one copy; each owner holds it
+                return shared.id
+            if len(self._running) >= self.max_workers and len(self._queue) >= self.max_queued:
+                raise QueueFull(f"The server is busy: {len(self._queue)} runs are already "
+                                f"waiting. Try again in a minute, or stop one of your runs.")
+            job = _Job(uuid.uuid4().hex[:12], fn, label, key, {owner})
+            self._queue.append(job)
+            self._start_ready()
+            self._ensure_watcher()
+            return job.id
+
+    def _active_with_key(self, key: str | None) -> _Job | None:
+        if key is None:
+            return None
+        for job in itertools.chain(self._running.values(), self._queue):
+            if job.key == key and not job.cancel_event.is_set():
+                return job
+        return None
+
+    # ---- running ------------------------------------------------------------------------------
+    def _start_ready(self) -> None:
+        """Move queued jobs to running while there is room (caller holds the lock)."""
+        while self._queue and len(self._running) < self.max_workers:
+            job = self._queue.popleft()
+            job.state, job.started = RUNNING, time.time()
+            self._running[job.id] = job
+            job.thread = threading.Thread(target=self._run, args=(job,),
+                                          name=f"lstm-job-{job.id}", daemon=True)
+            job.thread.start()
+
+    def _run(self, job: _Job) -> None:
+        state, result, error = DONE, None, None
+        try:
+            result = job.fn(JobContext(job))
+        except BaseException as e:  # reported, never raised: the bookkeeping below must run
+            if not job.cancel_event.is_set():
+                state, error = FAILED, short_error(e)
+                log.exception("job %s (%s) failed", job.id, job.label)
+        if job.cancel_event.is_set():
+            state = CANCELLED  # a partial result, if fn returned one, is kept
+        with self._lock:
+            self._running.pop(job.id, None)
+            job.result, job.error = result, error
+            self._finish(job, state)
+            if state == DONE:
+                self._durations.append(job.finished - job.started)
+            self._start_ready()
+        job.ended.set()
+
+    def _finish(self, job: _Job, state: str) -> None:
+        """Record a job as finished (caller holds the lock; the job is off queue and running)."""
+        job.state, job.finished = state, time.time()
+        if state == DONE:
+            job.live.clear()  # the result supersedes partial values; frees memory
+        job.fn = None  # drop closures (data, models) as soon as possible
+        self._finished[job.id] = job
+        self._prune()
+
+    def _prune(self) -> None:
+        cutoff = time.time() - self._keep_seconds
+        while self._finished:
+            oldest = next(iter(self._finished.values()))
+            if len(self._finished) <= self._keep_finished and oldest.finished >= cutoff:
+                break
+            self._finished.popitem(last=False)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def _get(self, job_id: str) -> _Job | None:
+        if job_id in self._running:
+            return self._running[job_id]
+        if job_id in self._finished:
+            return self._finished[job_id]
+        return next((j for j in self._queue if j.id == job_id), None)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """None for an unknown (or forgotten, or expired) job id."""
+        with self._lock:
+            job = self._get(job_id)
+            if job is None:
+                return None
+            pos = self._position(job)
+            return JobStatus(
+                id=job.id, state=job.state, label=job.label, queue_position=pos,
+                eta_seconds=self._eta(pos) if pos else None, progress=job.progress,
+                info=dict(job.info), error=job.error, submitted=job.submitted,
+                started=job.started, finished=job.finished,
+                cancel_requested=job.state == RUNNING and job.cancel_event.is_set())
+
+    def _position(self, job: _Job) -> int:
+        if job.state != QUEUED:
+            return 0
+        return next(i for i, j in enumerate(self._queue, 1) if j is job)
+
+    def _eta(self, position: int) -> float | None:
+        """Seconds until the job at `position` starts, simulating slots with the mean duration."""
+        if not self._durations:
+            return None
+        mean = statistics.fmean(self._durations)
+        now = time.time()
+        slots = [max(0.0, mean - (now - j.started)) for j in self._running.values()]
+        slots += [0.0] * (self.max_workers - len(slots))
+        heapq.heapify(slots)
+        start = 0.0
+        for _ in range(position):
+            start = heapq.heappop(slots)
+            heapq.heappush(slots, start + mean)
+        return start
+
+    def result(self, job_id: str) -> Any:
+        with self._lock:
+            job = self._get(job_id)
+            return job.result if job is not None else None
+
+    def live(self, job_id: str, name: str) -> Any:
+        with self._lock:
+            job = self._get(job_id)
+            return job.live.get(name) if job is not None else None
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None:
+        """Block until the job has finished and its thread has ended (or timeout)."""
+        with self._lock:
+            job = self._get(job_id)
+        if job is not None:
+            job.ended.wait(timeout)
+            thread = job.thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+        return self.status(job_id)
+
+    # ---- cancelling ---------------------------------------------------------------------------
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Cancel a job; with `owner`, only drop that owner's hold (it stops when none is left).
+
+        Returns True if the job was stopped or asked to stop."""
+        with self._lock:
+            job = self._get(job_id)
+            if job is None or job.state in FINISHED:
+                return False
+            if owner is not None:
+                job.owners.discard(owner)
+                if job.owners:
+                    return False
+            return self._stop(job)
+
+    def cancel_owner(self, owner: str) -> int:
+        """Drop `owner` from all its active jobs; jobs nobody holds any more are cancelled."""
+        with self._lock:
+            stopped = 0
+            for job in list(self._running.values()) + list(self._queue):
+                if owner in job.owners:
+                    job.owners.discard(owner)
+                    if not job.owners:
+                        stopped += self._stop(job)
+            return stopped
+
+    def _stop(self, job: _Job) -> bool:
+        job.cancel_event.set()
+        if job.state == QUEUED:  # never started: finished at once, no thread involved
+            self._queue.remove(job)
+            self._finish(job, CANCELLED)
+            job.ended.set()
+        return True
+
+    def forget(self, job_id: str) -> bool:
+        """Drop a finished job's record and result. Active jobs are not forgotten."""
+        with self._lock:
+            return self._finished.pop(job_id, None) is not None
+
+    def active_owners(self) -> set[str]:
+        with self._lock:
+            return {o for j in itertools.chain(self._running.values(), self._queue)
+                    for o in j.owners}
+
+    # ---- session watcher ----------------------------------------------------------------------
+    def watch_sessions(self, is_alive: Callable[[str], bool], interval: float = 0.5) -> None:
+        """Cancel the jobs of owners whose session has ended.
+
+        Every `interval` s a daemon thread asks `is_alive(owner)` for each owner with queued or
+        running jobs and calls `cancel_owner` for the dead ones. Idempotent (a second call only
+        replaces the function and interval). The thread exits when no job is active and the next
+        `submit` starts it again, so an idle server runs no thread at all.
+        """
+        with self._lock:
+            self._is_alive, self._watch_interval = is_alive, interval
+            self._ensure_watcher()
+
+    def _ensure_watcher(self) -> None:
+        """Start the watcher if one is wanted, needed and not running (caller holds the lock)."""
+        if self._is_alive is None or self._watcher is not None:
+            return
+        if not self._running and not self._queue:
+            return
+        self._watcher = threading.Thread(target=self._watch, name="lstm-session-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while True:
+            with self._lock:
+                if not self._running and not self._queue:
+                    self._watcher = None  # under the lock, so submit sees it and restarts us
+                    return
+                is_alive, interval = self._is_alive, self._watch_interval
+            for owner in self.active_owners():
+                if not _alive(is_alive, owner):
+                    log.info("session %s ended: cancelling its jobs", owner)
+                    self.cancel_owner(owner)
+            time.sleep(interval)
+
+
+def _alive(is_alive: Callable[[str], bool], owner: str) -> bool:
+    try:
+        return bool(is_alive(owner))
+    except Exception:  # an unsure answer must not cancel someone's run
+        log.exception("is_alive(%r) failed", owner)
+        return True
+
+
+def short_error(e: BaseException) -> str:
+    """One user-readable line: the exception type and message, no traceback."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
+
+
+_manager: JobManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_manager() -> JobManager:
+    """The process-wide manager shared by every session."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = JobManager()
+        return _manager
+
+
+def watch_sessions(is_alive: Callable[[str], bool], interval: float = 0.5) -> None:
+    """`JobManager.watch_sessions` on the shared manager."""
+    get_manager().watch_sessions(is_alive, interval)
