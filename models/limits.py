@@ -17,7 +17,7 @@ def _env_int(name: str, default: int) -> int:
 MAX_UNITS = _env_int("LSTM_MAX_UNITS", 64)
 MAX_SEQUENCES = _env_int("LSTM_MAX_SEQUENCES", 5000)
 MAX_SEQ_LEN = _env_int("LSTM_MAX_SEQ_LEN", 200)
-MAX_EPOCHS = _env_int("LSTM_MAX_EPOCHS", 50)
+MAX_EPOCHS = _env_int("LSTM_MAX_EPOCHS", 500)
 MAX_BATCH_SIZE = _env_int("LSTM_MAX_BATCH_SIZE", 1000)
 # Batches whose states are kept in a trace; longer runs are thinned (see trace.py).
 MAX_RECORDED_BATCHES = _env_int("LSTM_MAX_RECORDED_BATCHES", 2000)
