@@ -59,11 +59,6 @@ class RunResult:
     metric: str
 
 
-def chunk_len(cfg: RunConfig) -> int:
-    """Batches per compiled call: long enough to amortise the call, short enough to cancel."""
-    return int(max(4, min(256, 32768 // (cfg.batch_size * cfg.sample_len))))
-
-
 def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
     """The Keras model. Stateful layers get their batch size from Input(batch_shape=...)."""
     B, L = cfg.batch_size, cfg.sample_len
@@ -104,8 +99,128 @@ def _target(kind: str, y):
     return tf.cast(y, tf.float32)[:, None] if kind in ("binary", "regression") else y
 
 
+class Net:
+    """A built Keras model plus its two compiled loops, for one shape signature.
+
+    XLA compilation costs seconds, so nets are pooled by signature and reused: `reset_to`
+    gives a pooled net exactly the weights, optimizer state and zero states a fresh build
+    with that seed would have (tests check pooled == fresh).
+    """
+
+    def __init__(self, sig: tuple):
+        self.sig = sig
+        B, L, F, U, n_out, kind, stateful = sig
+        self.B, self.U, self.kind, self.stateful = B, U, kind, stateful
+        # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
+        self.K = int(max(4, min(256, 32768 // (B * L))))
+        cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
+                        seq_len=max(L, 2))
+        self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
+        self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
+        self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
+        self.val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
+
+    def reset_to(self, seed: int, lr: float) -> None:
+        """Weights as a fresh build with this seed; optimizer and states zeroed."""
+        w = list(self._bias)
+        w[0] = np.asarray(keras.initializers.GlorotUniform(seed=seed)(w[0].shape))
+        w[1] = np.asarray(keras.initializers.Orthogonal(seed=seed + 1)(w[1].shape))
+        w[3] = np.asarray(keras.initializers.GlorotUniform(seed=seed + 2)(w[3].shape))
+        self.model.set_weights(w)
+        for v in self.opt.variables:
+            v.assign(np.zeros(v.shape, v.dtype))
+        self.opt.learning_rate.assign(lr)
+        if self.stateful:
+            self.lstm.reset_state()
+
+    # ---- the compiled loops -------------------------------------------------------------
+    def _zero_state(self):
+        return tf.zeros((self.B, self.U)), tf.zeros((self.B, self.U))
+
+    def read_state(self):
+        if self.stateful:
+            return tf.identity(self.lstm.states[0]), tf.identity(self.lstm.states[1])
+        return self._zero_state()
+
+    def _reset_if(self, flag):
+        if self.stateful:
+            for v in self.lstm.states:
+                v.assign(tf.where(flag, tf.zeros_like(v), v))
+
+    def _step(self, x, y):
+        """One train step, as Model.fit's train_step does it, plus the states around it."""
+        h0, c0 = self.read_state()
+        with tf.GradientTape() as tape:
+            p, h, c = self.model(x, training=True)
+            loss = self.loss_fn(_target(self.kind, y), p)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.opt.apply(grads, self.model.trainable_variables)
+        hT, cT = self.read_state() if self.stateful else (h, c)
+        return h0, c0, hT, cT, loss, tf.reduce_mean(_metric(self.kind, y, p))
+
+    def _train_chunk_py(self, xs, ys, active, reset):
+        K = self.K
+        arrays = [tf.TensorArray(tf.float32, size=K) for _ in range(6)]
+        blank = (tf.zeros((self.B, self.U)),) * 4 + (tf.constant(0.0), tf.constant(0.0))
+        for k in tf.range(K):
+            def run(k=k):
+                self._reset_if(reset[k])
+                return self._step(xs[k], ys[k])
+            out = tf.cond(active[k], run, lambda: blank)
+            arrays = [a.write(k, o) for a, o in zip(arrays, out)]
+        return [a.stack() for a in arrays]
+
+    def _val_chunk_py(self, xs, ys, w, reset):
+        """Forward only over all validation batches; the training state is put back after."""
+        saved = self.read_state()
+        if self.stateful:
+            for v in self.lstm.states:
+                v.assign(tf.zeros_like(v))
+        loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
+        for k in tf.range(tf.shape(xs)[0]):
+            self._reset_if(reset[k])
+            p, _, _ = self.model(xs[k], training=False)
+            loss_sum += tf.reduce_sum(_per_sample_loss(self.kind, ys[k], p) * w[k])
+            metric_sum += tf.reduce_sum(_metric(self.kind, ys[k], p) * w[k])
+        if self.stateful:
+            for v, s in zip(self.lstm.states, saved):
+                v.assign(s)
+        return loss_sum / tf.reduce_sum(w), metric_sum / tf.reduce_sum(w)
+
+
+def _per_sample_loss(kind: str, y, p):
+    if kind == "binary":
+        return keras.losses.binary_crossentropy(_target(kind, y), p)
+    if kind == "classes":
+        return keras.losses.sparse_categorical_crossentropy(y, p)
+    return keras.losses.mean_squared_error(_target(kind, y), p)
+
+
+_POOL: dict[tuple, list[Net]] = {}
+_POOL_LOCK = threading.Lock()
+MAX_POOLED = 16  # idle nets kept; each is a few hundred KB plus its compiled code
+
+
+def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
+    with _POOL_LOCK:
+        idle = _POOL.get(sig)
+        net = idle.pop() if idle else None
+    net = net or Net(sig)
+    net.reset_to(seed, lr)
+    return net
+
+
+def release_net(net: Net) -> None:
+    with _POOL_LOCK:
+        if sum(map(len, _POOL.values())) < MAX_POOLED:
+            _POOL.setdefault(net.sig, []).append(net)
+
+
 class Engine:
-    """Builds once, trains once. Safe to use several in parallel threads (one each)."""
+    """One run: data, arrangement, a pooled net, and the loop that drives it.
+
+    Safe to use several in parallel threads (one engine per thread).
+    """
 
     def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True):
         self.cfg = cfg.check()
@@ -118,79 +233,19 @@ class Engine:
         if self.total > limits.MAX_TOTAL_BATCHES:
             raise ConfigError(f"This run would train {self.total:,} batches; this server allows "
                               f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
-        self.K = chunk_len(cfg)
-        self.model, self.lstm, self.loss_fn, self.opt = build_model(
-            cfg, d.x_train.shape[2], d.n_out, d.kind)
+        sig = (cfg.batch_size, cfg.sample_len, d.x_train.shape[2], cfg.units, d.n_out, d.kind,
+               cfg.stateful)
+        self.net = acquire_net(sig, cfg.seed, cfg.lr)
+        self.K = self.net.K
+        self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]
-        self._train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
-        self._val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
+        self.parts: list[dict] = []
 
-    # ---- the compiled loops -------------------------------------------------------------
-    def _zero_state(self):
-        B, U = self.cfg.batch_size, self.cfg.units
-        return tf.zeros((B, U)), tf.zeros((B, U))
-
-    def _read_state(self):
-        if self.cfg.stateful:
-            return tf.identity(self.lstm.states[0]), tf.identity(self.lstm.states[1])
-        return self._zero_state()
-
-    def _reset_if(self, flag):
-        if self.cfg.stateful:
-            for v in self.lstm.states:
-                v.assign(tf.where(flag, tf.zeros_like(v), v))
-
-    def _step(self, x, y):
-        """One train step, as Model.fit's train_step does it, plus the states around it."""
-        h0, c0 = self._read_state()
-        with tf.GradientTape() as tape:
-            p, h, c = self.model(x, training=True)
-            loss = self.loss_fn(_target(self.data.kind, y), p)
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.opt.apply(grads, self.model.trainable_variables)
-        hT, cT = self._read_state() if self.cfg.stateful else (h, c)
-        return h0, c0, hT, cT, loss, tf.reduce_mean(_metric(self.data.kind, y, p))
-
-    def _train_chunk_py(self, xs, ys, active, reset):
-        K = self.K
-        B, U = self.cfg.batch_size, self.cfg.units
-        arrays = [tf.TensorArray(tf.float32, size=K) for _ in range(6)]
-        blank = (tf.zeros((B, U)),) * 4 + (tf.constant(0.0), tf.constant(0.0))
-        for k in tf.range(K):
-            def run(k=k):
-                self._reset_if(reset[k])
-                return self._step(xs[k], ys[k])
-            out = tf.cond(active[k], run, lambda: blank)
-            arrays = [a.write(k, o) for a, o in zip(arrays, out)]
-        return [a.stack() for a in arrays]
-
-    def _val_chunk_py(self, xs, ys, w, reset):
-        """Forward only over all validation batches; the training state is put back after."""
-        saved = self._read_state()
-        if self.cfg.stateful:
-            for v in self.lstm.states:
-                v.assign(tf.zeros_like(v))
-        kind = self.data.kind
-        loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
-        for k in tf.range(tf.shape(xs)[0]):
-            self._reset_if(reset[k])
-            p, _, _ = self.model(xs[k], training=False)
-            per = self._per_sample_loss(ys[k], p)
-            loss_sum += tf.reduce_sum(per * w[k])
-            metric_sum += tf.reduce_sum(_metric(kind, ys[k], p) * w[k])
-        if self.cfg.stateful:
-            for v, s in zip(self.lstm.states, saved):
-                v.assign(s)
-        n = tf.reduce_sum(w)
-        return loss_sum / n, metric_sum / n
-
-    def _per_sample_loss(self, y, p):
-        kind = self.data.kind
-        if kind == "binary":
-            return keras.losses.binary_crossentropy(_target(kind, y), p)
-        if kind == "classes":
-            return keras.losses.sparse_categorical_crossentropy(y, p)
-        return keras.losses.mean_squared_error(_target(kind, y), p)
+    def close(self) -> None:
+        """Give the net back to the pool (the engine must not be used afterwards)."""
+        if self.net is not None:
+            release_net(self.net)
+            self.net = None
 
     # ---- driving it ----------------------------------------------------------------------
     def _epoch_arrays(self, epoch: int):
@@ -203,7 +258,7 @@ class Engine:
         """Compile both loops without training (an all-inactive chunk changes nothing)."""
         B, L, F = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2]
         K = self.K
-        self._train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
+        self.net.train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
                           np.zeros(K, bool), np.zeros(K, bool))
         self._validate()
 
@@ -212,7 +267,7 @@ class Engine:
         idx = np.maximum(v.order, 0)
         w = (v.order >= 0).astype(np.float32)
         reset = layouts.resets(v, v.order, self.cfg, first_epoch=True)
-        loss, metric = self._val_chunk(v.x[idx], v.y[idx], w, reset)
+        loss, metric = self.net.val_chunk(v.x[idx], v.y[idx], w, reset)
         return float(loss), float(metric)
 
     def run(self, on_event: Callable[[Event], None] | None = None,
@@ -223,8 +278,7 @@ class Engine:
         keep, per = trace_mod.recorded_epochs(
             cfg.epochs, s.n_batches, max(1, min(limits.MAX_RECORDED_BATCHES,
                                                 limits.MAX_RECORDED_SLOTS // cfg.batch_size)))
-        parts, epochs, done, t_run = [], [], 0, time.perf_counter()
-        self.parts = parts
+        parts, epochs, done, t_run = self.parts, [], 0, time.perf_counter()
         cancelled = False
         for epoch in range(1, cfg.epochs + 1):
             t_ep = time.perf_counter()
@@ -246,7 +300,7 @@ class Engine:
                     ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])
                     act[n:] = False
                     rs = np.concatenate([rs, np.zeros(pad, bool)])
-                h0, c0, hT, cT, loss, met = (a.numpy()[:n] for a in self._train_chunk(xs, ys, act, rs))
+                h0, c0, hT, cT, loss, met = (a.numpy()[:n] for a in self.net.train_chunk(xs, ys, act, rs))
                 losses.append(loss)
                 metrics.append(met)
                 if self.record and epoch in keep and start < per:
@@ -281,7 +335,7 @@ class Engine:
 
     def snapshot(self, epochs: list[dict] | None = None) -> trace_mod.Trace:
         """The trace recorded so far (safe to call from another thread between chunks)."""
-        parts = list(getattr(self, "parts", []))
+        parts = list(self.parts)
         return trace_mod.concat(self.cfg.to_json(), parts, self.total, epochs or [],
                                 self.cfg.batch_size, self.cfg.units)
 
@@ -289,10 +343,14 @@ class Engine:
         return self.data.notes + self.train.notes + self.cfg.notes()
 
     def final_state(self) -> tuple[np.ndarray, np.ndarray]:
-        h, c = self._read_state()
+        h, c = self.net.read_state()
         return h.numpy(), c.numpy()
 
 
 def train(cfg: RunConfig, series=None, on_event=None, cancel=None) -> RunResult:
+    """Build (or reuse) a net, warm it, run, and give the net back."""
     eng = Engine(cfg, series)
-    return eng.run(on_event, cancel)
+    try:
+        return eng.run(on_event, cancel)
+    finally:
+        eng.close()
