@@ -354,3 +354,21 @@ def train(cfg: RunConfig, series=None, on_event=None, cancel=None) -> RunResult:
         return eng.run(on_event, cancel)
     finally:
         eng.close()
+
+
+def probe_alphabet(weights: list[np.ndarray], cfg: RunConfig, start: str, n: int = 5) -> list[str]:
+    """Feed `start` to the trained model from a fresh state, then feed its answers back.
+
+    A stateful batch-1 model trained on the alphabet from A answers B, C, D... whatever the
+    start letter: it counts steps since the reset instead of reading its input.
+    """
+    from models.tasks import LETTERS, letter_value
+    probe_cfg = cfg.replace(batch_size=1, layout="steps", stateful=True)
+    model, lstm, _, _ = build_model(probe_cfg, 1, 26, "classes")
+    model.set_weights(weights)
+    letter, out = start.upper(), []
+    for _ in range(n):
+        p, _, _ = model(np.full((1, 1, 1), letter_value(letter), np.float32), training=False)
+        letter = LETTERS[int(np.argmax(np.asarray(p)[0]))]
+        out.append(letter)
+    return out

@@ -1,0 +1,193 @@
+"""The engine on real Keras: the states it records are the layer's, and they obey Keras."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from models import engine, layouts
+from models.config import RunConfig
+from models.engine import Engine
+
+import keras  # noqa: E402  (after models pinned the backend)
+
+SMALL = RunConfig(sequences=60, seq_len=20, batch_size=10, layout="chunks", length=5,
+                  stateful=True, shuffle="off", reset="sequence", epochs=2, units=6)
+
+
+def run(cfg, **kw):
+    eng = Engine(cfg)
+    try:
+        return eng, eng.run(**kw)
+    finally:
+        eng.close()
+
+
+def test_stateful_chunks_carry_exactly_and_reset_to_zero():
+    _, r = run(SMALL)
+    t = r.trace
+    check = t.carry_check()
+    assert check["carried"] > 0 and check["max_carry_error"] == 0.0
+    assert check["max_fresh_abs"] == 0.0 and check["contaminated"] == 0
+    # resets after every 4th chunk (a sequence ends), nowhere else
+    assert t.reset_before.tolist()[:9] == [True, False, False, False, True, False, False, False, True]
+    k = 2  # a carried transition: slot i continues with the state it ended with
+    np.testing.assert_array_equal(t.h0[k], t.hT[k - 1])
+    np.testing.assert_array_equal(t.c0[k], t.cT[k - 1])
+    assert np.abs(t.hT[k]).max() > 0  # the state really moved
+
+
+def test_stateless_every_sample_starts_from_zero():
+    _, r = run(SMALL.replace(stateful=False))
+    t = r.trace
+    assert (t.h0 == 0).all() and (t.c0 == 0).all() and np.abs(t.hT).max() > 0
+    check = t.carry_check()
+    assert check["carried"] == 0 and check["fresh_starts"] == t.n * t.batch_size
+
+
+@pytest.mark.parametrize("policy", ["never", "epoch"])
+def test_reset_policy_across_epochs(policy):
+    _, r = run(SMALL.replace(reset=policy))
+    t = r.trace
+    first_of_epoch2 = int(np.nonzero(t.epoch == 2)[0][0])
+    assert t.reset_before[first_of_epoch2] == (policy == "epoch")
+    if policy == "never":
+        np.testing.assert_array_equal(t.h0[first_of_epoch2], t.hT[first_of_epoch2 - 1])
+    else:
+        assert (t.h0[first_of_epoch2] == 0).all()
+    assert t.carry_check()["max_carry_error"] == 0.0
+
+
+def test_shuffle_lands_carried_state_on_other_sequences():
+    _, r = run(SMALL.replace(shuffle="samples", reset="never"))
+    check = r.trace.carry_check()
+    assert check["contaminated"] > 0 and check["max_carry_error"] == 0.0
+    _, rb = run(SMALL.replace(shuffle="batch", reset="never"))
+    assert rb.trace.carry_check()["contaminated"] > 0
+
+
+def test_validation_does_not_touch_the_training_state():
+    a = Engine(SMALL)
+    ra = a.run(validate=True)
+    ha = a.final_state()
+    a.close()
+    b = Engine(SMALL)
+    rb = b.run(validate=False)
+    hb = b.final_state()
+    b.close()
+    assert ra.epochs[0]["val_accuracy"] is not None and rb.epochs[0]["val_accuracy"] is None
+    np.testing.assert_array_equal(ha[0], hb[0])
+    np.testing.assert_array_equal(ra.trace.h0, rb.trace.h0)
+    for wa, wb in zip(ra.weights, rb.weights):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_engine_agrees_with_plain_keras_fit():
+    """Same stateful config, same initial weights: model.fit and the engine end in the same place.
+
+    Both run XLA-compiled (fit with jit_compile=True): measured bit-identical. Without XLA
+    in fit, rounding differs (states by ~4e-6 after 80 batches), hence the 1e-6 bound here.
+    """
+    cfg = SMALL.replace(reset="never", epochs=2)
+    eng = Engine(cfg)
+    init = [w.copy() for w in eng.initial_weights]
+    r = eng.run(validate=False)
+    h_eng, c_eng = eng.final_state()
+    eng.close()
+
+    s = eng.train
+    x = s.x[s.order.reshape(-1)]
+    y = s.y[s.order.reshape(-1)].astype("float32")[:, None]
+    inp = keras.Input(batch_shape=(cfg.batch_size, cfg.sample_len, 1))
+    lstm = keras.layers.LSTM(cfg.units, stateful=True)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(lstm(inp)))
+    model.set_weights(init)
+    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=False, verbose=0)
+
+    werr = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), r.weights))
+    serr = max(float(np.abs(lstm.states[0].numpy() - h_eng).max()),
+               float(np.abs(lstm.states[1].numpy() - c_eng).max()))
+    print(f"engine vs fit: weights differ by {werr:g}, states by {serr:g}")
+    assert werr <= 1e-6 and serr <= 1e-6, f"weights differ by {werr:g}, states by {serr:g}"
+    np.testing.assert_array_equal(r.trace.hT[-1], h_eng)  # the trace's last state is the layer's
+
+
+def test_cancel_stops_within_a_second_and_keeps_the_record():
+    cfg = RunConfig(layout="steps", batch_size=1, epochs=10, sequences=1200)  # seconds of work
+    eng = Engine(cfg)
+    eng.warm_up()
+    cancel, out = threading.Event(), {}
+    th = threading.Thread(target=lambda: out.update(r=eng.run(cancel=cancel)))
+    th.start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    cancel.set()
+    th.join(5)
+    stopped = time.perf_counter() - t0
+    eng.close()
+    assert not th.is_alive() and stopped < 1.0, f"took {stopped:.2f} s to stop"
+    r = out["r"]
+    assert r.cancelled and 0 < r.trace.n and r.trace.carry_check()["max_carry_error"] == 0.0
+
+
+def test_two_engines_in_parallel_threads_match_sequential_runs():
+    cfgs = [SMALL, SMALL.replace(seed=7, units=5)]
+    alone = [run(c)[1] for c in cfgs]
+    results = [None, None]
+
+    def work(i):
+        results[i] = run(cfgs[i])[1]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    for a, b in zip(alone, results):
+        np.testing.assert_array_equal(a.trace.hT, b.trace.hT)
+        for wa, wb in zip(a.weights, b.weights):
+            np.testing.assert_array_equal(wa, wb)
+
+
+def test_pooled_net_starts_exactly_like_a_fresh_build():
+    _, first = run(SMALL.replace(seed=11))
+    assert engine._POOL  # the net went back to the pool ...
+    _, again = run(SMALL.replace(seed=11))  # ... and was reused, re-seeded
+    for wa, wb in zip(first.weights, again.weights):
+        np.testing.assert_array_equal(wa, wb)
+    fresh = engine.build_model(SMALL.replace(seed=12), 1, 1, "binary")[0].get_weights()
+    eng = Engine(SMALL.replace(seed=12))
+    for wa, wb in zip(fresh, eng.initial_weights):
+        np.testing.assert_array_equal(wa, wb)
+    eng.close()
+
+
+def test_events_report_progress_resets_and_epochs():
+    events = []
+    _, r = run(SMALL, on_event=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "done" and kinds.count("epoch") == 2 and "reset" in kinds
+    assert events[-1].done == events[-1].total == 2 * 20
+
+
+def test_thinned_trace_keeps_whole_epochs_and_says_so(monkeypatch):
+    from models import limits
+    monkeypatch.setattr(limits, "MAX_RECORDED_BATCHES", 40)
+    _, r = run(SMALL.replace(epochs=5))
+    t = r.trace
+    assert t.thinned and t.n == 40 and set(t.epoch.tolist()) == {1, 5}
+    assert t.carry_check()["max_carry_error"] == 0.0
+    back = type(t).from_bytes(t.to_bytes())
+    np.testing.assert_array_equal(back.recorded, t.recorded)
+    np.testing.assert_array_equal(back.h0, t.h0)
+
+
+def test_alphabet_probe_shows_positions_not_letters():
+    from models.presets import PRESETS
+    cfg = PRESETS["alphabet-batch1-positions"].config
+    _, r = run(cfg)
+    assert r.epochs[-1]["accuracy"] == 1.0
+    from_a = engine.probe_alphabet(r.weights, cfg, "A", 3)
+    from_m = engine.probe_alphabet(r.weights, cfg, "M", 3)
+    assert from_a == ["B", "C", "D"]
+    assert from_m[0] != "N"  # a fresh state reads 'M' as position 0
