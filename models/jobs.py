@@ -353,8 +353,8 @@ class JobManager:
 def _alive(is_alive: Callable[[str], bool], owner: str) -> bool:
     try:
         return bool(is_alive(owner))
-    except Exception:  # an unsure answer must not cancel someone's run
-        log.exception("is_alive(%r) failed", owner)
+    except Exception as e:  # an unsure answer must not cancel someone's run
+        log.warning("is_alive(%r) failed: %s", owner, short_error(e))
         return True
 
 

@@ -1,0 +1,318 @@
+import logging
+import threading
+import time
+
+import pytest
+
+from models import jobs, limits
+from models.jobs import JobManager, QueueFull
+
+
+def job_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("lstm-job-")]
+
+
+def until(cond, timeout=2.0) -> bool:
+    """Poll `cond` for at most `timeout` s (a generous bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
+
+
+def blocker(gate: threading.Event, started: list | None = None, name=None):
+    """A job that records its start and waits for `gate` (or a cancel)."""
+    def fn(ctx):
+        if started is not None:
+            started.append(name)
+        while not gate.is_set() and not ctx.cancelled.is_set():
+            gate.wait(0.01)
+        return name
+    return fn
+
+
+def looper(ctx):
+    while not ctx.cancelled.is_set():
+        ctx.cancelled.wait(0.01)
+    return "partial"
+
+
+@pytest.fixture
+def gate():
+    g = threading.Event()
+    yield g
+    g.set()  # releases any job a failing test left waiting
+
+
+def test_fifo_order_with_one_worker(gate):
+    m = JobManager(max_workers=1)
+    started = []
+    ids = [m.submit(blocker(gate, started, i), owner="a") for i in range(5)]
+    assert until(lambda: started == [0])
+    gate.set()
+    for jid in ids:
+        assert m.wait(jid, 2).state == "done"
+    assert started == [0, 1, 2, 3, 4]
+    assert [m.result(j) for j in ids] == [0, 1, 2, 3, 4]
+
+
+def test_queue_positions_and_eta(gate):
+    m = JobManager(max_workers=1)
+    m.wait(m.submit(lambda ctx: None, owner="a"), 2)  # one finished job gives a mean duration
+    ids = [m.submit(blocker(gate), owner="a") for _ in range(3)]
+    s = [m.status(j) for j in ids]
+    assert [x.state for x in s] == ["running", "queued", "queued"]
+    assert [x.queue_position for x in s] == [0, 1, 2]
+    assert s[0].eta_seconds is None
+    assert s[1].eta_seconds is not None and s[2].eta_seconds is not None
+    assert s[2].eta_seconds >= s[1].eta_seconds >= 0
+
+
+def test_eta_unknown_without_history(gate):
+    m = JobManager(max_workers=1)
+    m.submit(blocker(gate), owner="a")
+    queued = m.submit(blocker(gate), owner="a")
+    assert m.status(queued).queue_position == 1
+    assert m.status(queued).eta_seconds is None
+
+
+def test_eta_grows_with_position_and_shrinks_with_workers(gate):
+    def eta(workers):
+        m = JobManager(max_workers=workers)
+        m._durations.append(10.0)  # a known history: every job takes 10 s
+        for _ in range(workers):
+            m.submit(blocker(gate), owner="a")
+        ids = [m.submit(blocker(gate), owner="a") for _ in range(4)]
+        return [m.status(j).eta_seconds for j in ids]
+    one, two = eta(1), eta(2)
+    assert one == pytest.approx([10, 20, 30, 40], abs=1)
+    assert two == pytest.approx([10, 10, 20, 20], abs=1)
+
+
+def test_concurrency_never_exceeds_bound():
+    m = JobManager(max_workers=3)
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def fn(ctx):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.01)
+        with lock:
+            now[0] -= 1
+
+    ids = [m.submit(fn, owner=f"s{i}") for i in range(20)]
+    for j in ids:
+        assert m.wait(j, 5).state == "done"
+    assert peak[0] == 3
+
+
+def test_default_concurrency_reads_limits_at_call_time(monkeypatch, gate):
+    monkeypatch.setattr(limits, "MAX_CONCURRENT_JOBS", 2)
+    m = JobManager()
+    ids = [m.submit(blocker(gate), owner="a") for _ in range(3)]
+    assert [m.status(j).state for j in ids] == ["running", "running", "queued"]
+
+
+def test_queue_full(monkeypatch, gate):
+    monkeypatch.setattr(limits, "MAX_QUEUED_JOBS", 2)
+    m = JobManager(max_workers=1)
+    for _ in range(3):  # one running, two queued
+        m.submit(blocker(gate), owner="a")
+    with pytest.raises(QueueFull, match="busy"):
+        m.submit(blocker(gate), owner="b")
+
+
+def test_cancel_queued_job_never_starts(gate):
+    m = JobManager(max_workers=1)
+    started = []
+    first = m.submit(blocker(gate, started, "first"), owner="a")
+    second = m.submit(blocker(gate, started, "second"), owner="a")
+    assert m.cancel(second)
+    assert m.status(second).state == "cancelled"
+    gate.set()
+    m.wait(first, 2)
+    assert started == ["first"]
+    assert m.status(second).state == "cancelled"
+
+
+def test_cancel_running_job():
+    m = JobManager(max_workers=1)
+    jid = m.submit(looper, owner="a")
+    assert until(lambda: m.status(jid).state == "running")
+    assert m.cancel(jid)
+    assert until(lambda: m.status(jid).state == "cancelled")
+    assert m.result(jid) == "partial"  # a partial result is kept
+    assert until(lambda: not job_threads())
+
+
+def test_cancel_requested_is_reported_while_stopping():
+    m = JobManager(max_workers=1)
+    release = threading.Event()
+
+    def slow_to_stop(ctx):
+        ctx.cancelled.wait(2)
+        release.wait(2)
+
+    jid = m.submit(slow_to_stop, owner="a")
+    m.cancel(jid)
+    s = m.status(jid)
+    assert s.state == "running" and s.cancel_requested
+    release.set()
+    assert m.wait(jid, 2).state == "cancelled"
+
+
+def test_cancel_owner_only_touches_that_owner(gate):
+    m = JobManager(max_workers=1)
+    a1 = m.submit(blocker(gate), owner="a")
+    b1 = m.submit(blocker(gate), owner="b")
+    a2 = m.submit(blocker(gate), owner="a")
+    assert m.cancel_owner("a") == 2
+    assert m.status(a2).state == "cancelled"  # queued: removed at once
+    assert until(lambda: m.status(a1).state == "cancelled")
+    assert until(lambda: m.status(b1).state == "running")  # b moves up
+    gate.set()
+    assert m.wait(b1, 2).state == "done"
+
+
+def test_shared_key_runs_once_and_refcounts_owners(gate):
+    m = JobManager(max_workers=2)
+    runs = []
+    first = m.submit(blocker(gate, runs, "x"), owner="a", key="preset-1")
+    again = m.submit(blocker(gate, runs, "x"), owner="b", key="preset-1")
+    assert again == first
+    assert until(lambda: runs == ["x"])
+    m.cancel_owner("a")
+    assert m.status(first).state == "running"  # b still wants it
+    assert not m.status(first).cancel_requested
+    m.cancel_owner("b")
+    assert until(lambda: m.status(first).state == "cancelled")
+    assert runs == ["x"]
+
+
+def test_shared_key_after_cancel_starts_fresh(gate):
+    m = JobManager(max_workers=2)
+    first = m.submit(blocker(gate), owner="a", key="k")
+    m.cancel(first)
+    second = m.submit(blocker(gate), owner="a", key="k")
+    assert second != first
+
+
+def test_cancel_with_owner_drops_only_that_hold(gate):
+    m = JobManager(max_workers=1)
+    jid = m.submit(blocker(gate), owner="a", key="k")
+    m.submit(blocker(gate), owner="b", key="k")
+    assert not m.cancel(jid, owner="a")
+    assert m.status(jid).state == "running"
+    assert m.cancel(jid, owner="b")
+    assert until(lambda: m.status(jid).state == "cancelled")
+
+
+def test_failure_is_short_and_has_no_traceback(caplog):
+    m = JobManager(max_workers=1)
+
+    def boom(ctx):
+        raise ValueError("bad value " + "x" * 1000)
+
+    with caplog.at_level(logging.ERROR, logger="models.jobs"):
+        s = m.wait(m.submit(boom, owner="a"), 2)
+    assert s.state == "failed"
+    assert s.error.startswith("ValueError: bad value")
+    assert len(s.error) <= 300
+    assert "Traceback" not in s.error and "\n" not in s.error
+    assert "Traceback" in caplog.text  # the full story goes to the log
+
+
+def test_progress_info_and_live_values():
+    m = JobManager(max_workers=1)
+    step, go_on = threading.Event(), threading.Event()
+
+    def fn(ctx):
+        ctx.progress(0.5, {"epoch": 3})
+        ctx.publish("trace", [1, 2])
+        step.set()
+        go_on.wait(2)
+        return "final"
+
+    jid = m.submit(fn, owner="a", label="demo")
+    assert step.wait(2)
+    s = m.status(jid)
+    assert (s.progress, s.info, s.label) == (0.5, {"epoch": 3}, "demo")
+    assert m.live(jid, "trace") == [1, 2]
+    assert m.live(jid, "other") is None
+    go_on.set()
+    assert m.wait(jid, 2).state == "done"
+    assert m.result(jid) == "final"
+
+
+def test_forget_and_unknown_ids(gate):
+    m = JobManager(max_workers=1)
+    done = m.submit(lambda ctx: 42, owner="a")
+    m.wait(done, 2)
+    running = m.submit(blocker(gate), owner="a")
+    assert not m.forget(running)  # active jobs are not forgotten
+    assert m.forget(done)
+    assert m.status(done) is None and m.result(done) is None
+    assert m.status("nope") is None and not m.cancel("nope")
+
+
+def test_finished_jobs_are_bounded():
+    m = JobManager(max_workers=1, keep_finished=3)
+    ids = [m.submit(lambda ctx, i=i: i, owner="a") for i in range(6)]
+    for j in ids:
+        m.wait(j, 2)
+    assert [m.result(j) for j in ids] == [None, None, None, 3, 4, 5]
+
+
+def test_no_leaked_threads_after_many_cycles():
+    # other tests' jobs end when their gates open at teardown: let them go first
+    assert until(lambda: not [t for t in threading.enumerate() if t.name.startswith("lstm-")])
+    baseline = threading.active_count()
+    m = JobManager(max_workers=2)
+    ids = []
+    for i in range(100):
+        jid = m.submit(looper, owner=f"s{i % 7}")
+        ids.append(jid)
+        m.cancel(jid)
+    for j in ids:
+        assert m.wait(j, 2).state == "cancelled"
+    assert job_threads() == []
+    assert threading.active_count() == baseline
+
+
+def test_watch_sessions_cancels_dead_owners_and_exits_when_idle(gate):
+    m = JobManager(max_workers=2)
+    dead = set()
+    m.watch_sessions(lambda owner: owner not in dead, interval=0.02)
+    assert not [t for t in threading.enumerate() if t.name == "lstm-session-watch"]  # idle
+    a = m.submit(looper, owner="a")
+    b = m.submit(blocker(gate), owner="b")
+    m.watch_sessions(lambda owner: owner not in dead, interval=0.02)  # idempotent
+    watchers = lambda: [t for t in threading.enumerate() if t.name == "lstm-session-watch"]
+    assert len(watchers()) == 1
+    dead.add("a")
+    assert until(lambda: m.status(a).state == "cancelled")
+    assert m.status(b).state == "running"
+    gate.set()
+    m.wait(b, 2)
+    assert until(lambda: not watchers())
+    m.wait(m.submit(lambda ctx: None, owner="c"), 2)  # next submit restarts it...
+    assert until(lambda: not watchers())  # ...and it leaves again
+
+
+def test_watch_sessions_treats_errors_as_alive(gate):
+    m = JobManager(max_workers=1)
+
+    def broken(owner):
+        raise RuntimeError("runtime unavailable")
+
+    m.watch_sessions(broken, interval=0.01)
+    jid = m.submit(blocker(gate), owner="a")
+    time.sleep(0.1)
+    assert m.status(jid).state == "running"
+
+
+def test_get_manager_is_a_singleton():
+    assert jobs.get_manager() is jobs.get_manager()
