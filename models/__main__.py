@@ -1,0 +1,127 @@
+"""Command line: python -m models presets | run PRESET | reproduce | bench (see README)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from models.config import ConfigError
+from models.presets import PRESETS, SEED004
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _progress(e) -> None:
+    if e.kind == "epoch":
+        d = e.data
+        val = "" if d["val_accuracy"] is None else f"  val_loss {d['val_loss']:.4f}  val {d['val_accuracy']:.4f}"
+        print(f"epoch {e.epoch}: loss {d['loss']:.4f}  metric {d['accuracy']:.4f}{val}  "
+              f"({d['seconds']:.2f} s)", file=sys.stderr, flush=True)
+
+
+def run_preset(name: str, epochs: int | None = None, seed: int | None = None) -> dict:
+    from models.engine import Engine
+    cfg = PRESETS[name].config
+    cfg = cfg.replace(**{k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None})
+    t = time.perf_counter()
+    eng = Engine(cfg)
+    try:
+        r = eng.run(on_event=_progress)
+    finally:
+        eng.close()
+    check = r.trace.carry_check()
+    return {"preset": name, "config": cfg.to_dict(), "epochs": r.epochs,
+            "carry_check": {k: check[k] for k in ("carried", "max_carry_error", "fresh_starts",
+                                                  "max_fresh_abs")},
+            "contaminated": check["contaminated"], "notes": r.notes, "metric": r.metric,
+            "seconds": time.perf_counter() - t, "_trace": r.trace}
+
+
+def cmd_run(a) -> int:
+    if a.preset not in PRESETS:
+        return _err(f"no preset {a.preset!r}; choose one of: {', '.join(PRESETS)}")
+    try:
+        out = run_preset(a.preset, a.epochs, a.seed)
+    except ConfigError as e:
+        return _err(str(e))
+    trace = out.pop("_trace")
+    if a.trace:
+        try:
+            trace.save(a.trace)
+        except OSError as e:
+            return _err(f"cannot write trace to {a.trace}: {e.strerror}")
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    last = out["epochs"][-1] if out["epochs"] else {}
+    c = out["carry_check"]
+    print(f"{a.preset}: val {out['metric']} {last.get('val_accuracy')}  in {out['seconds']:.1f} s")
+    print(f"carry check: {c['carried']} carried (max error {c['max_carry_error']:g}), "
+          f"{c['fresh_starts']} fresh starts (max |h0| {c['max_fresh_abs']:g}), "
+          f"{out['contaminated']} contaminated")
+    for n in out["notes"]:
+        print(f"note: {n}")
+    return 0
+
+
+def reproduce() -> list[dict]:
+    rows = []
+    for name in SEED004:
+        p = PRESETS[name]
+        print(f"reproduce: {name}...", file=sys.stderr, flush=True)
+        out = run_preset(name)
+        got = out["epochs"][-1]["val_accuracy"]
+        # Direction: the winners reach ~1.0, the others stay near chance.
+        ok = got >= 0.9 if p.published >= 0.9 else got < 0.65
+        rows.append({"preset": name, "published": p.published, "measured": round(got, 3),
+                     "epochs": p.config.epochs, "direction_reproduced": bool(ok),
+                     "seconds": round(out["seconds"], 2)})
+    return rows
+
+
+def cmd_reproduce(a) -> int:
+    rows = reproduce()
+    if a.json:
+        print(json.dumps(rows))
+    else:
+        print(f"{'experiment':28s} {'epochs':>6s} {'published':>9s} {'measured':>9s}  direction")
+        for r in rows:
+            print(f"{r['preset']:28s} {r['epochs']:6d} {r['published']:9.2f} {r['measured']:9.3f}  "
+                  f"{'reproduced' if r['direction_reproduced'] else 'NOT reproduced'}")
+    return 0 if all(r["direction_reproduced"] for r in rows) else 1
+
+
+def cmd_bench(a) -> int:
+    from models import bench
+    r = bench.run_all()
+    print(json.dumps(r) if a.json else bench.format_table(r))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("presets", help="list preset names, one a line")
+    r = sub.add_parser("run", help="train a preset and report its carry check")
+    r.add_argument("preset")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--trace", help="save the trace to this .npz file")
+    r.add_argument("--json", action="store_true")
+    rp = sub.add_parser("reproduce", help="the seed-004 table: published vs measured")
+    rp.add_argument("--json", action="store_true")
+    b = sub.add_parser("bench", help="performance figures, side by side")
+    b.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    if a.cmd == "presets":
+        print("\n".join(PRESETS))
+        return 0
+    return {"run": cmd_run, "reproduce": cmd_reproduce, "bench": cmd_bench}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Performance figures, measured side by side in one run (shared machines are noisy: the
+ratios matter more than any single number). Used by `python -m models bench`.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from models.config import RunConfig
+from models.presets import PRESETS
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def steps_per_second(n_steps: int = 600) -> dict:
+    """Stateful LSTM(10), batch 1, one step per batch: engine vs train_on_batch vs fit."""
+    from models.engine import Engine
+    cfg = PRESETS["seed004-steps-stateful"].config.replace(epochs=1)
+    out = {}
+    for record in (True, False):
+        eng = Engine(cfg, record=record)
+        eng.warm_up()
+        t = time.perf_counter()
+        eng.run(validate=False)
+        out[f"engine{'' if record else '_no_record'}"] = eng.total / (time.perf_counter() - t)
+        eng.close()
+    eng = Engine(cfg)
+    x = eng.train.x[eng.train.order.reshape(-1)][:n_steps]
+    y = eng.train.y[eng.train.order.reshape(-1)][:n_steps].astype("float32")[:, None]
+    eng.close()
+
+    import keras
+    inp = keras.Input(batch_shape=(1, 1, 1))
+    lstm = keras.layers.LSTM(10, stateful=True)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(lstm(inp)))
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", steps_per_execution=1)
+    model.train_on_batch(x[:1], y[:1])
+    t = time.perf_counter()
+    for i in range(n_steps):
+        model.train_on_batch(x[i:i + 1], y[i:i + 1])
+    out["train_on_batch"] = n_steps / (time.perf_counter() - t)
+    model.fit(x[:2], y[:2], batch_size=1, shuffle=False, verbose=0)
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=1, shuffle=False, verbose=0)
+    out["fit"] = n_steps / (time.perf_counter() - t)
+    return out
+
+
+def time_to_accuracy(target: float = 0.99, max_epochs: int = 10) -> dict:
+    """seed004-streams-stateful: seconds after the model is built to val accuracy >= target,
+    for the engine and for a plain Keras loop (train_on_batch, reset_state per sequence,
+    evaluate with the training state saved and restored)."""
+    from models.engine import Engine
+    cfg = PRESETS["seed004-streams-stateful"].config.replace(epochs=max_epochs)
+    eng = Engine(cfg)
+    eng.warm_up()
+    t0, hit = time.perf_counter(), {}
+
+    def on_event(e):
+        if e.kind == "epoch" and "engine" not in hit and e.data["val_accuracy"] >= target:
+            hit["engine"] = time.perf_counter() - t0
+    eng.run(on_event=on_event)
+    s, v = eng.train, eng.val
+    eng.close()
+
+    import keras
+    B = cfg.batch_size
+    inp = keras.Input(batch_shape=(B, 1, 1))
+    lstm = keras.layers.LSTM(cfg.units, stateful=True)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(lstm(inp)))
+    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", metrics=["accuracy"])
+    xv = v.x[np.maximum(v.order, 0)]
+    yv = v.y[np.maximum(v.order, 0)].astype("float32")
+    t0 = time.perf_counter()
+    for epoch in range(max_epochs):
+        for k, row in enumerate(s.order):
+            if k % cfg.seq_len == 0:
+                lstm.reset_state()
+            model.train_on_batch(s.x[row], s.y[row].astype("float32")[:, None])
+        saved = [st.numpy() for st in lstm.states]
+        accs = []
+        for k in range(len(xv)):
+            if k % cfg.seq_len == 0:
+                lstm.reset_state()
+            p = model.predict_on_batch(xv[k])
+            accs.append(((p[:, 0] > 0.5) == yv[k])[v.order[k] >= 0].mean())
+        for st, val in zip(lstm.states, saved):
+            st.assign(val)
+        if np.mean(accs) >= target:
+            hit["keras_loop"] = time.perf_counter() - t0
+            break
+    return {k: hit.get(k) for k in ("engine", "keras_loop")}
+
+
+def run_all() -> dict:
+    _log("bench: steps/s (engine, engine without recording, train_on_batch, fit)...")
+    sps = steps_per_second()
+    _log("bench: seconds to 0.99 validation accuracy on seed004-streams-stateful...")
+    tta = time_to_accuracy()
+    return {
+        "steps_per_second": {k: round(v, 1) for k, v in sps.items()},
+        "speedup_vs_train_on_batch": round(sps["engine"] / sps["train_on_batch"], 2),
+        "speedup_vs_fit": round(sps["engine"] / sps["fit"], 2),
+        "recording_cost": round(sps["engine_no_record"] / sps["engine"], 3),
+        "seconds_to_0.99": {k: (round(v, 3) if v is not None else None) for k, v in tta.items()},
+        "targets": {"speedup": ">= 7x vs both", "recording_cost": "<= 1.15x",
+                    "seconds_to_0.99": "<= 1.0 s (engine)"},
+    }
+
+
+def format_table(r: dict) -> str:
+    sps = r["steps_per_second"]
+    tta = r["seconds_to_0.99"]
+    rows = [
+        ("engine steps/s", f"{sps['engine']:,.0f}", ""),
+        ("engine steps/s, no recording", f"{sps['engine_no_record']:,.0f}", ""),
+        ("train_on_batch steps/s", f"{sps['train_on_batch']:,.0f}", ""),
+        ("fit(steps_per_execution=1) steps/s", f"{sps['fit']:,.0f}", ""),
+        ("speed-up vs train_on_batch", f"{r['speedup_vs_train_on_batch']}x", ">= 7x"),
+        ("speed-up vs fit", f"{r['speedup_vs_fit']}x", ">= 7x"),
+        ("recording cost (no-record / record)", f"{r['recording_cost']}x", "<= 1.15x"),
+        ("s to val acc 0.99, engine", f"{tta['engine']}", "<= 1.0 s"),
+        ("s to val acc 0.99, Keras train_on_batch loop", f"{tta['keras_loop']}", ""),
+    ]
+    w = max(len(a) for a, _, _ in rows)
+    return "\n".join(f"{a:<{w}}  {b:>10}  {c}" for a, b, c in rows)
