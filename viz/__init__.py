@@ -1,0 +1,11 @@
+"""Pure views: a Trace (or plain arrays / lists of dicts) in, a plotly figure or plain data out.
+
+Imports numpy, plotly and models.trace only: never keras, tensorflow or streamlit."""
+from viz.curves import batch_curves, compare_curves, epoch_curves, epochs_csv, metrics_csv
+from viz.flow import carry_summary, flow_figure, flow_html, flow_table
+from viz.hidden import hidden_heatmap, timestep_heatmap
+from viz.layout_view import layout_figure
+
+__all__ = ["batch_curves", "carry_summary", "compare_curves", "epoch_curves", "epochs_csv",
+           "flow_figure", "flow_html", "flow_table", "hidden_heatmap", "layout_figure",
+           "metrics_csv", "timestep_heatmap"]

@@ -1,0 +1,125 @@
+"""Training curves: per batch (raw and smoothed), per epoch (train vs validation), and runs
+compared. Empty input gives an empty figure that says what it is waiting for."""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from models.trace import EPOCH_COLUMNS, Trace
+from viz.flow import empty_figure
+
+TRAIN, VAL = "#1f77b4", "#ff7f0e"
+# Runs differ by colour AND dash AND marker, so they stay apart without colour vision.
+RUN_STYLES = (("#1f77b4", "solid", "circle"), ("#d62728", "dash", "square"),
+              ("#2ca02c", "dot", "diamond"), ("#9467bd", "dashdot", "triangle-up"),
+              ("#8c564b", "longdash", "x"))
+
+
+def ema(values, smooth: float = 0.9) -> np.ndarray:
+    """Exponential moving average, debiased so the first points are not pulled to zero."""
+    v = np.asarray(values, float)
+    out, acc, w = np.empty_like(v), 0.0, 0.0
+    for i, x in enumerate(v):
+        if np.isfinite(x):
+            acc, w = smooth * acc + (1 - smooth) * x, smooth * w + (1 - smooth)
+        out[i] = acc / w if w else np.nan
+    return out
+
+
+def batch_curves(loss, accuracy, metric_name: str = "accuracy", smooth: float = 0.9,
+                 x=None) -> go.Figure:
+    """Per-batch loss (top) and metric (bottom): thin faded raw values, bold smoothed line.
+    x: global batch index of each value (default 0..n-1; pass trace.index for thinned runs)."""
+    loss, acc = np.asarray(loss, float), np.asarray(accuracy, float)
+    if loss.size == 0:
+        return empty_figure("Waiting for the first batch…")
+    x = np.arange(loss.size) if x is None else np.asarray(x)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("loss", metric_name))
+    for row, (name, v, colour) in enumerate((("loss", loss, TRAIN), (metric_name, acc, VAL)), 1):
+        fig.add_trace(go.Scatter(x=x, y=v.astype(np.float32), mode="lines", name=f"{name} (batch)",
+                                 line=dict(color=colour, width=1), opacity=0.3,
+                                 hovertemplate="batch #%{x}: %{y:.4f}<extra></extra>"), row=row, col=1)
+        fig.add_trace(go.Scatter(x=x, y=ema(v, smooth).astype(np.float32), mode="lines",
+                                 name=f"{name} (smoothed {smooth:g})", line=dict(color=colour, width=2.5),
+                                 hovertemplate="batch #%{x}: %{y:.4f} smoothed<extra></extra>"),
+                      row=row, col=1)
+    fig.update_xaxes(title_text="batch (global index)", row=2, col=1)
+    fig.update_layout(height=480, margin=dict(l=60, r=20, t=40, b=50), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.18))
+    return fig
+
+
+def _column(epochs: list[dict], key: str) -> list:
+    return [e.get(key) for e in epochs]
+
+
+def epoch_curves(epochs: list[dict], metric_name: str = "accuracy") -> go.Figure:
+    """Train (solid, circles) vs validation (dashed, squares) loss and metric per epoch."""
+    if not epochs:
+        return empty_figure("Waiting for the first epoch…")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", metric_name), horizontal_spacing=0.1)
+    x = _column(epochs, "epoch")
+    for col, key in ((1, "loss"), (2, "accuracy")):
+        label = "loss" if key == "loss" else metric_name
+        for prefix, colour, dash, symbol in (("", TRAIN, "solid", "circle"),
+                                             ("val_", VAL, "dash", "square")):
+            fig.add_trace(go.Scatter(
+                x=x, y=_column(epochs, prefix + key), mode="lines+markers",
+                name=f"{'validation' if prefix else 'train'} {label}",
+                line=dict(color=colour, dash=dash), marker=dict(symbol=symbol, size=7),
+                hovertemplate=f"epoch %{{x}}: {'validation' if prefix else 'train'} {label} "
+                              "%{y:.4f}<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 20 else None)
+    fig.update_layout(height=360, margin=dict(l=60, r=20, t=40, b=50), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def compare_curves(runs: dict[str, list[dict]], metric_name: str = "accuracy") -> go.Figure:
+    """Validation metric per epoch, one line per run (e.g. stateful vs stateless)."""
+    if not any(runs.values()):
+        return empty_figure("Waiting for the first epoch…")
+    fig = go.Figure()
+    for i, (name, epochs) in enumerate(runs.items()):
+        colour, dash, symbol = RUN_STYLES[i % len(RUN_STYLES)]
+        fig.add_trace(go.Scatter(
+            x=_column(epochs, "epoch"), y=_column(epochs, "val_accuracy"), mode="lines+markers",
+            name=name, line=dict(color=colour, dash=dash, width=2.5),
+            marker=dict(symbol=symbol, size=8),
+            hovertemplate=f"{name}, epoch %{{x}}: validation {metric_name} %{{y:.4f}}<extra></extra>"))
+    fig.update_layout(title=f"Validation {metric_name} per epoch", xaxis_title="epoch",
+                      yaxis_title=f"validation {metric_name}", height=380, template="plotly_white",
+                      margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
+
+def _csv(header: list[str], rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def metrics_csv(trace: Trace) -> str:
+    """One row per recorded batch: index (global), epoch, batch, loss, accuracy."""
+    rows = ((int(i), int(e), int(b), _cell(float(l)), _cell(float(a)))
+            for i, e, b, l, a in zip(trace.index, trace.epoch, trace.batch, trace.loss,
+                                     trace.accuracy))
+    return _csv(["index", "epoch", "batch", "loss", "accuracy"], rows)
+
+
+def epochs_csv(epochs: list[dict]) -> str:
+    """One row per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds (blank: None)."""
+    return _csv(list(EPOCH_COLUMNS), ([_cell(e.get(c)) for c in EPOCH_COLUMNS] for e in epochs))

@@ -1,0 +1,449 @@
+"""The flow view: where each slot's state comes from, batch after batch.
+
+Grid: recorded batches left to right, slots top to bottom (slot 0 at the top). A cell is one
+sample, labelled "s12·p3" (sequence 12, part 3) and coloured by its sequence, so a correct
+stateful layout reads as unbroken rows of one colour. Between neighbouring batches:
+  carried        grey arrow    h0[k+1, i] came from hT[k, i]
+  contamination  red, dashed, ✕ the carried state lands on a different sequence
+  reset          dashed bar    states were zeroed before the batch
+  gap            dotted bar    batches in between were not recorded (thinned trace)
+
+Size budget (200 batches x 32 slots: <= 1 MB JSON, <= 300 ms): one static figure holds every
+cell; animation frames only move the x range and a one-column cursor, never repeat the cells.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from models.trace import Trace
+
+# ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
+PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
+           "#b3de69", "#fccde5", "#bc80bd", "#ccebc5", "#ffed6f")
+PADDING_COLOUR = "#e6e6e6"
+CARRY_COLOUR = "#505050"
+CONTAMINATION_COLOUR = "#d62728"
+HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell's vector
+SEGMENT = 0.15  # arrows span boundary +- this (cell widths), clear of the centred labels
+
+# ---- shared by the layout view -------------------------------------------------------------
+
+
+def seq_colour_index(seq_id: np.ndarray) -> np.ndarray:
+    """Palette index per cell: cycles by sequence id; padding (-1) gets the last index."""
+    seq_id = np.asarray(seq_id)
+    return np.where(seq_id >= 0, seq_id % len(PALETTE), len(PALETTE)).astype(np.int8)
+
+
+def seq_colourscale() -> list:
+    """Stepped colourscale so integer z = palette index maps to exactly one colour."""
+    colours = list(PALETTE) + [PADDING_COLOUR]
+    m = len(colours)
+    return [stop for i, c in enumerate(colours) for stop in ([i / m, c], [(i + 1) / m, c])]
+
+
+def cell_labels(seq_id: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """'s12·p3' per cell, 'pad' for padding; same shape as the inputs."""
+    seq_id, part = np.asarray(seq_id), np.asarray(part)
+    flat = [f"s{s}·p{p}" if s >= 0 else "pad" for s, p in zip(seq_id.ravel().tolist(),
+                                                                part.ravel().tolist())]
+    return np.array(flat, dtype=object).reshape(seq_id.shape)
+
+
+def colour_grid(seq_id: np.ndarray) -> go.Heatmap:
+    """Cells coloured by sequence: seq_id is (batches, slots), drawn slots (y) x batches (x)."""
+    return go.Heatmap(z=seq_colour_index(seq_id).T, colorscale=seq_colourscale(),
+                      # integer i lands mid-band in stop band [i/m, (i+1)/m] of the scale
+                      zmin=-0.5, zmax=len(PALETTE) + 0.5, showscale=False, xgap=2, ygap=2,
+                      hoverinfo="skip", name="samples", showlegend=False)
+
+
+def labelled_grid(seq_id: np.ndarray, part: np.ndarray) -> go.Heatmap:
+    """colour_grid with 's12·p3' labels and hover (small grids: one string per cell)."""
+    grid = colour_grid(seq_id)
+    grid.update(text=cell_labels(seq_id, part).T, texttemplate="%{text}",
+                textfont=dict(size=10, color="#222"), hoverinfo=None,
+                hovertemplate="<b>%{text}</b> · %{y} · %{x}<extra></extra>")
+    return grid
+
+
+def grid_axes(fig: go.Figure, n_slots: int, ticktext: list[str]) -> None:
+    """Slots top to bottom (slot 0 at top), one tick per batch column."""
+    fig.update_yaxes(range=[n_slots - 0.5, -0.5], tickvals=list(range(n_slots)),
+                     ticktext=[f"slot {i}" for i in range(n_slots)], showgrid=False,
+                     zeroline=False, fixedrange=True, tickfont=dict(size=10))
+    fig.update_xaxes(tickvals=list(range(len(ticktext))), ticktext=ticktext, showgrid=False,
+                     zeroline=False, tickfont=dict(size=10))
+    fig.update_layout(height=int(170 + 22 * max(n_slots, 4)), plot_bgcolor="white",
+                      paper_bgcolor="white")
+
+
+def empty_figure(message: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper",
+                       showarrow=False, font=dict(size=16, color="#666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, plot_bgcolor="white", paper_bgcolor="white")
+    return fig
+
+
+# ---- where each batch's state came from ----------------------------------------------------
+
+
+def transitions(trace: Trace) -> dict[str, np.ndarray]:
+    """Per recorded batch: fresh (starts from zeros), carried (from the recorded batch before),
+    gap (carried from a batch that was not recorded). Mirrors trace.carry_check."""
+    n, idx = trace.n, trace.index
+    stateful = trace.stateful()
+    fresh = ~np.full(n, stateful) | np.asarray(trace.reset_before, bool)
+    if n and idx[0] == 0:
+        fresh[0] = True  # nothing came before the run's first batch
+    neighbours = np.zeros(n, bool)
+    neighbours[1:] = idx[1:] == idx[:-1] + 1
+    return {"fresh": fresh, "carried": neighbours & ~fresh, "gap": ~neighbours & ~fresh}
+
+
+def contamination(trace: Trace, carried: np.ndarray) -> np.ndarray:
+    """(n, B) bool: carried state lands on another sequence (padding excluded, as carry_check)."""
+    seq = trace.seq_id
+    out = np.zeros(seq.shape, bool)
+    if trace.n > 1:
+        prev, cur = seq[:-1], seq[1:]
+        out[1:] = carried[1:, None] & (prev != cur) & (prev >= 0) & (cur >= 0)
+    return out
+
+
+def _start_texts(trace: Trace, tr: dict) -> list[str]:
+    """Where batch k's initial state came from, one string per recorded batch."""
+    out, stateful = [], trace.stateful()
+    for k in range(trace.n):
+        if not stateful:
+            out.append("zeros (stateless)")
+        elif trace.reset_before[k]:
+            out.append("reset to 0")
+        elif tr["fresh"][k]:
+            out.append("zeros (start of run)")
+        else:
+            prev = int(trace.index[k]) - 1
+            e_prev = int(trace.epoch[k - 1]) if tr["carried"][k] else None
+            b_prev = int(trace.batch[k - 1]) if tr["carried"][k] else None
+            if tr["carried"][k]:
+                where = f"batch {b_prev}" + (f" (epoch {e_prev})" if e_prev != trace.epoch[k] else "")
+                out.append(f"carried from {where}")
+            else:
+                out.append(f"carried from batch #{prev} (not recorded)")
+    return out
+
+
+# ---- the cells: labels and hover ------------------------------------------------------------
+
+_Q = np.array([f"{v / 1000:.3f}".replace("0.", ".", 1) for v in range(-1000, 1001)], dtype=object)
+
+
+def _fmt_units(h: np.ndarray, lo: int = 0, hi: int = HOVER_UNITS) -> np.ndarray:
+    """(..., units) floats -> (...) strings of units lo..hi-1, 3 decimals, no leading zero."""
+    h = h[..., lo:hi]
+    q = np.rint(h * 1000)
+    if np.all(np.abs(q) <= 1000):  # h is tanh-bounded: a lookup is 10x faster than format()
+        strs = _Q[q.astype(np.int64) + 1000]
+    else:
+        strs = np.vectorize(lambda v: f"{v:.3f}", otypes=[object])(h)
+    joined = [" ".join(r) for r in strs.reshape(-1, strs.shape[-1]).tolist()]
+    return np.array(joined, dtype=object).reshape(strs.shape[:-1])
+
+
+def _hover_rows(h: np.ndarray) -> tuple:
+    """Two hover lines of up to 8 units: two per-point fields, because a '<br>' inside a
+    per-cell string costs 18 bytes of JSON in every cell (to_json escapes "<" and ">")."""
+    return _fmt_units(h, 0, 8), (_fmt_units(h, 8, HOVER_UNITS) if h.shape[-1] > 8 else None)
+
+
+# Where h0 came from, one hover line per kind of cell. Each kind is its own scatter trace, so
+# the line is written once per trace instead of once per cell (the JSON budget).
+_KINDS = {
+    "carried": "h0 = hT of batch %{customdata[4]} (carried)",
+    "contaminated": "h0 = hT of the batch before: <b>✕ the state of s%{customdata[4]} "
+                    "lands on s%{customdata[2]}</b>",
+    "reset": "h0 = 0 (reset before this batch)",
+    "stateless": "h0 = 0 (stateless: every sample starts from zeros)",
+    "start": "h0 = 0 (start of run)",
+    "other": "h0: (below)",  # h0 not implied by the carry identity: spelled out per cell
+    "padding": "padding, no sequence",
+}
+
+
+def _cell_kinds(trace: Trace, tr: dict, contam: np.ndarray, S: int, cols: np.ndarray) -> tuple:
+    """For recorded batches `cols` (positions), (len(cols), S) kind names and the number shown
+    by the kind's hover line (previous batch; for contamination, the previous sequence)."""
+    h0 = trace.h0[cols, :S]
+    zero = ~np.any(h0 != 0, axis=2)
+    before = np.maximum(cols - 1, 0)  # cols[0] may have its source off-screen, still in trace
+    same = ~np.any(h0 != trace.hT[before, :S], axis=2) & (cols > 0)[:, None]
+    prev = np.broadcast_to(trace.batch[before, None], zero.shape).astype(np.int64)
+    reset = np.asarray(trace.reset_before, bool)[cols, None]
+    fresh_ok = tr["fresh"][cols, None] & zero
+    kind = np.full(zero.shape, "other", dtype=object)
+    kind[fresh_ok & reset] = "reset"
+    kind[fresh_ok & ~reset] = "start"
+    if not trace.stateful():
+        kind[fresh_ok] = "stateless"
+    carried_ok = tr["carried"][cols, None] & same
+    kind[carried_ok] = "carried"
+    bad = carried_ok & contam[cols, :S]
+    kind[bad] = "contaminated"
+    prev[bad] = trace.seq_id[before, :S][bad]
+    kind[trace.seq_id[cols, :S] < 0] = "padding"
+    return kind, prev
+
+
+def _other_notes(trace: Trace, tr: dict, ks: np.ndarray, slots: np.ndarray) -> list[str]:
+    starts = _start_texts(trace, tr)
+    vec = _fmt_units(trace.h0[ks, slots]) if len(ks) else []
+    out = []
+    for k, v in zip(ks.tolist(), vec):
+        why = ("should be 0!" if tr["fresh"][k] else
+               "≠ hT of the batch before!" if tr["carried"][k] else "previous batch not recorded")
+        out.append(f"{v}<br>    ({starts[k]}; {why})")
+    return out
+
+
+def _cell_traces(trace: Trace, tr: dict, contam: np.ndarray, S: int,
+                 cols: np.ndarray) -> list[go.Scatter]:
+    """One text scatter per kind of cell: draws the 's12·p3' labels and carries the hover.
+    tr, contam: for the whole trace; cols: the recorded positions drawn (x = 0..len(cols)-1)."""
+    kind, prev = _cell_kinds(trace, tr, contam, S, cols)
+    more = f" (+{trace.units - HOVER_UNITS} units)" if trace.units > HOVER_UNITS else ""
+    head = ("<b>s%{customdata[2]}·p%{customdata[3]}</b> · %{y}<br>"
+            "epoch %{customdata[0]}, batch %{customdata[1]}<br>")
+    big = max(int(trace.batch.max(initial=0)), int(trace.epoch.max(initial=0)),
+              int(trace.seq_id.max(initial=0)), int(trace.part.max(initial=0))) > 32000
+    itype = np.int32 if big else np.int16  # int16 base64 is half the bytes
+    out = []
+    for name, h0_line in _KINDS.items():
+        xs, slots = np.nonzero(kind == name)
+        if not len(xs):
+            continue
+        ks = cols[xs]
+        data = np.stack([trace.epoch[ks], trace.batch[ks], trace.seq_id[ks, slots],
+                         trace.part[ks, slots], prev[xs, slots]], axis=1).astype(itype)
+        text, text2 = _hover_rows(trace.hT[ks, slots])
+        hT_lines = "hT: %{text}" + ("<br>    %{hovertext}" if text2 is not None else "")
+        if name == "other":  # rare: the extra per-cell bytes are fine
+            notes = _other_notes(trace, tr, ks, slots)
+            text2 = np.array([f"{t}<br>h0: {h}" for t, h in zip(text2 if text2 is not None
+                                                               else [""] * len(ks), notes)],
+                             dtype=object)
+            hT_lines = "hT: %{text}<br>    %{hovertext}"
+        out.append(go.Scatter(
+            x=xs.astype(np.int16), y=slots.astype(np.int16), customdata=data, text=text,
+            hovertext=text2, mode="text",
+            texttemplate="pad" if name == "padding" else "s%{customdata[2]}·p%{customdata[3]}",
+            textfont=dict(size=10, color="#222"), name=name, showlegend=False,
+            hovertemplate=f"{head}{h0_line}<br>{hT_lines}{more}<extra></extra>"))
+    return out
+
+
+# ---- the figure ----------------------------------------------------------------------------
+
+
+def _segments(ks: np.ndarray, slots: np.ndarray, points: tuple[float, ...]) -> tuple:
+    """NaN-separated polyline: one segment per (k, slot) across the boundary before column k.
+    float32 arrays serialise as compact base64; NaN breaks the line."""
+    m = len(points) + 1
+    x = np.full((len(ks), m), np.nan, np.float32)
+    x[:, :-1] = ks[:, None] - 0.5 + np.array(points, np.float32)
+    y = np.full((len(ks), m), np.nan, np.float32)
+    y[:, :-1] = slots[:, None]
+    return x.ravel(), y.ravel()
+
+
+def _bars(ks: np.ndarray, S: int) -> tuple:
+    """Vertical bars on the boundary before each column in ks, spanning all drawn slots."""
+    x = np.repeat(np.asarray(ks, np.float32) - 0.5, 3).reshape(-1, 3)
+    x[:, 2] = np.nan
+    return x.ravel(), np.tile(np.array([-0.5, S - 0.5, np.nan], np.float32), len(ks))
+
+
+def _carry_traces(tr: dict, contam: np.ndarray, S: int) -> list[go.Scatter]:
+    """Carried: an arrowhead past the boundary with a tail drawn as a one-sided error bar (one
+    point per transition, no per-point line data). Contamination: dashed red line and ✕."""
+    k_car, s_car = np.nonzero(tr["carried"][:, None] & ~contam[:, :S])
+    carried = go.Scatter(
+        x=(k_car - 0.5 + SEGMENT).astype(np.float32), y=s_car.astype(np.int16), mode="markers",
+        name="state carried →", marker=dict(symbol="triangle-right", size=7, color=CARRY_COLOUR),
+        error_x=dict(type="constant", value=0, valueminus=2 * SEGMENT, symmetric=False, width=0,
+                     thickness=1.5, color=CARRY_COLOUR),
+        hoverinfo="skip")
+    k_bad, s_bad = np.nonzero(contam[:, :S])
+    x, y = _segments(k_bad, s_bad, (-SEGMENT, 0.0, SEGMENT))
+    size = np.tile(np.array([0, 12, 0, 0], np.int8), len(k_bad))
+    bad = go.Scatter(x=x, y=y, mode="lines+markers",
+                     name="✕ carried into another sequence (contamination)",
+                     line=dict(color=CONTAMINATION_COLOUR, width=3, dash="dash"),
+                     marker=dict(symbol="x", size=size, color=CONTAMINATION_COLOUR,
+                                 line=dict(width=1, color="white")),
+                     hoverinfo="skip")
+    return [carried, bad]
+
+
+def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Scatter]:
+    """Reset bars (stateful runs only: stateless starts every cell from zero anyway) and gaps.
+    tr: for the whole trace; cols: the recorded positions drawn."""
+    out = []
+    if trace.stateful():
+        k = np.nonzero(np.asarray(trace.reset_before, bool)[cols])[0]
+        x, y = _bars(k, S)
+        out.append(go.Scatter(x=x, y=y, mode="lines", name="┆ reset: states set to 0",
+                              line=dict(color="#111", width=3, dash="dot"), hoverinfo="skip"))
+        out.append(go.Scatter(x=k - 0.5, y=np.full(len(k), -0.5), mode="text",
+                              text=["reset"] * len(k), textposition="top center",
+                              textfont=dict(size=10, color="#111"),
+                              cliponaxis=False, showlegend=False, hoverinfo="skip"))
+    k = np.nonzero(tr["gap"][cols])[0]
+    if len(k):
+        x, y = _bars(k, S)
+        out.append(go.Scatter(x=x, y=y, mode="lines", name="⋮ batches not recorded",
+                              line=dict(color="#999", width=2, dash="dashdot"), hoverinfo="skip"))
+    return out
+
+
+def _title(trace: Trace, B: int, S: int, n: int, contaminated: int) -> str:
+    cfg = trace.config_dict()
+    if trace.stateful():
+        head = f"<b>State flow</b> · stateful, reset: {cfg.get('reset', '?')}"
+    else:
+        head = "<b>State flow</b> · stateless: every sample starts from zeros, nothing is carried"
+    notes = []
+    if trace.thinned:
+        total = int(trace.index[-1]) + 1 if trace.n else 0
+        notes.append(f"thinned: showing {trace.n} of {total} batches")
+    if n < trace.n:
+        notes.append(f"showing {n} of the {trace.n} recorded batches")
+    if S < B:
+        notes.append(f"showing slots 0–{S - 1} of {B}")
+    if contaminated:
+        notes.append(f"✕ {contaminated} carried states land on another sequence")
+    return head + ("<br><sup>" + " · ".join(notes) + "</sup>" if notes else "")
+
+
+def _view_range(k: int, n: int, window: int) -> list[float]:
+    """x range of the window ending at column k (the first window until k reaches it)."""
+    hi = max(k, min(window, n) - 1)
+    return [hi - window + 0.5, hi + 0.5]
+
+
+def _cursor(k: int, S: int) -> dict:
+    return dict(x=[k - 0.5, k + 0.5, k + 0.5, k - 0.5, k - 0.5],
+                y=[-0.5, -0.5, S - 0.5, S - 0.5, -0.5])
+
+
+def _play(ms: int) -> dict:
+    return dict(frame=dict(duration=ms, redraw=True), fromcurrent=True, mode="immediate",
+                transition=dict(duration=0))
+
+
+def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: int) -> None:
+    """Play/pause, three speeds and a slider over recorded batches. Plotly buttons cannot step
+    to a relative frame, so stepping is done with the slider. Never autoplays."""
+    pause = dict(frame=dict(duration=0, redraw=True), mode="immediate", transition=dict(duration=0))
+    play = dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",
+                pad=dict(t=45, r=10), showactive=False, buttons=[
+                    dict(label="▶ play", method="animate", args=[None, _play(frame_ms)]),
+                    dict(label="❚❚ pause", method="animate", args=[[None], pause])])
+    speeds = dict(type="buttons", direction="left", x=0.2, y=0, xanchor="left", yanchor="top",
+                  pad=dict(t=45), showactive=True, active=1, buttons=[
+                      dict(label=lbl, method="animate", args=[None, _play(int(frame_ms * f))])
+                      for lbl, f in (("slow", 3.0), ("normal", 1.0), ("fast", 0.3))])
+    steps = [dict(method="animate", label=f"epoch {e} · batch {b}",
+                  args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate",
+                                       transition=dict(duration=0))])
+             for k, (e, b) in enumerate(zip(epoch.tolist(), batch.tolist()))]
+    slider = dict(active=0, steps=steps, x=0.42, len=0.58, y=0, yanchor="top", pad=dict(t=40),
+                  currentvalue=dict(prefix="showing up to ", font=dict(size=12, color="#222")),
+                  font=dict(size=1, color="rgba(0,0,0,0)"), ticklen=0, minorticklen=0)
+    fig.update_layout(updatemenus=[play, speeds], sliders=[slider])
+    fig.add_annotation(text="speed:", x=0.2, y=0, xref="paper", yref="paper", xanchor="right",
+                       yanchor="top", yshift=-57, showarrow=False, font=dict(size=11))
+
+
+def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: int = 400,
+                max_batches: int = 200, first: int = 0) -> go.Figure:
+    """The animated flow grid: recorded batches first..first+max_batches-1 (every batch of a run
+    within the size budget), slots 0..max_slots-1, one frame per batch; never autoplays."""
+    if trace.n == 0:
+        return empty_figure("Waiting for the first batch…")
+    tr = transitions(trace)
+    contam = contamination(trace, tr["carried"])
+    B, S = trace.batch_size, min(trace.batch_size, max_slots)
+    cols = np.arange(trace.n)[first:first + max_batches]
+    n, window = len(cols), max(1, window)
+    # Arrows only between drawn columns: the first column's source may be off-screen.
+    arrows = {"carried": tr["carried"][cols] & (np.arange(n) > 0)}
+    shown_contam = contam[cols] & arrows["carried"][:, None]
+    fig = go.Figure(colour_grid(trace.seq_id[cols, :S]))
+    for t in (_cell_traces(trace, tr, contam, S, cols) + _carry_traces(arrows, shown_contam, S)
+              + _bar_traces(trace, tr, S, cols)):
+        fig.add_trace(t)
+    fig.add_trace(go.Scatter(**_cursor(0, S), mode="lines", line=dict(color="#000", width=2),
+                             hoverinfo="skip", showlegend=False, name="current batch"))
+    cursor = len(fig.data) - 1
+    epoch, batch = trace.epoch[cols], trace.batch[cols]
+    grid_axes(fig, S, [f"e{e}·b{b}" for e, b in zip(epoch.tolist(), batch.tolist())])
+    fig.update_xaxes(range=_view_range(0, n, window))
+    # Frames hold only the window's x range and the cursor: the cells are drawn once.
+    fig.frames = [go.Frame(name=str(k), data=[go.Scatter(**_cursor(k, S))], traces=[cursor],
+                           layout=dict(xaxis=dict(range=_view_range(k, n, window))))
+                  for k in range(n)]
+    _controls(fig, epoch, batch, frame_ms)
+    title = _title(trace, B, S, n, int(shown_contam[:, :S].sum()))
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        legend=dict(orientation="h", x=0, xanchor="left", y=4, yref="container",
+                    yanchor="bottom", font=dict(size=11)),
+        margin=dict(l=60, r=20, t=90, b=130), hoverlabel=dict(font_family="monospace"),
+        hovermode="closest", hoverdistance=-1,
+        height=220 + (24 if S > 8 else 34) * max(S, 3))  # 220: title, controls, legend
+    return fig
+
+
+# ---- text views ----------------------------------------------------------------------------
+
+
+def flow_table(trace: Trace, max_rows: int = 2000) -> list[dict]:
+    """The flow as rows (screen-reader view): one per (batch, slot), batch-major."""
+    tr = transitions(trace)
+    contam = contamination(trace, tr["carried"])
+    starts = _start_texts(trace, tr)
+    h0max = np.abs(trace.h0).max(axis=2) if trace.units else np.zeros(trace.seq_id.shape)
+    rows = []
+    for k in range(trace.n):
+        for i in range(trace.batch_size):
+            if len(rows) >= max_rows:
+                return rows
+            rows.append({"epoch": int(trace.epoch[k]), "batch": int(trace.batch[k]), "slot": i,
+                         "seq": int(trace.seq_id[k, i]), "part": int(trace.part[k, i]),
+                         "start": starts[k], "contaminated": bool(contam[k, i]),
+                         "|h0| max": round(float(h0max[k, i]), 3)})
+    return rows
+
+
+def _num(x: float) -> str:
+    return "0 (exact)" if x == 0 else f"{x:.2g}"
+
+
+def carry_summary(trace: Trace) -> str:
+    """One sentence from trace.carry_check()."""
+    if trace.n == 0:
+        return "Carry check: no batches recorded yet."
+    c = trace.carry_check()
+    return (f"Carry check: {c['carried']:,} carried transitions, largest |h0[k+1]−hT[k]| = "
+            f"{_num(c['max_carry_error'])}; {c['fresh_starts']:,} fresh starts, largest |h0| = "
+            f"{_num(c['max_fresh_abs'])}; {c['contaminated']:,} contaminated.")
+
+
+def flow_html(trace: Trace, autoplay: bool = False, **kwargs) -> str:
+    """Standalone HTML of the flow animation (plotly.js inlined: works offline)."""
+    return flow_figure(trace, **kwargs).to_html(include_plotlyjs=True, full_html=True,
+                                                auto_play=autoplay)
