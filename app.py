@@ -1,0 +1,81 @@
+"""Stateful LSTM Explorer: watch what `stateful=True` does to a Keras LSTM, batch by batch.
+
+The page is a short story: read the URL -> draw the controls -> start/stop background jobs ->
+show the live run -> show the views of the last finished run. Everything that computes lives in
+models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
+"""
+import streamlit as st
+
+from models.upload import UploadError, parse_series
+from ui import runs, settings, views
+
+st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
+
+# 1. Settings: from the URL (first run only), then the sidebar, then back into the URL.
+settings.read_url_once()
+cfg, pressed = settings.sidebar()
+settings.write_url(cfg)
+
+st.title("Stateful LSTM Explorer")
+st.caption("What does `stateful=True` actually carry from one batch to the next? Pick a preset "
+           "in the sidebar, press **Train**, and watch every slot's state.")
+if st.session_state.url_problems:
+    st.warning("Some settings in the link could not be used:\n\n"
+               + "\n".join(f"- {p}" for p in st.session_state.url_problems))
+for p in cfg.problems():
+    st.error(p)
+for n in cfg.notes():
+    st.info(n)
+
+# 2. Data for the "user" task: an uploaded CSV of one numeric column.
+series = None
+if cfg.task == "user":
+    up = st.sidebar.file_uploader("Your series (CSV, one numeric column)", type=["csv", "txt"],
+                                  key="upload")
+    if up is not None:
+        try:
+            parsed = parse_series(up.getvalue())
+            series = parsed.values
+            st.sidebar.caption(f"Column {parsed.column!r}: {len(series):,} values. "
+                               + " ".join(parsed.notes))
+        except UploadError as e:
+            st.sidebar.error(str(e))
+    else:
+        st.sidebar.info("Upload a CSV to train on your own series.")
+
+# 3. Jobs: buttons start or stop background runs; the live panel polls them.
+if pressed["train"] or pressed["compare"]:
+    slots = ({"run": cfg} if pressed["train"] else
+             {"stateful": cfg.replace(stateful=True), "stateless": cfg.replace(stateful=False)})
+    err = runs.start(slots, series)
+    if err:
+        st.error(err)
+if pressed["stop"]:
+    runs.stop_all()
+
+for slot, err in st.session_state.get("errors", {}).items():
+    st.error(f"{views.SLOT_NAMES.get(slot, slot)} failed: {err}")
+runs.collect()
+st.fragment(run_every=0.5 if runs.any_active() else None)(views.live_panel)()
+
+# 4. Views of the last finished run (the Data layout and Keras code follow the settings).
+slot, res = views.shown_result()
+if res is not None:
+    views.result_header(res, cfg)
+tabs = st.tabs(["State flow", "Hidden state", "Data layout", "Curves", "Answers", "Keras code"],
+               default="State flow" if res is not None else "Data layout")
+with tabs[0]:
+    views.flow_tab(res)
+with tabs[1]:
+    views.hidden_tab(res)
+with tabs[2]:
+    views.layout_tab(cfg, series)
+with tabs[3]:
+    views.curves_tab(res)
+with tabs[4]:
+    views.answers_tab(res)
+with tabs[5]:
+    views.code_tab(cfg)
+
+st.divider()
+views.exports(cfg, res)

@@ -1,0 +1,303 @@
+"""A standalone Keras 3 script equivalent to a RunConfig (the app's "Keras code" view).
+
+The script needs only numpy and keras (TensorFlow backend). It generates the same data as
+models/tasks.py, cuts and batches it like models/layouts.py, and trains with `model.fit`:
+- stateful: `keras.Input(batch_shape=(B, L, F))`, `shuffle=False`, resets by a callback that
+  calls `lstm.reset_state()` before the right batches; shuffling (if chosen) is done by the
+  script per epoch, the way fit would, so the reset schedule can follow the shuffled order;
+- validation by hand, saving and restoring the training state (fit's `validation_data` would
+  overwrite it).
+It prints one line per epoch and, last, `val_accuracy X` (or `val_mae X`).
+
+`generate(cfg, quick=True)`: one epoch of at most a few batches (a smoke test).
+"""
+from __future__ import annotations
+
+import textwrap
+
+from models.config import RunConfig
+
+QUICK_BATCHES = 8
+
+_TASKS = {
+    "first_element": '''
+def make_data(rng):
+    """All zeros but the first value (0 or 1, half each); the target is that first value."""
+    n_val = max(1, SEQUENCES // 6)
+    def balanced(n):
+        return rng.permutation(np.arange(n) % 2)
+    bits = np.concatenate([balanced(SEQUENCES - n_val), balanced(n_val)])
+    x = np.zeros((SEQUENCES, SEQ_LEN, 1), np.float32)
+    x[:, 0, 0] = bits
+    y = np.repeat(bits[:, None], SEQ_LEN, axis=1).astype(np.int32)   # a target at every step
+    return x, y
+''',
+    "long_memory": '''
+def make_data(rng):
+    """A cue (+1 or -1) at step 0, then noise; recall the cue at every later step."""
+    n_val = max(1, SEQUENCES // 6)
+    def balanced(n):
+        return rng.permutation(np.arange(n) % 2)
+    bits = np.concatenate([balanced(SEQUENCES - n_val), balanced(n_val)])
+    x = rng.normal(0.0, 0.3, (SEQUENCES, SEQ_LEN, 1)).astype(np.float32)
+    x[:, 0, 0] = 2.0 * bits - 1.0
+    y = np.repeat(bits[:, None], SEQ_LEN, axis=1).astype(np.int32)
+    return x, y
+''',
+    "alphabet": '''
+def make_data(rng):
+    """Each letter -> the next (A->B ... Y->Z); letters scaled to [0, 1], every sequence from A."""
+    idx = np.arange(SEQ_LEN)
+    x = np.tile((idx / 25.0)[None, :, None], (SEQUENCES, 1, 1)).astype(np.float32)
+    y = np.tile((idx + 1)[None, :], (SEQUENCES, 1)).astype(np.int32)
+    return x, y
+''',
+    "sine": '''
+def make_data(rng):
+    """Noisy sines, each with its own frequency and phase: forecast the next clean value."""
+    f = rng.uniform(0.02, 0.1, (SEQUENCES, 1))
+    phase = rng.uniform(0, 2 * np.pi, (SEQUENCES, 1))
+    t = np.arange(SEQ_LEN + 1)[None, :]
+    clean = np.sin(2 * np.pi * f * t + phase)
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    return noisy[:, :SEQ_LEN, None].astype(np.float32), clean[:, 1:].astype(np.float32)
+''',
+    "user": '''
+def make_data(rng):
+    """Your series (one number a line in series.csv), z-scored, cut into back-to-back sequences."""
+    global SEQUENCES
+    s = np.loadtxt("series.csv", delimiter=",", ndmin=1).astype(np.float64)
+    n = (len(s) - 1) // SEQ_LEN
+    SEQUENCES = n
+    z = (s - s.mean()) / (s.std() or 1.0)
+    x = np.stack([z[i * SEQ_LEN:(i + 1) * SEQ_LEN] for i in range(n)])[:, :, None]
+    y = np.stack([z[i * SEQ_LEN + 1:(i + 1) * SEQ_LEN + 1] for i in range(n)])
+    return x.astype(np.float32), y.astype(np.float32)
+''',
+}
+
+_KIND = {"first_element": "binary", "long_memory": "binary", "alphabet": "classes",
+         "sine": "regression", "user": "regression"}
+
+_LAYOUT_DOC = {
+    "full": "one sample per sequence (the whole sequence)",
+    "windows": "every window of LENGTH steps, labelled like its last step",
+    "chunks": "chunks of LENGTH steps; batch k holds the next chunk of the same B sequences, so "
+              "slot i continues sequence i",
+    "naive_chunks": "chunks of LENGTH steps in sequence order: the chunks of one sequence sit "
+                    "side by side in a batch (the common mistake)",
+    "steps": "one timestep per sample: B sequences streamed side by side, one step per batch",
+}
+
+_GROUPED = '''
+def arrange(x, y, pad=False):
+    """(n_batches, B) sample indices: group g holds sequences g*B..g*B+B-1, batch p of the
+    group holds part p of each, so slot i always continues its own sequence. -1: padding."""
+    xs, ys, last, P = cut(x, y)
+    N, B = len(x), BATCH_SIZE
+    groups, rest = divmod(N, B)
+    if rest and pad:
+        groups += 1
+    elif rest:
+        remainder(rest, N, "sequences")
+    ids = np.full(groups * B, -1)
+    ids[:min(N, groups * B)] = np.arange(min(N, groups * B))
+    seqs = ids.reshape(groups, B)
+    order = np.where(seqs[:, None, :] >= 0,
+                     seqs[:, None, :] * P + np.arange(P)[None, :, None], -1)
+    return xs, ys, last, order.reshape(groups * P, B)
+'''
+
+_FLAT = '''
+def arrange(x, y, pad=False):
+    """(n_batches, B) sample indices, samples in sequence order, B per batch. -1: padding."""
+    xs, ys, last, P = cut(x, y)
+    S, B = len(xs), BATCH_SIZE
+    nb, rest = divmod(S, B)
+    if rest and pad:
+        nb += 1
+    elif rest:
+        remainder(rest, S, "samples")
+    flat = np.full(nb * B, -1)
+    flat[:min(S, nb * B)] = np.arange(min(S, nb * B))
+    return xs, ys, last, flat.reshape(nb, B)
+'''
+
+
+def _model_block(cfg: RunConfig) -> str:
+    kind = _KIND[cfg.task]
+    n_out = 26 if kind == "classes" else 1
+    act = {"binary": '"sigmoid"', "classes": '"softmax"', "regression": "None"}[kind]
+    loss = {"binary": '"binary_crossentropy"', "classes": '"sparse_categorical_crossentropy"',
+            "regression": '"mse"'}[kind]
+    metric = "mae" if kind == "regression" else "accuracy"
+    if cfg.stateful:
+        inp = ("# A stateful layer keeps one state row per slot, so it must know B: batch_shape.\n"
+               "inputs = keras.Input(batch_shape=(BATCH_SIZE, SAMPLE_LEN, N_FEATURES))")
+    else:
+        inp = ("# Stateless: every sample starts from zeros, the batch size can stay open.\n"
+               "inputs = keras.Input(shape=(SAMPLE_LEN, N_FEATURES))")
+    return f'''
+{inp}
+lstm = keras.layers.LSTM(
+    UNITS, stateful=STATEFUL,
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+    recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))
+outputs = keras.layers.Dense(
+    {n_out}, activation={act},
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))(lstm(inputs))
+model = keras.Model(inputs, outputs)
+model.compile(optimizer=keras.optimizers.Adam(LR), loss={loss}, metrics=["{metric}"])
+METRIC = "{metric}"
+
+
+def score(p, y):
+    """Per-sample metric: 1/0 correct for classification, |error| for regression."""
+''' + {"binary": "    return ((p[:, 0] > 0.5) == (y > 0.5)).astype(np.float64)\n",
+       "classes": "    return (p.argmax(axis=-1) == y).astype(np.float64)\n",
+       "regression": "    return np.abs(p[:, 0] - y).astype(np.float64)\n"}[kind]
+
+
+def generate(cfg: RunConfig, quick: bool = False) -> str:
+    """The script. quick=True: 1 epoch, at most QUICK_BATCHES batches (train and validation)."""
+    cfg.check()
+    epochs = 1 if quick else cfg.epochs
+    max_batches = QUICK_BATCHES if quick else None
+    grouped = cfg.layout in ("chunks", "steps")
+    query = "&".join(f"{k}={v}" for k, v in cfg.to_query().items()) or "(defaults)"
+    shuffle_doc = {
+        "off": "off: batches in order (fit(shuffle=False))",
+        "samples": "samples: all samples permuted every epoch, as fit(shuffle=True) does",
+        "batch": "batch: samples permuted inside each batch, as Keras 3's shuffle='batch' does",
+    }[cfg.shuffle]
+    head = f'''"""Stateful LSTM Explorer, as a standalone Keras 3 script.
+
+Settings: {query}
+Task {cfg.task}; layout {cfg.layout}: {_LAYOUT_DOC[cfg.layout]}.
+Run it with:  python stateful_lstm.py   (needs numpy, keras 3 and tensorflow)
+"""
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"  # on JAX, stateful=True has no effect in fit
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+
+SEED = {cfg.seed}
+SEQUENCES, SEQ_LEN = {cfg.sequences}, {cfg.seq_len}
+LAYOUT, SAMPLE_LEN = "{cfg.layout}", {cfg.sample_len}   # timesteps per sample
+STATEFUL = {cfg.stateful}
+SHUFFLE = "{cfg.shuffle}"      # {shuffle_doc}
+RESET = "{cfg.reset}"  # when states are zeroed: never | epoch | sequence (after a sequence ends)
+BATCH_SIZE, UNITS, EPOCHS, LR = {cfg.batch_size}, {cfg.units}, {epochs}, {cfg.lr!r}
+REMAINDER = "{cfg.remainder}"      # a partial final batch: trim it or refuse
+MAX_BATCHES = {max_batches}     # None: every batch (a number: a quick smoke test)
+
+keras.utils.set_random_seed(SEED)
+'''
+    data = _TASKS[cfg.task] + '''
+
+x, y = make_data(np.random.default_rng(SEED))
+n_val = max(1, SEQUENCES // 6)   # the last sixth is held out for validation
+x_train, y_train, x_val, y_val = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+N_FEATURES = x.shape[2]
+'''
+    layout = '''
+
+def cut(x, y):
+    """Cut sequences into samples of SAMPLE_LEN steps, labelled like their last step."""
+    N, T, F = x.shape
+    L = SAMPLE_LEN
+    starts = np.arange(T - L + 1) if LAYOUT == "windows" else np.arange(0, T, L)
+    P = len(starts)
+    win = starts[:, None] + np.arange(L)[None, :]
+    xs = x[:, win, :].reshape(N * P, L, F)
+    ys = y[:, starts + L - 1].reshape(N * P)
+    last = np.tile(np.arange(P) == P - 1, N)   # the sample ends its sequence
+    return xs, ys, last, P
+
+
+def remainder(rest, total, what):
+    """Never feed a partial final batch: Keras broadcasts 1 leftover row over every slot's
+    state (silently) and fails on 2 or more."""
+    if REMAINDER == "refuse":
+        raise SystemExit(f"{total} {what} do not fill batches of {BATCH_SIZE}: {rest} left over.")
+    print(f"Trimmed {rest} of {total} {what} so that every batch is full.")
+
+''' + (_GROUPED if grouped else _FLAT) + '''
+
+def epoch_order(order, epoch):
+    """The batches of one epoch after shuffling (done here so the resets can follow it)."""
+    if SHUFFLE == "off":
+        return order
+    rng = np.random.default_rng([SEED, epoch])
+    if SHUFFLE == "samples":
+        return rng.permutation(order.reshape(-1)).reshape(order.shape)
+    return rng.permuted(order, axis=1)
+
+
+def reset_before(order, last, first_epoch):
+    """Which batches start from zeroed states, under the RESET policy."""
+    r = np.zeros(len(order), bool)
+    r[0] = first_epoch or RESET in ("epoch", "sequence")
+    if RESET == "sequence":
+        ends = np.where(order >= 0, last[np.maximum(order, 0)], False).any(axis=1)
+        r[1:] |= ends[:-1]   # a sequence ended in the previous batch
+    return r
+
+
+xs, ys, last, order = arrange(x_train, y_train)
+xv, yv, last_v, order_v = arrange(x_val, y_val, pad=True)
+order, order_v = order[:MAX_BATCHES], order_v[:MAX_BATCHES]
+print(f"{len(order)} batches of {BATCH_SIZE} per epoch, samples of {SAMPLE_LEN} step(s).")
+'''
+    train = _model_block(cfg) + '''
+
+class ResetStates(keras.callbacks.Callback):
+    """fit never resets states by itself (not between batches, epochs or fit calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.flags = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Seen for every batch because steps_per_execution is 1 (the default).
+        if STATEFUL and self.flags[batch]:
+            lstm.reset_state()
+
+
+def validate():
+    """Forward over the held-out batches from zeros, then put the training state back:
+    evaluate/predict would overwrite the state the next epoch continues from."""
+    saved = [v.numpy() for v in lstm.states] if STATEFUL else None
+    flags = reset_before(order_v, last_v, True)
+    total, count = 0.0, 0
+    for k, row in enumerate(order_v):
+        if STATEFUL and flags[k]:
+            lstm.reset_state()
+        keep = row >= 0                      # padding slots count in no metric
+        p = model.predict_on_batch(xv[np.maximum(row, 0)])
+        total += score(np.asarray(p)[keep], yv[row[keep]]).sum()
+        count += int(keep.sum())
+    if STATEFUL:
+        for v, s in zip(lstm.states, saved):
+            v.assign(s)
+    return total / max(count, 1)
+
+
+resets = ResetStates()
+for epoch in range(1, EPOCHS + 1):
+    o = epoch_order(order, epoch)
+    resets.flags = reset_before(o, last, epoch == 1)
+    idx = o.reshape(-1)
+    # Batches are laid out already: fit must not shuffle, or slot i stops continuing slot i.
+    hist = model.fit(xs[idx], ys[idx], batch_size=BATCH_SIZE, epochs=epoch,
+                     initial_epoch=epoch - 1, shuffle=False, callbacks=[resets], verbose=0)
+    val = validate()
+    print(f"epoch {epoch}: loss {hist.history['loss'][-1]:.4f} "
+          f"{METRIC} {hist.history[METRIC][-1]:.4f} val_{METRIC} {val:.4f}")
+
+print(f"val_{METRIC} {val:.4f}")
+'''
+    return textwrap.dedent(head) + data + layout + train

@@ -1,0 +1,226 @@
+"""Background training: start, stop, poll and collect the runs of this browser session.
+
+st.session_state.runs:    slot -> {"job": id, "cfg": RunConfig}   (slot: "run", or
+                          "stateful"/"stateless" for Compare)
+st.session_state.results: slot -> result dict (trace, epochs, weights, notes, ...)
+A finished run replaces the previous result of its slot only when it is collected, so nothing
+already computed is lost while a new run trains.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas  # noqa: F401  (imported here, once: a first import racing between the job
+#                 thread (TensorFlow) and the page thread (plotly) leaves it half-initialised)
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from models import jobs
+from models.config import ConfigError, RunConfig
+from models.store import ResultStore, library_versions, run_key
+from models.trace import Trace
+
+PUBLISH_EVERY = 0.3  # seconds between partial traces
+
+
+def session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "local"
+
+
+def _is_alive(sid: str) -> bool:
+    """Is this browser session still connected? (asked by the job manager's watcher)"""
+    from streamlit.runtime import Runtime
+    if not Runtime.exists():
+        return True  # no server runtime (tests, bare mode): never cancel on a guess
+    return Runtime.instance().is_active_session(sid)
+
+
+@st.cache_resource
+def manager() -> jobs.JobManager:
+    m = jobs.get_manager()
+    m.watch_sessions(_is_alive)
+    return m
+
+
+@st.cache_resource
+def _versions() -> dict:
+    return library_versions("stateful-lstm-explorer")
+
+
+@st.cache_resource
+def store() -> ResultStore:
+    """Finished runs, shared by every session and kept across restarts (see models/store.py)."""
+    return ResultStore()
+
+
+def save_result(run_id: str, res: dict) -> None:
+    meta = {"config": res["cfg"].to_json(), "epochs": res["epochs"], "notes": res["notes"],
+            "seconds": res["seconds"], "metric": res["metric"],
+            "weights": [w.tolist() for w in res["weights"]]}
+    store().put(run_id, res["trace"].to_bytes(), meta)
+
+
+def load_result(run_id: str) -> dict | None:
+    """A stored run as a result dict, or None (missing, or corrupt: the store reports it)."""
+    import numpy as np
+    hit = store().get(run_id)
+    if hit is None:
+        return None
+    try:
+        data, meta = hit
+        return {"trace": Trace.from_bytes(data), "epochs": meta["epochs"],
+                "weights": [np.asarray(w, np.float32) for w in meta["weights"]],
+                "notes": meta["notes"], "seconds": meta["seconds"], "cancelled": False,
+                "metric": meta["metric"], "cfg": RunConfig.from_json(meta["config"]),
+                "run_id": run_id, "stored": True}
+    except (ValueError, KeyError, TypeError, ConfigError) as e:
+        store().problems.append(f"Stored run {run_id} could not be read ({type(e).__name__}); skipped.")
+        return None
+
+
+def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
+    """Runs in a worker thread: build, compile, train, publishing partial results."""
+    ctx.progress(0.0, {"phase": "loading TensorFlow"})
+    from models.engine import Engine  # TensorFlow loads here, never on the first paint
+    ctx.progress(0.0, {"phase": "building the model"})
+    eng = Engine(cfg, series)
+    try:
+        return _train(eng, cfg, ctx, run_id)
+    finally:
+        eng.close()  # back to the pool: the next run of this shape skips the XLA compile
+
+
+def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
+    if ctx.cancelled.is_set():
+        return None
+    ctx.progress(0.0, {"phase": "compiling (XLA)"})
+    eng.warm_up()
+    if ctx.cancelled.is_set():
+        return None
+    t0, last, epochs = time.perf_counter(), [0.0], []
+
+    def on_event(ev):
+        now = time.perf_counter()
+        el = now - t0
+        left = el * (ev.total - ev.done) / ev.done if ev.done else None
+        ctx.progress(ev.done / max(1, ev.total),
+                     {"phase": "training", "done": ev.done, "total": ev.total, "epoch": ev.epoch,
+                      "epochs": cfg.epochs, "elapsed": el, "left": left})
+        if ev.kind == "epoch":
+            epochs.append(dict(ev.data))
+            ctx.publish("epochs", list(epochs))
+        if ev.kind == "epoch" or now - last[0] >= PUBLISH_EVERY:
+            last[0] = now
+            ctx.publish("trace", eng.snapshot(list(epochs)))
+
+    res = eng.run(on_event, ctx.cancelled)
+    out = {"trace": res.trace, "epochs": res.epochs, "weights": res.weights, "notes": res.notes,
+           "seconds": res.seconds, "cancelled": res.cancelled, "metric": res.metric, "cfg": cfg,
+           "run_id": None}
+    if run_id and not res.cancelled:
+        save_result(run_id, out)
+        out["run_id"] = run_id
+    return out
+
+
+def check(cfg: RunConfig, series) -> str | None:
+    """Cheap checks the engine would fail on, as a sentence (None: fine). No TensorFlow."""
+    from models import layouts
+    from models.tasks import make_task
+    problems = cfg.problems()
+    if problems:
+        return " ".join(problems)
+    try:
+        d = make_task(cfg, series)
+        layouts.arrange(d.x_train, d.y_train, cfg)
+        total = layouts.batches_per_epoch(cfg, len(d.x_train)) * cfg.epochs
+        from models import limits
+        if total > limits.MAX_TOTAL_BATCHES:
+            return (f"This run would train {total:,} batches; this server allows "
+                    f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
+def start(slots: dict[str, RunConfig], series=None) -> str | None:
+    """Start one job per slot (after stopping this session's running ones). Error text or None."""
+    for cfg in slots.values():
+        err = check(cfg, series)
+        if err:
+            return err
+    stop_all()
+    sid, m = session_id(), manager()
+    runs, results = {}, st.session_state.setdefault("results", {})
+    st.session_state.mode = "compare" if len(slots) > 1 else "run"
+    try:
+        for slot, cfg in slots.items():
+            # Uploaded series are private: never shared through the store or a job key.
+            k = None if series is not None else run_key(cfg.to_json(), _versions())
+            stored = load_result(k) if k else None
+            if stored is not None:  # trained before (by anyone): answered from the store
+                results[slot] = stored
+                continue
+            label = f"{slot}: {cfg.task}/{cfg.layout}"
+            jid = m.submit(lambda ctx, c=cfg, k=k: train_job(c, series, ctx, k), owner=sid,
+                           key=k, label=label)
+            runs[slot] = {"job": jid, "cfg": cfg}
+    except jobs.QueueFull as e:
+        for r in runs.values():
+            m.cancel(r["job"], owner=sid)
+        return str(e)
+    st.session_state.runs = runs
+    st.session_state.pop("errors", None)
+    if not runs:  # every slot came from the store: drop the other mode's results now
+        for old in (("stateful", "stateless") if "run" in slots else ("run",)):
+            results.pop(old, None)
+    return None
+
+
+def stop_all() -> None:
+    m, sid = manager(), session_id()
+    for r in st.session_state.get("runs", {}).values():
+        m.cancel(r["job"], owner=sid)
+
+
+def statuses() -> dict:
+    m = manager()
+    return {slot: m.status(r["job"]) for slot, r in st.session_state.get("runs", {}).items()}
+
+
+def any_active() -> bool:
+    return any(s is not None and s.state not in jobs.FINISHED for s in statuses().values())
+
+
+def collect() -> bool:
+    """Move finished jobs' results into session_state.results. True if anything changed."""
+    m, changed = manager(), False
+    runs = st.session_state.get("runs", {})
+    results = st.session_state.setdefault("results", {})
+    errors = st.session_state.setdefault("errors", {})
+    for slot, r in list(runs.items()):
+        s = m.status(r["job"])
+        if s is not None and s.state not in jobs.FINISHED:
+            continue
+        res = m.result(r["job"]) if s is not None else None
+        if st.session_state.get("mode") == "run" and slot == "run":
+            for old in ("stateful", "stateless"):
+                results.pop(old, None)
+        if isinstance(res, dict):
+            results[slot] = res
+        elif s is not None and s.state == jobs.FAILED:
+            errors[slot] = s.error or "The run failed."
+        elif s is None:
+            errors[slot] = "This run's record expired on the server; train again."
+        runs.pop(slot)
+        changed = True
+    if changed and st.session_state.get("mode") == "compare" and not runs:
+        results.pop("run", None)
+    return changed
+
+
+def live(slot: str, name: str):
+    r = st.session_state.get("runs", {}).get(slot)
+    return manager().live(r["job"], name) if r else None

@@ -1,0 +1,144 @@
+"""Settings: the URL on load, the sidebar widgets (built from config.FIELDS) and the URL after.
+
+Every widget's value lives in st.session_state under "f_<field>"; the preset picker under
+"preset". Loading a preset (picker, Answers tab) only writes those keys, in a callback.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from models.config import FIELD, FIELDS, RunConfig
+from models.presets import PRESETS
+
+CUSTOM = "(custom)"
+APP_PARAMS = ("preset", "lock", "run")
+
+
+def key(name: str) -> str:
+    return f"f_{name}"
+
+
+def _set_widgets(cfg: RunConfig) -> None:
+    for f in FIELDS:
+        st.session_state[key(f.name)] = getattr(cfg, f.name)
+
+
+def read_url_once() -> None:
+    """First run of a session: settings from the URL, problems kept for a warning."""
+    if "url_read" in st.session_state:
+        return
+    qp = st.query_params.to_dict()
+    problems: list[str] = []
+    base, preset = RunConfig(), qp.get("preset")
+    if preset is not None and preset not in PRESETS:
+        problems.append(f"There is no preset {preset[:40]!r}; starting from the defaults.")
+        preset = None
+    if preset:
+        base = PRESETS[preset].config
+    unknown = [k for k in qp if k not in FIELD and k not in APP_PARAMS]
+    problems += [f"Unknown setting {k[:40]!r} ignored." for k in unknown]
+    cfg, errs = RunConfig.from_mapping({k: v for k, v in qp.items() if k in FIELD}, base)
+    problems += errs
+    run_id = qp.get("run")
+    if run_id is not None:  # a link to a stored run: open it with its own settings
+        from ui import runs
+        stored = runs.load_result(run_id)
+        if stored is None:
+            problems.append(f"The stored run {run_id[:40]!r} is not on this server (or could not "
+                            "be read); its settings, if given, are loaded instead.")
+        else:
+            cfg = stored["cfg"]
+            st.session_state.setdefault("results", {})["run"] = stored
+    _set_widgets(cfg)
+    st.session_state.preset = preset or CUSTOM
+    st.session_state.locked = qp.get("lock", "").lower() in ("1", "true", "yes", "on")
+    st.session_state.url_problems = problems
+    st.session_state.url_read = True
+
+
+def load_preset(name: str | None = None) -> None:
+    """Callback: put a preset's settings into the widgets."""
+    name = name or st.session_state.get("preset")
+    if name in PRESETS:
+        st.session_state.preset = name
+        _set_widgets(PRESETS[name].config)
+
+
+def current_config() -> RunConfig:
+    """The config the widgets show (may have problems(); never raises)."""
+    return RunConfig(**{f.name: st.session_state.get(key(f.name), f.default) for f in FIELDS})
+
+
+def _widget(f, disabled: bool) -> None:
+    k, label, help_ = key(f.name), f.label, f.help
+    if f.type is bool:
+        st.toggle(label, key=k, help=help_, disabled=disabled)
+    elif f.type is str:
+        st.selectbox(label, f.choices, key=k, help=help_, disabled=disabled)
+    elif f.type is int:
+        st.number_input(label, min_value=int(f.lo), max_value=int(f.hi), step=1, key=k,
+                        help=help_, disabled=disabled)
+    else:
+        st.number_input(label, min_value=float(f.lo), max_value=float(f.hi), step=0.001,
+                        format="%.5f", key=k, help=help_, disabled=disabled)
+
+
+def sidebar() -> tuple[RunConfig, dict]:
+    """Draw the controls; return the config and which buttons were pressed."""
+    locked = st.session_state.get("locked", False)
+    sb = st.sidebar
+    with sb:
+        st.header("Settings")
+        if locked:
+            st.info("This link locks the settings to the preset (classroom mode). "
+                    "Remove `lock=1` from the address to change them.")
+        st.selectbox("Preset", [CUSTOM, *PRESETS], key="preset", on_change=load_preset,
+                     format_func=lambda n: n if n == CUSTOM else f"{PRESETS[n].title}",
+                     help="Named experiments, each answering one of the questions.",
+                     disabled=locked)
+        name = st.session_state.get("preset")
+        if name in PRESETS:
+            p = PRESETS[name]
+            st.caption(p.explanation)
+            st.caption(f"**Expected:** {p.expected}")
+        cfg = current_config()
+        if name in PRESETS and cfg != PRESETS[name].config:
+            changed = [f.label for f in FIELDS
+                       if getattr(cfg, f.name) != getattr(PRESETS[name].config, f.name)]
+            st.caption(f"Changed from the preset: {', '.join(changed)}.")
+        bad = bool(cfg.problems())
+        c1, c2 = st.columns(2)
+        pressed = {
+            "train": c1.button("Train", type="primary", disabled=bad, key="btn_train",
+                               width="stretch",
+                               help="Train with these settings in the background."),
+            "stop": c2.button("Stop", key="btn_stop", width="stretch",
+                              help="Stop your runs; keep what was recorded."),
+            "compare": st.button("Compare stateful vs stateless", disabled=bad,
+                                 key="btn_compare", width="stretch",
+                                 help="Train these settings twice, stateful and stateless, "
+                                      "from the same initial weights."),
+        }
+        for f in FIELDS:
+            _widget(f, locked)
+        st.toggle("Reduced motion", key="reduced_motion",
+                  help="No animation controls in the flow view; pan it by dragging instead.")
+    cfg = current_config()
+    return cfg, pressed
+
+
+def write_url(cfg: RunConfig) -> None:
+    """Keep the address bar equal to the settings (preset= only while they match it)."""
+    if st.session_state.get("locked"):
+        return  # a classroom link stays as the teacher wrote it
+    if cfg.problems():
+        return  # the URL keeps the last settings that could run
+    want = cfg.to_query()
+    name = st.session_state.get("preset")
+    if name in PRESETS and PRESETS[name].config == cfg:
+        want = {"preset": name, **want}
+    shown = st.session_state.get("results", {}).get("run")
+    if shown is not None and shown.get("run_id") and shown["cfg"] == cfg:
+        want["run"] = shown["run_id"]  # the link opens this very run, even after a restart
+    if st.query_params.to_dict() != want:
+        st.query_params.from_dict(want)

@@ -1,0 +1,124 @@
+"""Words for the page: view captions, the five questions and what a run measured.
+
+Pure (no streamlit, no keras): every function takes plain values or a Trace and returns text,
+so it can be tested without a browser.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from models.presets import PRESETS
+
+CAPTIONS = {
+    "flow": "Each column is one batch, each row one **slot** (a row of the batch). A cell is the "
+            "sample in that slot: `s12·p3` means sequence 12, part 3. A grey arrow means the "
+            "state this slot ended the batch with was handed to the same slot in the next batch "
+            "(that is all `stateful=True` does). Red arrows land on a *different* sequence: "
+            "the state is contaminated. A dashed bar means the states were zeroed.",
+    "hidden": "The LSTM's hidden state h of one slot, right before each batch (h0) and right "
+              "after it (hT). With `stateful=True` and no reset, each batch's h0 column equals "
+              "the previous hT column: that is the carried state.",
+    "layout": "How the data is cut and placed into batches *before* training: read a row left "
+              "to right to see what one slot will be fed. For a stateful model to make sense, "
+              "a row should be one colour (one sequence) whose parts go 0, 1, 2, …",
+    "curves": "Loss and metric per batch (noisy) and per epoch. Validation runs on held-out "
+              "sequences from a zero state and never touches the training state.",
+    "answers": "Five questions people keep asking about stateful LSTMs in Keras, each with a "
+               "short answer and a preset you can run to see it for yourself.",
+    "code": "A standalone Keras 3 script that trains the same model on the same data with the "
+            "same settings. Copy it with the button in the corner of the code box.",
+}
+
+QUESTIONS = (
+    (1, "In a stateless LSTM, does Keras reset the state after each sequence or after each batch?",
+     "After each **sample**: a stateless layer starts every sample from zeros. With 1000 "
+     "sequences and batch size 200 there are 1000 fresh starts per epoch, not 5. \"Per "
+     "sequence\" and \"per batch\" only differ when something is carried, and in stateless "
+     "mode nothing is (timesteps *inside* one sample do carry)."),
+    (2, "Why keep the state from the previous sequence, and doesn't shuffling contradict it?",
+     "You keep the state only when the next sample *continues* the previous one (a long "
+     "sequence cut into chunks): slot i of batch k+1 must hold the chunk after slot i of batch "
+     "k. Reset when a sequence ends, so nothing leaks into the next one. Shuffling does break "
+     "this: `shuffle=True` (fit's default) and `shuffle='batch'` both move samples between "
+     "slots. Stateful training needs `shuffle=False`."),
+    (3, "Does passing state from sample to sample force batch_size=1?",
+     "No. Each slot of a batch keeps its own state, so a batch of 100 streams 100 sequences "
+     "side by side. Batch size 1 is only one stream, and slow. The classic alphabet tutorial "
+     "with batch size 1 reaches 100%, but started from a fresh state on any letter it answers "
+     "B, C, D…: it learned positions in the stream, not letters."),
+    (4, "Why does the blog's 'first value' experiment stay near 50% with windows?",
+     "Each window of 10 steps only sees the first value if it starts at step 0, and stateful "
+     "does not help because consecutive windows in a slot are not continuations. Fed one step "
+     "per batch with the state carried and reset after each sequence, the first value travels "
+     "through all 20 steps and accuracy reaches about 1.0."),
+    (5, "Why must a stateful model know its batch size?",
+     "The state is a variable of shape (batch size, units): one row per slot, created when the "
+     "layer is built. So the input needs `keras.Input(batch_shape=(B, L, F))` (`shape=` alone "
+     "raises \"the batch size must be static\"). A final partial batch is a trap: 1 leftover "
+     "row is silently broadcast over every slot, 2 or more fail. Trim to a multiple of B."),
+)
+
+
+def preset_for(question: int) -> str | None:
+    """The first preset that demonstrates a question."""
+    return next((p.name for p in PRESETS.values() if p.question == question), None)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "unknown"
+    s = max(0.0, float(s))
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min"
+
+
+def last_epoch_counts(trace) -> dict | None:
+    """Carry check restricted to the last recorded epoch (what one epoch of training did)."""
+    if trace is None or trace.n == 0:
+        return None
+    from models.trace import Trace
+    e = int(trace.epoch[-1])
+    sel = np.nonzero(trace.epoch == e)[0]
+    sl = slice(int(sel[0]), int(sel[-1]) + 1)
+    keys = ("h0", "c0", "hT", "cT", "seq_id", "part", "epoch", "batch", "reset_before", "loss",
+            "accuracy")
+    sub = Trace(**{k: getattr(trace, k)[sl] for k in keys}, config=trace.config,
+                recorded=trace.index[sl].astype(np.int32))
+    c = sub.carry_check()
+    # The first batch of an epoch is a fresh start only if it was reset (or is the run's first).
+    return {**c, "epoch": e, "batches": len(sel)}
+
+
+def measured(question: int, result: dict | None) -> str | None:
+    """One sentence citing what the last run measured that bears on a question."""
+    if not result or result.get("trace") is None or result["trace"].n == 0:
+        return None
+    tr, cfg = result["trace"], result["cfg"]
+    mode = "stateful" if cfg.stateful else "stateless"
+    c = last_epoch_counts(tr)
+    val = _final_val(result)
+    if question in (1, 2) and c:
+        s = (f"Your last run ({mode}, batch size {cfg.batch_size}): {c['fresh_starts']:,} fresh "
+             f"starts and {c['carried']:,} carried states in epoch {c['epoch']}")
+        if question == 2:
+            s += f"; {c['contaminated']:,} carried states landed on a different sequence"
+        return s + "."
+    if question == 3:
+        tail = "" if val is None else f" and reached validation {result['metric']} {val:.3f}"
+        return f"Your last run streamed {cfg.batch_size} slot(s) side by side{tail}."
+    if question == 4 and val is not None:
+        return (f"Your last run ({mode}, layout {cfg.layout}): validation {result['metric']} "
+                f"{val:.3f} after {len(result['epochs'])} epoch(s).")
+    if question == 5:
+        trims = [n for n in result.get("notes", []) if n.startswith("Trimmed")]
+        return (f"Your last run built `keras.Input(batch_shape=({cfg.batch_size}, "
+                f"{cfg.sample_len}, F))`." + (f" {trims[0]}" if trims else " No samples were trimmed."))
+    return None
+
+
+def _final_val(result: dict) -> float | None:
+    for e in reversed(result.get("epochs") or []):
+        if e.get("val_accuracy") is not None:
+            return float(e["val_accuracy"])
+    return None

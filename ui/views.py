@@ -1,0 +1,255 @@
+"""The live panel (progress, queue, live curves) and the tabs that show a finished run."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+import viz
+from models import jobs, layouts
+from models.config import ConfigError, RunConfig
+from models.presets import PRESETS
+from models.tasks import LETTERS, make_task
+from ui import runs, settings, text
+
+SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
+
+
+def _chart(fig, key: str | None = None) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+# ---- the live panel (rerun alone every 0.5 s while a job is active) -----------------------
+
+def live_panel() -> None:
+    if runs.collect():
+        st.rerun()  # a run just finished: redraw the whole page with its result
+    sts = runs.statuses()
+    for slot, s in sts.items():
+        if s is None:
+            continue
+        name = SLOT_NAMES.get(slot, slot)
+        info = s.info or {}
+        if s.state == jobs.QUEUED:
+            eta = "unknown" if s.eta_seconds is None else f"about {text.fmt_seconds(s.eta_seconds)}"
+            st.info(f"**{name}:** waiting in the queue, position {s.queue_position} "
+                    f"(starts in {eta}). The server trains a few runs at a time.")
+            continue
+        if s.cancel_requested:
+            st.warning(f"**{name}:** stopping… the batches recorded so far will be kept.")
+        if info.get("phase") != "training":
+            st.progress(0.0, text=f"**{name}:** {info.get('phase', 'starting')}…")
+        else:
+            st.progress(min(1.0, s.progress),
+                        text=f"**{name}:** epoch {info['epoch']}/{info['epochs']} · "
+                             f"{info['done']:,}/{info['total']:,} batches · "
+                             f"about {text.fmt_seconds(info.get('left'))} left")
+    active = [slot for slot, s in sts.items() if s is not None and s.state == jobs.RUNNING
+              and (s.info or {}).get("phase") == "training"]
+    if not active:
+        return
+    slot = active[0]
+    trace = runs.live(slot, "trace")
+    epochs = runs.live(slot, "epochs") or []
+    metric = _metric_of(runs_cfg(slot))
+    c1, c2 = st.columns(2)
+    with c1:
+        if trace is not None:
+            _chart(viz.batch_curves(trace.loss, trace.accuracy, metric, x=trace.index),
+                   key=f"live_batch_{slot}")
+    with c2:
+        _chart(viz.epoch_curves(epochs, metric), key=f"live_epoch_{slot}")
+    if trace is not None and trace.n:
+        st.caption(viz.carry_summary(trace))
+
+
+def runs_cfg(slot: str) -> RunConfig | None:
+    r = st.session_state.get("runs", {}).get(slot)
+    return r["cfg"] if r else None
+
+
+def _metric_of(cfg: RunConfig | None) -> str:
+    return "mae" if cfg is not None and cfg.task in ("sine", "user") else "accuracy"
+
+
+# ---- which finished run the views show ----------------------------------------------------
+
+def shown_result() -> tuple[str | None, dict | None]:
+    results = st.session_state.get("results", {})
+    if not results:
+        return None, None
+    names = list(results)
+    if len(names) > 1:
+        slot = st.radio("Show run", names, horizontal=True, key="show_run",
+                        format_func=lambda n: SLOT_NAMES.get(n, n))
+    else:
+        slot = names[0]
+    return slot, results.get(slot)
+
+
+def result_header(res: dict, current: RunConfig) -> None:
+    cfg = res["cfg"]
+    mode = "stateful" if cfg.stateful else "stateless"
+    what = "stopped early, partial record" if res["cancelled"] else "finished"
+    st.markdown(f"**Last run:** {mode}, {cfg.task}, layout {cfg.layout}, batch size "
+                f"{cfg.batch_size}: {what} after {len(res['epochs'])} epoch(s) in "
+                f"{res['seconds']:.1f} s.")
+    for n in res["notes"]:
+        if n in current.notes():
+            continue  # already shown above for the current settings
+        st.caption(f"Note: {n}")
+    if res["trace"].thinned:
+        st.caption(f"The record is thinned to {res['trace'].n:,} batches to bound memory; "
+                   "dotted bars in the flow mark batches that were not recorded.")
+
+
+# ---- tabs -----------------------------------------------------------------------------------
+
+def flow_tab(res: dict | None) -> None:
+    st.caption(text.CAPTIONS["flow"])
+    if res is None:
+        st.info("Train to see where every slot's state comes from. Until then, the "
+                "**Data layout** tab shows how the batches will be arranged.")
+        return
+    trace = res["trace"]
+    st.markdown(f"**{viz.carry_summary(trace)}**")
+    as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
+    if as_table:
+        st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)
+        return
+    fig = viz.flow_figure(trace)
+    if st.session_state.get("reduced_motion"):
+        fig.frames = ()
+        fig.update_layout(updatemenus=[], sliders=[])
+        st.caption("Reduced motion: no animation. Drag the grid sideways to see later batches.")
+    _chart(fig, key="flow_fig")
+
+
+def hidden_tab(res: dict | None) -> None:
+    st.caption(text.CAPTIONS["hidden"])
+    if res is None or res["trace"].n == 0:
+        st.info("Train first: this view shows recorded states.")
+        return
+    trace = res["trace"]
+    B = trace.batch_size
+    slot = st.number_input("Slot", 0, B - 1, 0, step=1, key="hidden_slot",
+                           help=f"Which of the {B} rows of the batch to follow.")
+    which = st.radio("State", ("hT", "h0"), horizontal=True, key="hidden_which",
+                     format_func=lambda w: {"hT": "after the batch (hT)",
+                                            "h0": "before the batch (h0)"}[w])
+    _chart(viz.hidden_heatmap(trace, int(slot), which), key="hidden_fig")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _preview(cfg_json: str, series_digest: str | None, _series=None):
+    cfg = RunConfig.from_json(cfg_json)
+    d = make_task(cfg, _series)
+    seq_id, part, notes = layouts.preview(d.x_train, d.y_train, cfg)
+    n_batches = seq_id.shape[0]
+    return seq_id[:40], part[:40], notes, n_batches
+
+
+def layout_tab(cfg: RunConfig, series) -> None:
+    st.caption(text.CAPTIONS["layout"])
+    if cfg.problems():
+        st.info("Fix the settings first (see the error above).")
+        return
+    digest = hashlib.sha256(series.tobytes()).hexdigest() if series is not None else None
+    try:
+        seq_id, part, notes, n = _preview(cfg.to_json(), digest, series)
+    except ConfigError as e:
+        st.error(str(e))
+        return
+    _chart(viz.layout_figure(seq_id, part), key="layout_fig")
+    st.caption(f"{n:,} batches of {cfg.batch_size} per epoch, samples of {cfg.sample_len} "
+               f"timestep(s). Shuffling shown as epoch 1 will see it.")
+    for n_ in notes + cfg.notes():
+        st.caption(f"Note: {n_}")
+
+
+def curves_tab(res: dict | None) -> None:
+    st.caption(text.CAPTIONS["curves"])
+    results = st.session_state.get("results", {})
+    if {"stateful", "stateless"} <= set(results):
+        metric = results["stateful"]["metric"]
+        st.markdown("**Compare:** the same settings and initial weights, stateful vs stateless.")
+        _chart(viz.compare_curves({k: results[k]["epochs"] for k in ("stateful", "stateless")},
+                                  metric), key="compare_fig")
+    if res is None:
+        st.info("Train to see the curves.")
+        return
+    tr = res["trace"]
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(viz.batch_curves(tr.loss, tr.accuracy, res["metric"], x=tr.index), key="batch_fig")
+    with c2:
+        _chart(viz.epoch_curves(res["epochs"], res["metric"]), key="epoch_fig")
+
+
+def answers_tab(res: dict | None) -> None:
+    st.caption(text.CAPTIONS["answers"])
+    locked = st.session_state.get("locked", False)
+    for q, question, answer in text.QUESTIONS:
+        st.markdown(f"#### {q}. {question}")
+        st.markdown(answer)
+        m = text.measured(q, res)
+        if m:
+            st.markdown(f"*Measured:* {m}")
+        name = text.preset_for(q)
+        if name:
+            st.button(f"Load preset: {PRESETS[name].title}", key=f"ans_{q}",
+                      on_click=settings.load_preset, args=(name,), disabled=locked)
+        if q == 3:
+            alphabet_probe(res)
+
+
+def alphabet_probe(res: dict | None) -> None:
+    if res is None or res["cfg"].task != "alphabet" or res["trace"].n == 0:
+        st.caption("After training the alphabet preset, try it here from any start letter.")
+        return
+    from models import engine  # loaded already: a run has finished
+    probe = getattr(engine, "probe_alphabet", None)
+    c1, c2 = st.columns([1, 3])
+    start = c1.selectbox("Start letter", LETTERS[:-1], index=12, key="probe_start")
+    if probe is None:
+        c2.info("The probe needs models.engine.probe_alphabet (not installed yet).")
+        return
+    n = min(8, 25 - LETTERS.index(start))
+    out = probe(res["weights"], res["cfg"], start, n)
+    right = LETTERS[LETTERS.index(start) + 1:LETTERS.index(start) + 1 + n]
+    c2.markdown(f"From a fresh state, fed **{start}** and then its own answers, the model "
+                f"says: **{' '.join(out)}** (the next letters are {' '.join(right)}).")
+
+
+def code_tab(cfg: RunConfig) -> None:
+    st.caption(text.CAPTIONS["code"])
+    if cfg.problems():
+        st.info("Fix the settings first (see the error above).")
+        return
+    from models.codegen import generate
+    script = generate(cfg)
+    st.download_button("Download the script (.py)", script, file_name="stateful_lstm.py",
+                       mime="text/x-python", on_click="ignore", key="dl_code")
+    st.code(script, language="python", line_numbers=True)
+
+
+# ---- share and export -------------------------------------------------------------------------
+
+def exports(cfg: RunConfig, res: dict | None) -> None:
+    qs = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+    st.markdown("**Share:** the address bar holds every setting and the seed. Add `&lock=1` "
+                "to hand out a link whose settings cannot be changed.")
+    st.code(f"?{qs}" if qs else "(all defaults)", language=None)
+    if res is None:
+        return
+    tr = res["trace"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.download_button("Trace (.npz)", tr.to_bytes, file_name="trace.npz",
+                       mime="application/octet-stream", on_click="ignore", key="dl_npz")
+    c2.download_button("Batch metrics (.csv)", lambda: viz.metrics_csv(tr), file_name="metrics.csv",
+                       mime="text/csv", on_click="ignore", key="dl_csv")
+    c3.download_button("Epoch metrics (.csv)", lambda: viz.epochs_csv(res["epochs"]),
+                       file_name="epochs.csv", mime="text/csv", on_click="ignore", key="dl_epochs")
+    c4.download_button("Flow animation (.html)", lambda: viz.flow_html(tr), file_name="flow.html",
+                       mime="text/html", on_click="ignore", key="dl_html")
