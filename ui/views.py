@@ -14,6 +14,7 @@ from models.tasks import LETTERS, make_task
 from ui import runs, settings, text
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
+LIVE_BATCHES = 24  # batches shown in the live state-flow figure while training
 
 
 def _chart(fig, key: str | None = None) -> None:
@@ -61,6 +62,10 @@ def live_panel() -> None:
     with c2:
         _chart(viz.epoch_curves(epochs, metric), key=f"live_epoch_{slot}")
     if trace is not None and trace.n:
+        # The newest recorded batches only: a small figure, cheap to resend every half second.
+        first = max(0, trace.n - LIVE_BATCHES)
+        _chart(viz.flow_figure(trace, window=LIVE_BATCHES, max_slots=16,
+                               max_batches=LIVE_BATCHES, first=first), key=f"live_flow_{slot}")
         st.caption(viz.carry_summary(trace))
 
 

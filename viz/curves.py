@@ -92,6 +92,8 @@ def compare_curves(runs: dict[str, list[dict]], metric_name: str = "accuracy") -
             name=name, line=dict(color=colour, dash=dash, width=2.5),
             marker=dict(symbol=symbol, size=8),
             hovertemplate=f"{name}, epoch %{{x}}: validation {metric_name} %{{y:.4f}}<extra></extra>"))
+    longest = max(len(e) for e in runs.values())
+    fig.update_xaxes(dtick=1 if longest <= 20 else None)  # epochs are whole numbers
     fig.update_layout(title=f"Validation {metric_name} per epoch", xaxis_title="epoch",
                       yaxis_title=f"validation {metric_name}", height=380, template="plotly_white",
                       margin=dict(l=60, r=20, t=50, b=50))
