@@ -1,0 +1,87 @@
+"""Shared test setup.
+
+- The repo root is importable (also `pythonpath = .` in pytest.ini) and Keras uses TensorFlow
+  quietly, set before anything imports keras.
+- `streamlit_server` (session): a real `streamlit run app.py` on a free loopback port with a
+  fresh LSTM_DATA_DIR; yields its base URL; the process group is killed at the end.
+- `browser` (session) / `browser_page` (per test): headless Debian Chromium through
+  playwright.sync_api. Missing Chromium or Playwright skips those tests locally and FAILS them
+  when CI=true.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A fresh result store for this test session (AppTest runs share the process-wide store).
+import tempfile  # noqa: E402
+os.environ.setdefault("LSTM_DATA_DIR", tempfile.mkdtemp(prefix="lstm-test-store-"))
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from bench._server import (BrowserUnavailable, ServerError, launch_chromium,  # noqa: E402
+                           start_server)
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def streamlit_server():
+    """Base URL of a real `streamlit run app.py` (fresh result store), stopped at session end."""
+    try:
+        server = start_server("app.py", cwd=ROOT, log_path=None)
+    except ServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server.url
+    finally:
+        log = server.log_tail(20_000)
+        server.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "streamlit-server.log").write_text(log)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        pw, browser = launch_chromium()
+    except BrowserUnavailable as e:
+        _unavailable(str(e))
+    try:
+        yield browser
+    finally:
+        try:
+            browser.close()
+        finally:
+            pw.stop()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A fresh page (own context) with generous default timeouts; closed after the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

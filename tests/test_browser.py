@@ -1,0 +1,160 @@
+"""End to end: a real `streamlit run app.py`, driven by headless Debian Chromium (Playwright).
+
+Flow: open a preset by URL -> Train -> the State flow grid, the curves and an exact carry check
+appear -> Compare -> stateful and stateless curves -> reopen the page's URL in a fresh session:
+same settings. Also: picking a preset in the sidebar selectbox loads it and updates the URL.
+
+Screenshots of every step go to test-artifacts/ (gitignored). Waits are generous (CI has 2 slow
+cores and the first run imports TensorFlow and compiles); the whole file takes ~1 minute here.
+"""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from bench._server import wait_for_app_loaded, wait_for_app_run
+from models.presets import PRESETS
+
+pytestmark = pytest.mark.browser
+
+T0 = time.monotonic()
+PRESET = "seed004-streams-stateful"
+TRAIN_TIMEOUT_MS = 120_000  # first run of the server: TensorFlow import + XLA compile + training
+RUN_TIMEOUT_MS = 90_000
+
+SETTINGS_JS = """() => {
+  const out = {};
+  for (const input of document.querySelectorAll('[data-testid="stSidebar"] input')) {
+    const box = input.closest('[data-testid="stElementContainer"]');
+    const lab = box && box.querySelector('[data-testid="stWidgetLabel"]');
+    const name = (input.getAttribute('aria-label') || (lab && lab.innerText) ||
+                  (box && box.innerText) || '').trim();
+    out[name] = input.type === 'checkbox' ? input.checked : input.value;
+  }
+  return out;
+}"""
+
+
+def settings(page) -> dict:
+    """Every sidebar widget's label -> shown value."""
+    return page.evaluate(SETTINGS_JS)
+
+
+def query(url: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def shot(page, artifacts, name: str) -> None:
+    print(f"{time.monotonic() - T0:6.1f} s  {name}")
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def open_app(page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    wait_for_app_loaded(page)
+
+
+def button(page, label: str):
+    """A sidebar button, by its widget key (btn_train, ...) or else by its label's first word."""
+    by_key = page.locator(f".st-key-btn_{label.lower()} button")
+    by_name = page.get_by_test_id("stSidebar").get_by_role(
+        "button", name=re.compile(rf"^{label}\b"))
+    return by_key.or_(by_name).first
+
+
+def tab(page, label: str):
+    return page.get_by_role("tab", name=label, exact=True)
+
+
+def show_tab(page, label: str) -> None:
+    t = tab(page, label)
+    if t.get_attribute("aria-selected") != "true":
+        t.click()
+    page.wait_for_function(
+        "l => [...document.querySelectorAll('[role=tab]')].some("
+        "t => t.innerText.trim() === l && t.getAttribute('aria-selected') === 'true')", arg=label)
+
+
+def legend_names(page, chart_key: str) -> list[str]:
+    return page.locator(f".st-key-{chart_key} .legendtext").evaluate_all(
+        "els => els.map(e => e.textContent.trim())")
+
+
+def test_train_compare_and_share(streamlit_server, browser_page, artifacts):
+    page = browser_page
+    open_app(page, f"{streamlit_server}/?preset={PRESET}&epochs=3")
+    shot(page, artifacts, "01-loaded")
+    before = settings(page)
+    assert before["Preset"] == PRESETS[PRESET].title
+    assert before["Epochs"] == "3" and before["Layout"] == "steps" and before["Stateful"] is True
+    assert "epochs" in query(page.url)
+
+    # Train: the live panel runs, then the flow grid, the exact carry check and the curves.
+    button(page, "Train").click()
+    flow = page.locator(".st-key-flow_fig [data-testid='stPlotlyChart']")
+    flow.wait_for(state="visible", timeout=TRAIN_TIMEOUT_MS)
+    wait_for_app_run(page)
+    flow.locator(".main-svg").first.wait_for(state="visible")
+    shot(page, artifacts, "02-trained-flow")
+    carry = page.get_by_text(re.compile(r"^Carry check:")).first
+    carry.wait_for(state="visible")
+    text = carry.inner_text()
+    assert re.search(r"largest \|h0\[k\+1\]−hT\[k\]\| = 0 \(exact\)", text), text
+    assert re.search(r"largest \|h0\| = 0 \(exact\)", text), text
+    assert re.search(r"\b0 contaminated", text), text
+
+    show_tab(page, "Curves")
+    page.locator(".st-key-epoch_fig .main-svg").first.wait_for(state="visible")
+    page.locator(".st-key-batch_fig .main-svg").first.wait_for(state="visible")
+    shot(page, artifacts, "03-trained-curves")
+
+    # Compare: the same settings stateful and stateless, both curves in one chart.
+    button(page, "Compare").click()
+    compare = page.locator(".st-key-compare_fig .main-svg").first
+    compare.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)  # both runs collected
+    wait_for_app_run(page)
+    show_tab(page, "Curves")  # the rerun that shows the result may reset the selected tab
+    compare.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.st-key-compare_fig .legendtext').length >= 2",
+        timeout=30_000)
+    names = legend_names(page, "compare_fig")
+    assert "stateful" in names and "stateless" in names, names
+    shot(page, artifacts, "04-compare")
+
+    # Share: the address bar holds the settings; a fresh session opening it shows the same.
+    url = page.url
+    assert query(url).get("epochs") == "3", url
+    page2 = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        open_app(page2, url)
+        shot(page2, artifacts, "05-reopened")
+        after = settings(page2)
+        assert {k: v for k, v in after.items() if k != "Preset"} == \
+            {k: v for k, v in before.items() if k != "Preset"}
+        assert not page2.get_by_test_id("stAlert").filter(
+            has_text="could not be used").count()
+    finally:
+        page2.context.close()
+
+
+def test_pick_preset_in_sidebar(streamlit_server, browser_page, artifacts):
+    page = browser_page
+    open_app(page, f"{streamlit_server}/?preset=chunks-stateful")
+    assert settings(page)["Layout"] == "chunks"
+    assert query(page.url).get("preset") == "chunks-stateful"
+
+    page.get_by_role("combobox", name="Preset").click()
+    page.get_by_role("option", name=PRESETS[PRESET].title, exact=True).click()
+    wait_for_app_run(page)
+    page.wait_for_function(f"() => location.search.includes('preset={PRESET}')", timeout=30_000)
+    shot(page, artifacts, "06-picked-preset")
+    s = settings(page)
+    cfg = PRESETS[PRESET].config
+    assert s["Preset"] == PRESETS[PRESET].title
+    assert (s["Layout"], s["Batch size"], s["Epochs"], s["Stateful"]) == \
+        (cfg.layout, str(cfg.batch_size), str(cfg.epochs), cfg.stateful)
+    assert query(page.url) == {"preset": PRESET}
