@@ -50,6 +50,8 @@ if pressed["train"] or pressed["compare"]:
     err = runs.start(slots, series)
     if err:
         st.error(err)
+    else:
+        runs.wait_briefly()
 if pressed["stop"]:
     runs.stop_all()
 
@@ -62,20 +64,23 @@ st.fragment(run_every=0.5 if runs.any_active() else None)(views.live_panel)()
 slot, res = views.shown_result()
 if res is not None:
     views.result_header(res, cfg)
-tabs = st.tabs(["State flow", "Hidden state", "Data layout", "Curves", "Answers", "Keras code"],
+# Lazy tabs: only the open one is computed and sent (on_change="rerun" + tab.open).
+if st.session_state.pop("new_result", False) and st.session_state.get("view") in (None, "Data layout"):
+    st.session_state.view = "State flow"  # the first result: show where its state went
+VIEWS = {
+    "State flow": lambda: views.flow_tab(res),
+    "Hidden state": lambda: views.hidden_tab(res),
+    "Data layout": lambda: views.layout_tab(cfg, series),
+    "Curves": lambda: views.curves_tab(res),
+    "Answers": lambda: views.answers_tab(res),
+    "Keras code": lambda: views.code_tab(cfg),
+}
+tabs = st.tabs(list(VIEWS), key="view", on_change="rerun",
                default="State flow" if res is not None else "Data layout")
-with tabs[0]:
-    views.flow_tab(res)
-with tabs[1]:
-    views.hidden_tab(res)
-with tabs[2]:
-    views.layout_tab(cfg, series)
-with tabs[3]:
-    views.curves_tab(res)
-with tabs[4]:
-    views.answers_tab(res)
-with tabs[5]:
-    views.code_tab(cfg)
+for tab, draw in zip(tabs, VIEWS.values()):
+    if tab.open:
+        with tab:
+            draw()
 
 st.divider()
 views.exports(cfg, res)

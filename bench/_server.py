@@ -266,7 +266,8 @@ def rss_bytes(pid: int) -> int:
 # Python's round trips (and 40 pages polled one after another) out of the figures.
 PROBE_JS = """() => {
   const flowDrawn = () => {
-    const svg = document.querySelector('.st-key-flow_fig .main-svg');
+    // The live flow (while training) or the finished run's flow: the first state frame seen.
+    const svg = document.querySelector('.st-key-flow_fig .main-svg, [class*="st-key-live_flow"] .main-svg');
     if (!svg) return false;
     const r = svg.getBoundingClientRect();
     return r.width > 0 && r.height > 0;
@@ -310,3 +311,29 @@ def read_probe(page) -> dict | None:
     if p is not None:
         p["ms"] = None if p.get("t1") is None else p["t1"] - p["t0"]
     return p
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds used so far by a process tree (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def wait_until_quiet(pid: int, limit: float = 180.0, busy: float = 0.15) -> float:
+    """Wait until the server uses under `busy` of a core over 2 s (e.g. its background
+    pre-compilation of the presets is done). Returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        a = cpu_seconds(pid)
+        time.sleep(2.0)
+        if cpu_seconds(pid) - a < 2.0 * busy:
+            break
+    return time.monotonic() - t0

@@ -23,6 +23,14 @@ def app(**params) -> AppTest:
     return at
 
 
+def show(at: AppTest, view: str) -> AppTest:
+    """Open a tab: tabs are lazy, only the open one is computed (like a click on it)."""
+    at.session_state["view"] = view
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def _widgets(at):
     return [*at.sidebar.toggle, *at.sidebar.selectbox, *at.sidebar.number_input]
 
@@ -122,7 +130,10 @@ def test_lock_disables_the_settings():
 
 def test_data_layout_and_keras_code_before_training():
     at = app(preset="partial-batch-trap")
+    assert at.session_state["view"] == "Data layout"  # before any run, the layout tab is open
     assert any("Trimmed 1 of 1000 sequences" in c for c in texts(at, "caption"))
+    show(at, "Keras code")
+    assert not any("Trimmed 1 of 1000 sequences" in c for c in texts(at, "caption"))  # lazy
     code = at.code[0].value if len(at.code) == 1 else "\n".join(c.value for c in at.code)
     assert "keras.Input(batch_shape=(BATCH_SIZE, SAMPLE_LEN, N_FEATURES))" in code
     assert "BATCH_SIZE, UNITS, EPOCHS, LR = 111" in code
@@ -131,13 +142,15 @@ def test_data_layout_and_keras_code_before_training():
 def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     at = app(**SMALL)
     at.sidebar.button(key="btn_train").click().run()
-    assert at.session_state["runs"], "Train started no job"
+    assert at.session_state["runs"] or "run" in at.session_state["results"], "Train did nothing"
     wait_until_idle(at)
     res = at.session_state["results"]["run"]
     assert not res["cancelled"] and len(res["epochs"]) == 2
     carry = [m for m in texts(at, "markdown") if "Carry check:" in m]
     assert carry and "largest |h0[k+1]−hT[k]| = 0 (exact)" in carry[0]
     assert "0 contaminated" in carry[0]
+    assert at.session_state["view"] == "State flow"  # a finished run opens its flow
+    show(at, "Answers")
     assert any(m.startswith("*Measured:*") for m in texts(at, "markdown"))
     labels = [b.label for b in at.get("download_button")]
     assert {"Trace (.npz)", "Batch metrics (.csv)", "Flow animation (.html)"} <= set(labels)
@@ -169,13 +182,16 @@ def test_stop_cancels_and_keeps_the_partial_record():
 def test_compare_trains_stateful_and_stateless():
     at = app(**SMALL, seed="5")  # a seed no other test trained: nothing comes from the store
     at.sidebar.button(key="btn_compare").click().run()
-    assert set(at.session_state["runs"]) == {"stateful", "stateless"}
+    started = set(at.session_state["runs"]) | set(at.session_state["results"])
+    assert started == {"stateful", "stateless"}  # (a fast job may already have finished)
     wait_until_idle(at)
     results = at.session_state["results"]
     assert set(results) == {"stateful", "stateless"}
     assert results["stateful"]["cfg"].stateful and not results["stateless"]["cfg"].stateful
     assert results["stateful"]["cfg"].seed == results["stateless"]["cfg"].seed
+    show(at, "Curves")
     assert any(m.startswith("**Compare:**") for m in texts(at, "markdown"))
+    show(at, "State flow")
     # stateless: every sample starts from zeros, nothing is carried
     at.radio(key="show_run").set_value("stateless").run()
     carry = next(m for m in texts(at, "markdown") if "Carry check:" in m)

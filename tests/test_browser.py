@@ -113,10 +113,12 @@ def test_train_compare_and_share(streamlit_server, browser_page, artifacts):
 
     # Compare: the same settings stateful and stateless, both curves in one chart.
     button(page, "Compare").click()
-    compare = page.locator(".st-key-compare_fig .main-svg").first
-    compare.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)  # both runs collected
+    # Both runs collected: the page offers to show either.
+    page.get_by_test_id("stRadio").get_by_text("Stateless", exact=True).wait_for(
+        state="visible", timeout=RUN_TIMEOUT_MS)
     wait_for_app_run(page)
-    show_tab(page, "Curves")  # the rerun that shows the result may reset the selected tab
+    show_tab(page, "Curves")
+    compare = page.locator(".st-key-compare_fig .main-svg").first
     compare.wait_for(state="visible")
     page.wait_for_function(
         "() => document.querySelectorAll('.st-key-compare_fig .legendtext').length >= 2",

@@ -8,6 +8,8 @@ already computed is lost while a new run trains.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -22,6 +24,29 @@ from models.store import ResultStore, library_versions, run_key
 from models.trace import Trace
 
 PUBLISH_EVERY = 0.3  # seconds between partial traces
+QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
+PREWARM_DELAY = 8.0  # seconds after the first page before compiling the presets' nets
+
+
+def _keep_keras_state_across_reruns() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every script run.
+
+    Streamlit does that to reset notebook-style apps, but here models train in background
+    threads across reruns, and the live panel reruns every half second: each call cleared
+    TensorFlow's kernel cache and Keras's global state under the running jobs (measured: a
+    0.2 s run took 18 s in the server). Streamlit's other cleanup (matplotlib) is kept.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def clean_problem_modules() -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close("all")
+
+    script_runner._clean_problem_modules = clean_problem_modules
+
+
+_keep_keras_state_across_reruns()
 
 
 def session_id() -> str:
@@ -41,7 +66,27 @@ def _is_alive(sid: str) -> bool:
 def manager() -> jobs.JobManager:
     m = jobs.get_manager()
     m.watch_sessions(_is_alive)
+    _start_prewarm(m)
     return m
+
+
+def _start_prewarm(m: jobs.JobManager) -> None:
+    """On a real server, compile every preset's net (and its Compare twin) in the background
+    while no one is training, so a preset's first frame comes in well under a second.
+    The thread ends when done; LSTM_PREWARM=0 turns it off."""
+    from streamlit.runtime import Runtime
+    if os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists():
+        return
+
+    def work():
+        time.sleep(PREWARM_DELAY)  # keep TensorFlow's import off the first page's paint
+        from models.engine import prewarm
+        from models.presets import PRESETS
+        first = [p.config for p in PRESETS.values()]
+        twins = [c.replace(stateful=not c.stateful) for c in first]
+        prewarm(first + twins, idle=lambda: not m.active_owners())
+
+    threading.Thread(target=work, name="lstm-prewarm", daemon=True).start()
 
 
 @st.cache_resource
@@ -162,6 +207,7 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
             stored = load_result(k) if k else None
             if stored is not None:  # trained before (by anyone): answered from the store
                 results[slot] = stored
+                st.session_state.new_result = True
                 continue
             label = f"{slot}: {cfg.task}/{cfg.layout}"
             jid = m.submit(lambda ctx, c=cfg, k=k: train_job(c, series, ctx, k), owner=sid,
@@ -177,6 +223,14 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
         for old in (("stateful", "stateless") if "run" in slots else ("run",)):
             results.pop(old, None)
     return None
+
+
+def wait_briefly(limit: float = QUICK_RUN) -> None:
+    """Most presets train in well under a second on a warm server: give the jobs just
+    started that long, so this very script run can show the result (no extra round trip)."""
+    m, deadline = manager(), time.monotonic() + limit
+    for r in st.session_state.get("runs", {}).values():
+        m.wait(r["job"], timeout=max(0.0, deadline - time.monotonic()))
 
 
 def stop_all() -> None:
@@ -210,6 +264,7 @@ def collect() -> bool:
                 results.pop(old, None)
         if isinstance(res, dict):
             results[slot] = res
+            st.session_state.new_result = True
         elif s is not None and s.state == jobs.FAILED:
             errors[slot] = s.error or "The run failed."
         elif s is None:

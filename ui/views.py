@@ -15,6 +15,7 @@ from ui import runs, settings, text
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
 LIVE_BATCHES = 24  # batches shown in the live state-flow figure while training
+FLOW_PAGE = 40  # batches per page of the finished run's flow figure
 
 
 def _chart(fig, key: str | None = None) -> None:
@@ -53,20 +54,33 @@ def live_panel() -> None:
     slot = active[0]
     trace = runs.live(slot, "trace")
     epochs = runs.live(slot, "epochs") or []
-    metric = _metric_of(runs_cfg(slot))
+    if trace is None:
+        return
+    (k_flow, flow), (k_batch, batch), (k_epoch, epoch) = _live_figures(slot, trace, epochs)
+    _chart(flow, key=k_flow)
+    st.caption(viz.carry_summary(trace))
     c1, c2 = st.columns(2)
     with c1:
-        if trace is not None:
-            _chart(viz.batch_curves(trace.loss, trace.accuracy, metric, x=trace.index),
-                   key=f"live_batch_{slot}")
+        _chart(batch, key=k_batch)
     with c2:
-        _chart(viz.epoch_curves(epochs, metric), key=f"live_epoch_{slot}")
-    if trace is not None and trace.n:
-        # The newest recorded batches only: a small figure, cheap to resend every half second.
-        first = max(0, trace.n - LIVE_BATCHES)
-        _chart(viz.flow_figure(trace, window=LIVE_BATCHES, max_slots=16,
-                               max_batches=LIVE_BATCHES, first=first), key=f"live_flow_{slot}")
-        st.caption(viz.carry_summary(trace))
+        _chart(epoch, key=k_epoch)
+
+
+def _live_figures(slot: str, trace, epochs: list) -> list:
+    """Figures of the live run, rebuilt only when the job published something new (the
+    fragment reruns every half second; building figures competes with training for the CPU)."""
+    version = (slot, id(trace), trace.n, len(epochs))
+    cached = st.session_state.get("live_figs")
+    if cached and cached[0] == version:
+        return cached[1]
+    metric = _metric_of(runs_cfg(slot))
+    first = max(0, trace.n - LIVE_BATCHES)  # the newest batches only: small, cheap to resend
+    figs = [(f"live_flow_{slot}", viz.flow_figure(trace, window=LIVE_BATCHES, max_slots=16,
+                                                  max_batches=LIVE_BATCHES, first=first)),
+            (f"live_batch_{slot}", viz.batch_curves(trace.loss, trace.accuracy, metric, x=trace.index)),
+            (f"live_epoch_{slot}", viz.epoch_curves(epochs, metric))]
+    st.session_state.live_figs = (version, figs)
+    return figs
 
 
 def runs_cfg(slot: str) -> RunConfig | None:
@@ -123,7 +137,13 @@ def flow_tab(res: dict | None) -> None:
     if as_table:
         st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)
         return
-    fig = viz.flow_figure(trace)
+    first = 0
+    if trace.n > FLOW_PAGE:  # page through long runs: a browser draws 40 columns quickly
+        pages = list(range(0, trace.n, FLOW_PAGE))
+        first = st.select_slider(
+            "Recorded batches shown", pages, key="flow_first",
+            format_func=lambda i: f"{i + 1}–{min(i + FLOW_PAGE, trace.n)} (epoch {trace.epoch[i]})")
+    fig = viz.flow_figure(trace, max_batches=FLOW_PAGE, first=first)
     if st.session_state.get("reduced_motion"):
         fig.frames = ()
         fig.update_layout(updatemenus=[], sliders=[])
