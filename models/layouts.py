@@ -64,32 +64,29 @@ def arrange(x: np.ndarray, y: np.ndarray, cfg: RunConfig, pad: bool = False) -> 
     N = x.shape[0]
     notes: list[str] = []
     if cfg.layout in ("chunks", "steps"):
-        # Groups of B sequences; within a group, batch p holds part p of each.
-        groups, rest = divmod(N, B)
-        if rest and pad:
-            groups += 1
-        elif rest:
-            _remainder(cfg, rest, "sequences", N, notes)
-        ids = np.full(groups * B, -1)
-        ids[:min(N, groups * B)] = np.arange(min(N, groups * B))
-        seqs = ids.reshape(groups, B)                                  # (G, B) sequence ids
+        # Rows of B sequences; within a row, batch p holds part p of each.
+        seqs = _rows(N, B, pad, cfg, "sequences", notes)              # (G, B) sequence ids
         order = np.where(seqs[:, None, :] >= 0, seqs[:, None, :] * P + np.arange(P)[None, :, None], -1)
-        order = order.reshape(groups * P, B)
+        order = order.reshape(-1, B)
     else:
-        S = len(xs)
-        nb, rest = divmod(S, B)
-        if rest and pad:
-            nb += 1
-        elif rest:
-            _remainder(cfg, rest, "samples", S, notes)
-        flat = np.full(nb * B, -1)
-        flat[:min(S, nb * B)] = np.arange(min(S, nb * B))
-        order = flat.reshape(nb, B)
+        order = _rows(len(xs), B, pad, cfg, "samples", notes)
     if order.shape[0] == 0:
         raise ConfigError(f"Batch size {B} is larger than the {N} sequences available "
                           f"({len(xs)} samples): choose a batch size of at most "
                           f"{N if cfg.layout in ('chunks', 'steps') else len(xs)}.")
     return Samples(xs, ys, seq_id, part, last, order.astype(np.int64), notes)
+
+
+def _rows(n: int, B: int, pad: bool, cfg: RunConfig, what: str, notes: list[str]) -> np.ndarray:
+    """0..n-1 laid out in rows of B: a partial last row is padded with -1, or trimmed."""
+    rows, rest = divmod(n, B)
+    if rest and pad:
+        rows += 1
+    elif rest:
+        _remainder(cfg, rest, what, n, notes)
+    flat = np.full(rows * B, -1)
+    flat[:min(n, rows * B)] = np.arange(min(n, rows * B))
+    return flat.reshape(rows, B)
 
 
 def _remainder(cfg: RunConfig, rest: int, what: str, total: int, notes: list[str]) -> None:
