@@ -6,7 +6,6 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 """
 import streamlit as st
 
-from models.upload import UploadError, parse_series
 from ui import runs, settings, views
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
@@ -28,20 +27,7 @@ for n in cfg.notes():
     st.info(n)
 
 # 2. Data for the "user" task: an uploaded CSV of one numeric column.
-series = None
-if cfg.task == "user":
-    up = st.sidebar.file_uploader("Your series (CSV, one numeric column)", type=["csv", "txt"],
-                                  key="upload")
-    if up is not None:
-        try:
-            parsed = parse_series(up.getvalue())
-            series = parsed.values
-            st.sidebar.caption(f"Column {parsed.column!r}: {len(series):,} values. "
-                               + " ".join(parsed.notes))
-        except UploadError as e:
-            st.sidebar.error(str(e))
-    else:
-        st.sidebar.info("Upload a CSV to train on your own series.")
+series = settings.upload_series(cfg) if cfg.task == "user" else None
 
 # 3. Jobs: buttons start or stop background runs; the live panel polls them.
 if pressed["train"] or pressed["compare"]:

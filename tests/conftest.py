@@ -85,3 +85,19 @@ def browser_page(browser):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_job_outlives_the_tests():
+    """Stop and join every background job before the interpreter exits: a TensorFlow op still
+    running in a daemon thread at exit can abort the process after the tests passed."""
+    yield
+    import threading
+
+    from models import jobs
+    m = jobs.get_manager()
+    for owner in list(m.active_owners()):
+        m.cancel_owner(owner)
+    for th in threading.enumerate():
+        if th.name.startswith("lstm-job-"):
+            th.join(timeout=10)

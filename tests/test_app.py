@@ -218,3 +218,42 @@ def test_a_finished_run_is_answered_from_the_store_and_opens_by_link():
     assert any("Carry check:" in m for m in texts(linked, "markdown"))
     missing = app(run="0123456789abcdef")
     assert any("not on this server" in w for w in texts(missing, "warning"))
+
+
+def _csv(values, header="value") -> bytes:
+    return (header + "\n" + "\n".join(f"{v:.4f}" for v in values)).encode()
+
+
+def test_own_series_trains_and_bad_files_get_messages_without_losing_the_result():
+    import numpy as np
+    at = app(task="user", seq_len="10", layout="chunks", length="5", batch_size="4", epochs="2",
+             sequences="100")
+    assert any("Upload a CSV" in i for i in texts(at.sidebar, "info"))
+    good = np.sin(np.arange(200) / 5.0)
+    at.sidebar.file_uploader(key="upload").set_value(("series.csv", _csv(good), "text/csv")).run()
+    assert any("200 values" in c for c in texts(at.sidebar, "caption"))
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    res = at.session_state["results"]["run"]
+    assert res["cfg"].task == "user" and res["run_id"] is None  # private: never stored
+    assert res["trace"].carry_check()["max_carry_error"] == 0.0
+
+    bad = {
+        "empty": (b"", "empty"),
+        "binary": (bytes(range(256)) * 4, "binary"),
+        "text": (b"name\nalice\nbob\n", "No column of numbers"),
+        "nan": (_csv([1.0, 2.0, float("nan"), 4.0] * 10), "line"),
+        "short": (_csv(good[:15]), "need at least 22 values"),
+    }
+    for name, (data, words) in bad.items():
+        at.sidebar.file_uploader(key="upload").set_value((f"{name}.csv", data, "text/csv")).run()
+        assert not at.exception, name
+        errors = " ".join(texts(at.sidebar, "error"))
+        assert words.lower() in errors.lower(), (name, errors)
+        assert at.session_state["results"]["run"] is res  # the earlier result is kept
+
+    two = b"a;b\n" + b"\n".join(f"{i};{v:.3f}".replace(".", ",").encode() for i, v in enumerate(good))
+    at.sidebar.file_uploader(key="upload").set_value(("two.csv", two, "text/csv")).run()
+    assert at.sidebar.selectbox(key="upload_column").options == ["a", "b"]
+    at.sidebar.selectbox(key="upload_column").set_value("b").run()
+    assert any("Column 'b'" in c for c in texts(at.sidebar, "caption"))

@@ -142,3 +142,32 @@ def write_url(cfg: RunConfig) -> None:
         want["run"] = shown["run_id"]  # the link opens this very run, even after a restart
     if st.query_params.to_dict() != want:
         st.query_params.from_dict(want)
+
+
+def upload_series(cfg: RunConfig):
+    """The sidebar upload for the "user" task: the chosen column's values, or None.
+
+    Every problem is one message saying what to fix; a bad file never clears a result.
+    """
+    from models.upload import UploadError, check_length, parse_series
+    sb = st.sidebar
+    up = sb.file_uploader("Your series (CSV, one numeric column)", type=["csv", "txt"],
+                          key="upload", disabled=st.session_state.get("locked", False))
+    if up is None:
+        sb.info("Upload a CSV of one numeric column to train on your own series.")
+        return None
+    try:
+        parsed = parse_series(up.getvalue(), st.session_state.get("upload_column"))
+    except UploadError as e:
+        sb.error(str(e))
+        return None
+    if len(parsed.columns) > 1:
+        sb.selectbox("Column", parsed.columns, key="upload_column",
+                     index=parsed.columns.index(parsed.column))
+    try:
+        check_length(len(parsed.values), cfg.seq_len + 1)  # inputs plus the next value
+    except UploadError as e:
+        sb.error(str(e))
+        return None
+    sb.caption(f"Column {parsed.column!r}: {len(parsed.values):,} values. " + " ".join(parsed.notes))
+    return parsed.values
