@@ -42,7 +42,7 @@ if pressed["stop"]:
     runs.stop_all()
 
 for slot, err in st.session_state.get("errors", {}).items():
-    st.error(f"{views.SLOT_NAMES.get(slot, slot)} failed: {err}")
+    st.error(f"{views.SLOT_NAMES.get(slot, slot)} did not finish: {err}")
 runs.collect()
 st.fragment(run_every=0.5 if runs.any_active() else None)(views.live_panel)()
 
@@ -70,3 +70,4 @@ for tab, draw in zip(tabs, VIEWS.values()):
 
 st.divider()
 views.exports(cfg, res)
+views.server_status()

@@ -283,7 +283,7 @@ PROBE_JS = """() => {
       const t = a.innerText;
       const m = t.match(/waiting in the queue, position (\\d+)/);
       if (m) { p.queued += 1; p.maxPos = Math.max(p.maxPos, +m[1]); }
-      else if (/failed|busy|error|expired/i.test(t) && !p.errors.includes(t)) p.errors.push(t.slice(0, 200));
+      else if (/failed|busy|error|expired|did not finish/i.test(t) && !p.errors.includes(t)) p.errors.push(t.slice(0, 200));
     }
     if (flowDrawn() && !p.hadFlow) { p.t1 = now; return; }
     setTimeout(tick, 50);

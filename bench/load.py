@@ -32,6 +32,7 @@ from bench._server import (CHROMIUM, CHROMIUM_ARGS, click_train_and_probe, read_
                            rss_bytes, start_server, wait_for_app_loaded)
 
 PRESET = "seed004-streams-stateful"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 P95_TARGET_S = 3.0
 RSS_TARGET_GB = 1.5
 MAX_SESSIONS = 100
@@ -109,6 +110,8 @@ def run_scenario(browser, base: str, name: str, urls: list[str], wave: int,
                 page = all_pages[i]
                 queued_now = page.get_by_text("waiting in the queue").count() > 0
                 running_now = page.locator("[data-testid='stProgress']").count() > 0
+                if pr.get("ms") is None and not queued_now and not running_now:
+                    page.screenshot(path=str(ARTIFACTS / f"load-lost-{name}-{i}.png"))
                 results.append({
                     "session": i, "ms": pr.get("ms"), "queued_polls": pr.get("queued", 0),
                     "max_queue_position": pr.get("maxPos", 0), "errors": pr.get("errors", []),
@@ -156,7 +159,9 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
     out = {"sessions": n, "wave": wave, "budget_s": args.budget, "scenarios": []}
-    server = start_server()
+    log_path = Path(__file__).resolve().parent.parent / "test-artifacts" / "load-server.log"
+    log_path.parent.mkdir(exist_ok=True)
+    server = start_server(log_path=log_path)  # kept: app errors under load are read from it
     sampler = RssSampler(server.pid)
     sampler.start()
     pw = sync_playwright().start()

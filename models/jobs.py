@@ -33,6 +33,7 @@ ERROR_CHARS = 300
 # Finished jobs stay readable this long / this many; results can be large (traces), so the
 # app should copy what it needs (or put it in the store) and `forget` the job.
 KEEP_FINISHED = 500
+DEAD_AFTER_MISSES = 2  # session checks in a row that must find no session before cancelling
 KEEP_SECONDS = 1800.0
 DURATION_SAMPLES = 50  # recent durations behind the ETA
 
@@ -84,6 +85,7 @@ class Jobs(Protocol):
     def forget(self, job_id: str) -> bool: ...
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None: ...
     def watch_sessions(self, is_alive: Callable[[str], bool], interval: float = 0.5) -> None: ...
+    def counts(self) -> dict[str, int]: ...
 
 
 @dataclass
@@ -308,6 +310,11 @@ class JobManager:
         with self._lock:
             return self._finished.pop(job_id, None) is not None
 
+    def counts(self) -> dict[str, int]:
+        """How busy the server is: runs training now, and runs waiting."""
+        with self._lock:
+            return {"running": len(self._running), "queued": len(self._queue)}
+
     def active_owners(self) -> set[str]:
         with self._lock:
             return {o for j in itertools.chain(self._running.values(), self._queue)
@@ -337,16 +344,20 @@ class JobManager:
         self._watcher.start()
 
     def _watch(self) -> None:
+        missed: dict[str, int] = {}  # owner -> checks in a row that found no session
         while True:
             with self._lock:
                 if not self._running and not self._queue:
                     self._watcher = None  # under the lock, so submit sees it and restarts us
                     return
                 is_alive, interval = self._is_alive, self._watch_interval
-            for owner in self.active_owners():
-                if not _alive(is_alive, owner):
-                    log.info("session %s ended: cancelling its jobs", owner)
-                    self.cancel_owner(owner)
+            owners = self.active_owners()
+            missed = {o: missed.get(o, 0) + 1 for o in owners if not _alive(is_alive, o)}
+            # Two misses in a row: a websocket that drops and reconnects at once (a busy
+            # browser) keeps its run; a closed tab is still stopped within ~2 intervals.
+            for owner in [o for o, n in missed.items() if n >= DEAD_AFTER_MISSES]:
+                log.info("session %s ended: cancelling its jobs", owner)
+                self.cancel_owner(owner)
             time.sleep(interval)
 
 

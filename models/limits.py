@@ -21,8 +21,9 @@ MAX_EPOCHS = _env_int("LSTM_MAX_EPOCHS", 500)
 MAX_BATCH_SIZE = _env_int("LSTM_MAX_BATCH_SIZE", 1000)
 # Batches whose states are kept in a trace; longer runs are thinned (see trace.py).
 MAX_RECORDED_BATCHES = _env_int("LSTM_MAX_RECORDED_BATCHES", 2000)
-# ...and at most this many (batch, slot) cells: B=100 keeps 600 batches, ~10 MB of states.
-MAX_RECORDED_SLOTS = _env_int("LSTM_MAX_RECORDED_SLOTS", 60_000)
+# ...and at most this many (batch, slot) cells: B=100 keeps 200 batches, ~3 MB of states
+# (a class of 40 keeps one trace per student in memory).
+MAX_RECORDED_SLOTS = _env_int("LSTM_MAX_RECORDED_SLOTS", 20_000)
 # Batches (epochs x batches per epoch) one run may train: bounds CPU per job.
 MAX_TOTAL_BATCHES = _env_int("LSTM_MAX_TOTAL_BATCHES", 200_000)
 MAX_UPLOAD_ROWS = _env_int("LSTM_MAX_UPLOAD_ROWS", 100_000)

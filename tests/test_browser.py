@@ -160,3 +160,36 @@ def test_pick_preset_in_sidebar(streamlit_server, browser_page, artifacts):
     assert (s["Layout"], s["Batch size"], s["Epochs"], s["Stateful"]) == \
         (cfg.layout, str(cfg.batch_size), str(cfg.epochs), cfg.stateful)
     assert query(page.url) == {"preset": PRESET}
+
+
+def server_line(page) -> str:
+    loc = page.get_by_text(re.compile(r"^Server: \d+ run\(s\) training"))
+    loc.first.wait_for(state="visible")
+    return loc.first.inner_text()
+
+
+def test_closing_the_tab_stops_its_job(streamlit_server, browser_page, artifacts):
+    """A student closes the tab mid-run: the server stops that job (it does not train on)."""
+    page = browser_page
+    open_app(page, f"{streamlit_server}/?preset={PRESET}&epochs=500&seed=77")  # ~10 s of work
+    button(page, "Train").click()
+    page.get_by_text(re.compile(r"epoch \d+/500")).first.wait_for(state="visible",
+                                                                  timeout=TRAIN_TIMEOUT_MS)
+    watcher = page.context.browser.new_context().new_page()
+    try:
+        open_app(watcher, streamlit_server)
+        assert server_line(watcher).startswith("Server: 1 run(s) training"), server_line(watcher)
+        page.close()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            watcher.reload()
+            wait_for_app_loaded(watcher)
+            if server_line(watcher).startswith("Server: 0 run(s) training"):
+                break
+        took = time.monotonic() - t0
+        shot(watcher, artifacts, "07-after-close")
+        assert server_line(watcher).startswith("Server: 0 run(s) training"), \
+            f"job still training {took:.1f} s after its tab closed"
+        print(f"job gone {took:.1f} s after the tab closed (including page reloads)")
+    finally:
+        watcher.context.close()

@@ -302,6 +302,22 @@ def test_watch_sessions_cancels_dead_owners_and_exits_when_idle(gate):
     assert until(lambda: not watchers())  # ...and it leaves again
 
 
+def test_watch_sessions_keeps_a_run_whose_session_blips_once(gate):
+    """A websocket that drops for one check and comes back (a busy browser) keeps its run."""
+    m = JobManager(max_workers=1)
+    checks = {"a": 0}
+
+    def alive(owner):
+        checks[owner] += 1
+        return checks[owner] != 2  # missing at exactly one check
+    m.watch_sessions(alive, interval=0.02)
+    jid = m.submit(blocker(gate), owner="a")
+    assert until(lambda: checks["a"] >= 6)
+    assert m.status(jid).state == "running"
+    gate.set()
+    m.wait(jid, 2)
+
+
 def test_watch_sessions_treats_errors_as_alive(gate):
     m = JobManager(max_workers=1)
 

@@ -269,8 +269,13 @@ def collect() -> bool:
             errors[slot] = s.error or "The run failed."
         elif s is None:
             errors[slot] = "This run's record expired on the server; train again."
+        else:  # cancelled before its first batch: say so rather than show nothing
+            errors[slot] = "it was stopped before its first batch (Stop, or the connection " \
+                           "dropped); press Train to run it again."
         runs.pop(slot)
         changed = True
+    if changed:
+        st.session_state.pop("live_figs", None)  # the live figures' data is no longer shown
     if changed and st.session_state.get("mode") == "compare" and not runs:
         results.pop("run", None)
     return changed

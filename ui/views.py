@@ -83,6 +83,14 @@ def _live_figures(slot: str, trace, epochs: list) -> list:
     return figs
 
 
+def server_status() -> None:
+    """One line for whoever hosts the class: how busy the shared server is."""
+    m = runs.manager()
+    c = m.counts()
+    st.sidebar.caption(f"Server: {c['running']} run(s) training, {c['queued']} waiting "
+                       f"(trains {m.max_workers} at a time).")
+
+
 def runs_cfg(slot: str) -> RunConfig | None:
     r = st.session_state.get("runs", {}).get(slot)
     return r["cfg"] if r else None
