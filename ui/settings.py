@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from models.config import FIELD, FIELDS, RunConfig
-from models.presets import PRESETS
+from models.presets import PRESETS, matching
 
 CUSTOM = "(custom)"
 APP_PARAMS = ("preset", "lock", "run")
@@ -50,7 +50,7 @@ def read_url_once() -> None:
             cfg = stored["cfg"]
             st.session_state.setdefault("results", {})["run"] = stored
     _set_widgets(cfg)
-    st.session_state.preset = preset or CUSTOM
+    st.session_state.preset = preset or matching(cfg) or CUSTOM  # a bare link is a preset too
     st.session_state.locked = qp.get("lock", "").lower() in ("1", "true", "yes", "on")
     st.session_state.url_problems = problems
     st.session_state.url_read = True
