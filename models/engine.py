@@ -238,10 +238,7 @@ class Engine:
         d = self.data
         self.train = layouts.arrange(d.x_train, d.y_train, cfg)
         self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
-        self.total = self.train.n_batches * cfg.epochs
-        if self.total > limits.MAX_TOTAL_BATCHES:
-            raise ConfigError(f"This run would train {self.total:,} batches; this server allows "
-                              f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
+        self.total = layouts.check_budget(self.train, cfg)
         sig = (cfg.batch_size, cfg.sample_len, d.x_train.shape[2], cfg.units, d.n_out, d.kind,
                cfg.stateful, record)
         self.net = acquire_net(sig, cfg.seed, cfg.lr)

@@ -139,11 +139,11 @@ def preview(x: np.ndarray, y: np.ndarray, cfg: RunConfig) -> tuple[np.ndarray, n
     return s.seq_id[order], s.part[order], s.notes
 
 
-def batches_per_epoch(cfg: RunConfig, n_train: int | None = None) -> int:
-    """Cheap count without cutting any data (for limits and progress)."""
-    N = cfg.n_train if n_train is None else n_train
-    T, L, B = cfg.seq_len, cfg.sample_len, cfg.batch_size
-    if cfg.layout in ("chunks", "steps"):
-        return (N // B) * (T // L)
-    per_seq = T - L + 1 if cfg.layout == "windows" else T // L
-    return (N * per_seq) // B
+def check_budget(s: Samples, cfg: RunConfig) -> int:
+    """Total batches of the run; a ConfigError if it exceeds the server's limit."""
+    from models import limits
+    total = s.n_batches * cfg.epochs
+    if total > limits.MAX_TOTAL_BATCHES:
+        raise ConfigError(f"This run would train {total:,} batches; this server allows "
+                          f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
+    return total

@@ -103,3 +103,12 @@ def test_first_element_task_is_balanced_and_sized_like_the_blog():
     assert d.x_train.shape == (1000, 20, 1) and d.x_val.shape == (200, 20, 1)
     assert d.y_train[:, 0].sum() == 500 and d.y_val[:, 0].sum() == 100
     assert (d.x_train[:, 1:] == 0).all()
+
+
+def test_runs_over_the_servers_batch_budget_are_refused_with_a_message(monkeypatch):
+    from models import limits
+    cfg, _, s, _, _ = arranged(layout="steps", epochs=10)
+    assert layouts.check_budget(s, cfg) == 600
+    monkeypatch.setattr(limits, "MAX_TOTAL_BATCHES", 599)
+    with pytest.raises(ConfigError, match="would train 600 batches; this server allows 599"):
+        layouts.check_budget(s, cfg)

@@ -179,12 +179,7 @@ def check(cfg: RunConfig, series) -> str | None:
         return " ".join(problems)
     try:
         d = make_task(cfg, series)
-        layouts.arrange(d.x_train, d.y_train, cfg)
-        total = layouts.batches_per_epoch(cfg, len(d.x_train)) * cfg.epochs
-        from models import limits
-        if total > limits.MAX_TOTAL_BATCHES:
-            return (f"This run would train {total:,} batches; this server allows "
-                    f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
+        layouts.check_budget(layouts.arrange(d.x_train, d.y_train, cfg), cfg)
     except ConfigError as e:
         return str(e)
     return None
