@@ -207,7 +207,6 @@ def _per_sample_loss(kind: str, y, p):
 
 _POOL: dict[tuple, list[Net]] = {}
 _POOL_LOCK = threading.Lock()
-MAX_POOLED = 32  # idle nets kept (every preset and its Compare twin); each ~1-2 MB compiled
 
 
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
@@ -221,7 +220,7 @@ def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
 
 def release_net(net: Net) -> None:
     with _POOL_LOCK:
-        if sum(map(len, _POOL.values())) < MAX_POOLED:
+        if sum(map(len, _POOL.values())) < limits.MAX_POOLED_NETS:
             _POOL.setdefault(net.sig, []).append(net)
 
 
@@ -388,6 +387,8 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5)
     to real runs and resumes afterwards. Returns how many configs were warmed."""
     done = 0
     for cfg in configs:
+        if done >= limits.MAX_POOLED_NETS:
+            break  # the pool would drop what we compile next
         while not idle():
             time.sleep(poll)
         try:

@@ -71,8 +71,8 @@ def manager() -> jobs.JobManager:
 
 
 def _start_prewarm(m: jobs.JobManager) -> None:
-    """On a real server, compile every preset's net (and its Compare twin) in the background
-    while no one is training, so a preset's first frame comes in well under a second.
+    """On a real server, compile the presets' nets in the background while no one is training
+    (up to LSTM_MAX_POOLED_NETS), so a preset's first frame comes in about a second.
     The thread ends when done; LSTM_PREWARM=0 turns it off."""
     from streamlit.runtime import Runtime
     if os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists():
@@ -82,9 +82,9 @@ def _start_prewarm(m: jobs.JobManager) -> None:
         time.sleep(PREWARM_DELAY)  # keep TensorFlow's import off the first page's paint
         from models.engine import prewarm
         from models.presets import PRESETS
-        first = [p.config for p in PRESETS.values()]
-        twins = [c.replace(stateful=not c.stateful) for c in first]
-        prewarm(first + twins, idle=lambda: not m.active_owners())
+        # Presets first, the default (streams) at the front; the pool's size bounds memory.
+        configs = sorted((p.config for p in PRESETS.values()), key=lambda c: c != RunConfig())
+        prewarm(configs, idle=lambda: not m.active_owners())
 
     threading.Thread(target=work, name="lstm-prewarm", daemon=True).start()
 
