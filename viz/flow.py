@@ -75,8 +75,9 @@ def grid_axes(fig: go.Figure, n_slots: int, ticktext: list[str]) -> None:
                      zeroline=False, fixedrange=True, tickfont=dict(size=10))
     fig.update_xaxes(tickvals=list(range(len(ticktext))), ticktext=ticktext, showgrid=False,
                      zeroline=False, tickfont=dict(size=10))
+    # Dragging pans along the batches (slots are fixed): "drag sideways" in the captions.
     fig.update_layout(height=int(170 + 22 * max(n_slots, 4)), plot_bgcolor="white",
-                      paper_bgcolor="white")
+                      paper_bgcolor="white", dragmode="pan")
 
 
 def empty_figure(message: str, height: int = 320) -> go.Figure:

@@ -8,7 +8,7 @@ from viz.flow import empty_figure, grid_axes, labelled_grid
 
 
 def layout_figure(seq_id: np.ndarray, part: np.ndarray, max_batches: int = 40,
-                  max_slots: int = 32, title: str = "") -> go.Figure:
+                  max_slots: int = 32, title: str = "", visible: int = 20) -> go.Figure:
     """Grid of batches (x) by slots (y), coloured and labelled like the flow view.
     seq_id, part: int arrays (n_batches, batch_size); -1 marks padding / trimmed samples."""
     seq_id, part = np.asarray(seq_id), np.asarray(part)
@@ -20,8 +20,10 @@ def layout_figure(seq_id: np.ndarray, part: np.ndarray, max_batches: int = 40,
     nb, S = min(n, max_batches), min(B, max_slots)
     fig = go.Figure(labelled_grid(seq_id[:nb, :S], part[:nb, :S]))
     grid_axes(fig, S, [f"batch {b}" for b in range(nb)])
-    fig.update_xaxes(range=[-0.5, nb - 0.5])
+    # As many columns as fit their labels; drag sideways (pan) for the rest.
+    fig.update_xaxes(range=[-0.5, min(nb, visible) - 0.5])
     notes = [f"showing batches 0–{nb - 1} of {n}"] if nb < n else []
+    notes += [f"drag sideways for batches {visible}–{nb - 1}"] if visible < nb else []
     notes += [f"showing slots 0–{S - 1} of {B}"] if S < B else []
     text = title or "<b>Batch layout</b> · one row per slot: a row of one colour is one sequence"
     if notes:
