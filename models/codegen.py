@@ -89,38 +89,36 @@ _LAYOUT_DOC = {
     "steps": "one timestep per sample: B sequences streamed side by side, one step per batch",
 }
 
-_GROUPED = '''
-def arrange(x, y, pad=False):
-    """(n_batches, B) sample indices: group g holds sequences g*B..g*B+B-1, batch p of the
-    group holds part p of each, so slot i always continues its own sequence. -1: padding."""
-    xs, ys, last, P = cut(x, y)
-    N, B = len(x), BATCH_SIZE
-    groups, rest = divmod(N, B)
+_ROWS = '''
+def rows(n, pad, what):
+    """0..n-1 in rows of BATCH_SIZE: a partial last row is padded with -1, or trimmed."""
+    B = BATCH_SIZE
+    full, rest = divmod(n, B)
     if rest and pad:
-        groups += 1
+        full += 1
     elif rest:
-        remainder(rest, N, "sequences")
-    ids = np.full(groups * B, -1)
-    ids[:min(N, groups * B)] = np.arange(min(N, groups * B))
-    seqs = ids.reshape(groups, B)
-    order = np.where(seqs[:, None, :] >= 0,
-                     seqs[:, None, :] * P + np.arange(P)[None, :, None], -1)
-    return xs, ys, last, order.reshape(groups * P, B)
+        remainder(rest, n, what)
+    flat = np.full(full * B, -1)
+    flat[:min(n, full * B)] = np.arange(min(n, full * B))
+    return flat.reshape(full, B)
 '''
 
-_FLAT = '''
+_GROUPED = _ROWS + '''
+def arrange(x, y, pad=False):
+    """(n_batches, B) sample indices: row g holds sequences g*B..g*B+B-1, batch p of the
+    row holds part p of each, so slot i always continues its own sequence. -1: padding."""
+    xs, ys, last, P = cut(x, y)
+    seqs = rows(len(x), pad, "sequences")
+    order = np.where(seqs[:, None, :] >= 0,
+                     seqs[:, None, :] * P + np.arange(P)[None, :, None], -1)
+    return xs, ys, last, order.reshape(-1, BATCH_SIZE)
+'''
+
+_FLAT = _ROWS + '''
 def arrange(x, y, pad=False):
     """(n_batches, B) sample indices, samples in sequence order, B per batch. -1: padding."""
     xs, ys, last, P = cut(x, y)
-    S, B = len(xs), BATCH_SIZE
-    nb, rest = divmod(S, B)
-    if rest and pad:
-        nb += 1
-    elif rest:
-        remainder(rest, S, "samples")
-    flat = np.full(nb * B, -1)
-    flat[:min(S, nb * B)] = np.arange(min(S, nb * B))
-    return xs, ys, last, flat.reshape(nb, B)
+    return xs, ys, last, rows(len(xs), pad, "samples")
 '''
 
 
