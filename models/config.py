@@ -233,5 +233,5 @@ def _fmt(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return f"{v:g}"
+        return repr(v)  # shortest exact form: a shared link reopens the same run
     return str(v)
