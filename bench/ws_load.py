@@ -1,0 +1,583 @@
+"""A class on one server, without browsers: N Streamlit sessions over Streamlit's own websocket.
+
+bench/load.py drives N headless Chromium pages; on a 2-core machine its figures are dominated
+by N renderers fighting for the cores. This bench speaks the frontend's protocol directly, so
+what it measures is the server: one asyncio loop plays N sessions for a few % of a core.
+
+Each session does what the frontend does (streamlit/static/.../index.*.js,
+streamlit/web/server/starlette/starlette_websocket.py):
+  1. GET /?<query> (the page) and GET /_stcore/health, which sets the `_streamlit_xsrf` cookie;
+  2. opens ws://.../_stcore/stream with Sec-WebSocket-Protocol "streamlit, <xsrf cookie>",
+     the cookie and a same-origin Origin header;
+  3. sends BackMsg.rerun_script(query_string=...) and reads ForwardMsgs (protobuf) until the
+     first script run finishes, noting the widget id of the sidebar button "Train";
+  4. when every session is loaded, all press Train at once: a rerun_script whose widget_states
+     hold that id with trigger_value=True; the clock starts as the message is sent;
+  5. keeps reading, plays the frontend's part while the job runs: AutoRerun timers (the live
+     panel is a fragment with run_every=0.5 s: the *client* sends its reruns), the ForwardMsg
+     cache (cached_message_hashes / ref_hash) and websocket pings (answered by `websockets`);
+  6. stops the clock at the first plotly_chart delta whose figure title is "State flow" (the
+     live grid while training, or the finished run's grid); the session has finished when a
+     script run shows the "**Last run:**" header. The config that ran is checked against the
+     intended one: the header (task, layout, batch size) and the Share line (every setting).
+Sessions stay connected until the scenario ends (the app cancels jobs of closed sessions).
+
+  A: N sessions open ?preset=seed004-streams-stateful (same config: the server may train one
+     shared copy). Target: p95 Train -> first flow figure <= 3 s.
+  B: N distinct configs, ?preset=<p>&seed=<100+i> over several presets. Target: every session
+     finishes or is visibly queued (queue position shown); none lost.
+Server RSS (process tree) is sampled every 0.5 s; target max <= 1.5 GB.
+
+    python bench/ws_load.py [--sessions 40] [--scenario A|B|both] [--budget 600] [--json]
+                            [--url URL [--pid PID]] [--presets a,b,...]
+
+--budget bounds each scenario (seconds); --sessions is capped at 200. Without --url the bench
+starts its own server (bench._server.start_server) and keeps its log in
+test-artifacts/ws-load-server.log.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.cookies
+import json
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._server import cpu_seconds, rss_bytes, start_server, wait_until_quiet  # noqa: E402
+from models.presets import PRESETS  # noqa: E402  (no TensorFlow, no streamlit)
+
+# Streamlit's own message classes (importing them loads the streamlit package, not a server).
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402  (a dependency of streamlit)
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+PRESET_A = "seed004-streams-stateful"
+# B's default mix: presets that finish in seconds on this machine (the long ones would turn B
+# into a test of the queue only). --presets changes it.
+PRESETS_B = ("seed004-streams-stateful", "seed004-windows-stateful", "chunks-stateful",
+             "naive-chunks-mistake", "stateless-resets", "shuffle-breaks-state",
+             "partial-batch-trap", "seed004-windows-stateless")
+MAX_SESSIONS = 200
+P95_TARGET_S = 3.0
+RSS_TARGET_GB = 1.5
+WARMUP_SEED = 999  # a config no scenario uses
+
+XSRF_COOKIE = "_streamlit_xsrf"
+FLOW_TITLE = "State flow"  # viz/flow.py _title(): "<b>State flow</b> · ..."
+RESULT_HEADER = "**Last run:**"  # ui/views.py result_header()
+QUEUE_RE = re.compile(r"waiting in the queue, position (\d+)")  # ui/views.py live_panel()
+PROBLEM_RE = re.compile(r"did not finish|busy|failed|expired|could not", re.I)
+EARLY_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.Value("FINISHED_EARLY_FOR_RERUN")
+
+
+def log(msg: str) -> None:
+    print(f"[ws_load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (as bench/load.py)."""
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
+
+
+def xsrf_cookie(base: str, query: str) -> str:
+    """What a browser does before its websocket: load the page, then ping /_stcore/health,
+    whose answer sets the XSRF cookie (the page itself does not set it)."""
+    with urllib.request.urlopen(f"{base}/?{query}", timeout=30) as r:
+        r.read()
+    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=30) as r:
+        jar = http.cookies.SimpleCookie()
+        for h in r.headers.get_all("Set-Cookie") or []:
+            jar.load(h)
+    if XSRF_COOKIE not in jar:
+        raise RuntimeError("the server set no _streamlit_xsrf cookie (is XSRF protection off?)")
+    return jar[XSRF_COOKIE].value
+
+
+def expected_config(preset: str, seed: int | None):
+    cfg = PRESETS[preset].config
+    return cfg if seed is None else cfg.replace(seed=seed)
+
+
+def header_for(cfg) -> str:
+    """The start of ui/views.py result_header() for this config."""
+    mode = "stateful" if cfg.stateful else "stateless"
+    return f"{RESULT_HEADER} {mode}, {cfg.task}, layout {cfg.layout}, batch size {cfg.batch_size}:"
+
+
+class MessageCache:
+    """The frontend's ForwardMsg cache: large elements are sent once; later runs that repeat
+    them get a ref_hash, if the client listed the hash in cached_message_hashes. Entries age
+    out after max_age script runs (the frontend's rule), so the list stays short."""
+
+    def __init__(self):
+        self.entries: dict[str, list] = {}  # hash -> [msg, run count when last used, fragment]
+        self.runs, self.max_age, self.misses = 0, 2, 0
+
+    def resolve(self, fm: ForwardMsg) -> ForwardMsg | None:
+        if fm.WhichOneof("type") == "ref_hash":
+            hit = self.entries.get(fm.ref_hash)
+            if hit is None:
+                self.misses += 1
+                return None
+            hit[1] = self.runs
+            msg = ForwardMsg()
+            msg.CopyFrom(hit[0])
+            msg.metadata.CopyFrom(fm.metadata)  # where it goes this time
+            return msg
+        if fm.metadata.cacheable and fm.hash:
+            if fm.hash in self.entries:
+                self.entries[fm.hash][1] = self.runs
+            else:
+                self.entries[fm.hash] = [fm, self.runs, fm.delta.fragment_id or None]
+        return fm
+
+    def script_finished(self, fragment_ids: list[str]) -> None:
+        self.runs += 1
+        for h, (_, used, frag) in list(self.entries.items()):
+            if fragment_ids and frag not in fragment_ids:
+                continue  # a fragment run only ages that fragment's messages
+            if self.runs - used > self.max_age:
+                del self.entries[h]
+
+
+@dataclass
+class Session:
+    idx: int
+    base: str
+    query: str
+    want_header: str
+    want_query: dict  # settings the Share line must show (RunConfig.to_query() + seed)
+    ws: object = None
+    reader: asyncio.Task | None = None
+    session_id: str = ""
+    page_hash: str = ""
+    train_id: str | None = None
+    train_disabled: bool = False
+    cache: MessageCache = field(default_factory=MessageCache)
+    timers: dict = field(default_factory=dict)  # fragment id -> (interval, asyncio.Task)
+    t_open: float = 0.0
+    t_loaded: float | None = None
+    t_train: float | None = None
+    t_flow: float | None = None
+    t_result: float | None = None
+    flow_kind: str | None = None  # element key of the first flow figure (live_flow_run, ...)
+    runs: int = 0
+    fragment_runs: int = 0
+    queue_positions: list = field(default_factory=list)
+    run_live: str | None = None  # what this script run's live panel showed: queued/running
+    last_live: str | None = None  # ... in the last finished run
+    header: str | None = None
+    share: str | None = None
+    problems: list = field(default_factory=list)
+    result_in_run: bool = False
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # ---- sending -----------------------------------------------------------------------------
+    async def send_rerun(self, trigger: str | None = None, fragment: str | None = None) -> None:
+        """A rerun_script as the frontend sends it. Widget states: only a pressed trigger; the
+        server keeps every other widget's value from the previous run when it is not sent."""
+        bm = BackMsg()
+        cs = bm.rerun_script
+        cs.query_string = self.query
+        cs.page_script_hash = self.page_hash
+        cs.cached_message_hashes.extend(self.cache.entries)
+        cs.context_info.url = f"{self.base}/?{self.query}"
+        cs.context_info.locale, cs.context_info.timezone = "en-US", "UTC"
+        if trigger:
+            w = cs.widget_states.widgets.add()
+            w.id, w.trigger_value = trigger, True
+        if fragment:
+            cs.fragment_id, cs.is_auto_rerun = fragment, True
+        await self.ws.send(bm.SerializeToString())
+
+    async def _auto_rerun(self, fragment: str, interval: float) -> None:
+        """The frontend's setInterval for a run_every fragment: fire and forget."""
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                await self.send_rerun(fragment=fragment)
+        except ConnectionClosed:
+            pass  # the reader reports the closed connection
+
+    def _stop_timers(self, ids=None) -> None:
+        for fid in list(self.timers if ids is None else ids):
+            item = self.timers.pop(fid, None)
+            if item:
+                item[1].cancel()
+
+    # ---- connecting and pressing Train -------------------------------------------------------
+    async def open(self) -> None:
+        self.t_open = time.perf_counter()
+        cookie = await asyncio.to_thread(xsrf_cookie, self.base, self.query)
+        ws_url = "ws" + self.base[len("http"):] + "/_stcore/stream"
+        # Like `new WebSocket(url, ["streamlit", xsrf])` from the page's own origin: the
+        # server checks the second subprotocol entry against the cookie.
+        self.ws = await connect(ws_url, origin=self.base, subprotocols=["streamlit", cookie],
+                                additional_headers={"Cookie": f"{XSRF_COOKIE}={cookie}"},
+                                max_size=None, max_queue=None, proxy=None, open_timeout=60)
+        await self.send_rerun()
+        self.reader = asyncio.create_task(self.read())
+
+    async def press_train(self) -> None:
+        if self.train_id is None or self.train_disabled:
+            self.problems.append("no enabled Train button on the page")
+            return
+        self.t_train = time.perf_counter()
+        await self.send_rerun(trigger=self.train_id)
+
+    async def close(self) -> None:
+        self._stop_timers()
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+
+    def connection_problem(self) -> str | None:
+        if self.reader is not None and self.reader.done() and not self.reader.cancelled():
+            e = self.reader.exception()
+            return f"connection lost: {e!r}"[:200] if e else "connection closed by the server"
+        return None
+
+    # ---- reading -----------------------------------------------------------------------------
+    async def read(self) -> None:
+        async for data in self.ws:
+            fm = ForwardMsg()
+            fm.ParseFromString(data)
+            fm = self.cache.resolve(fm)
+            if fm is not None:
+                self.handle(fm)
+
+    def handle(self, fm: ForwardMsg) -> None:
+        kind = fm.WhichOneof("type")
+        if kind == "new_session":
+            self._run_started(fm)
+        elif kind == "auto_rerun":
+            fid, every = fm.auto_rerun.fragment_id, fm.auto_rerun.interval
+            if fid and self.timers.get(fid, (None,))[0] != every:
+                self._stop_timers([fid])
+                self.timers[fid] = (every, asyncio.create_task(self._auto_rerun(fid, every)))
+        elif kind == "stop_auto_rerun":
+            self._stop_timers(fm.stop_auto_rerun.fragment_ids)
+        elif kind == "page_info_changed":
+            self.query = fm.page_info_changed.query_string  # the address bar, as the app set it
+        elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
+            self._element(fm.delta.new_element, list(fm.metadata.delta_path))
+        elif kind == "script_finished":
+            self._run_finished(fm)
+
+    def _run_started(self, fm: ForwardMsg) -> None:
+        ns = fm.new_session
+        self.session_id = ns.initialize.session_id or self.session_id
+        self.page_hash = ns.page_script_hash
+        self.cache.max_age = ns.config.max_cached_message_age or self.cache.max_age
+        self.run_live, self.result_in_run = None, False
+        if fm.metadata.run.fragment_ids:
+            self.fragment_runs += 1
+        else:
+            self.runs += 1
+            self._stop_timers()  # a full run: the frontend drops every auto-rerun timer
+
+    def _run_finished(self, fm: ForwardMsg) -> None:
+        if fm.script_finished != EARLY_FOR_RERUN:
+            self.cache.script_finished(list(fm.metadata.run.fragment_ids))
+        if fm.script_finished == EARLY_FOR_RERUN:
+            return  # the rerun that follows tells the story
+        self.last_live = self.run_live
+        if self.t_loaded is None and self.train_id is not None:
+            self.t_loaded = time.perf_counter()
+            self.loaded.set()
+        if self.t_train is not None and self.result_in_run:
+            self.finished.set()
+
+    def _element(self, el, path: list[int]) -> None:
+        et = el.WhichOneof("type")
+        now = time.perf_counter()
+        if et == "button" and el.button.label == "Train" and path[:1] == [1]:  # 1: sidebar
+            self.train_id, self.train_disabled = el.button.id, el.button.disabled
+        elif et == "plotly_chart" and self.t_train is not None:
+            self._plotly(el.plotly_chart, now)
+        elif et == "alert":
+            m = QUEUE_RE.search(el.alert.body)
+            if m:
+                self.queue_positions.append(int(m.group(1)))
+                self.run_live = "queued"
+            elif PROBLEM_RE.search(el.alert.body) and el.alert.body not in self.problems:
+                self.problems.append(el.alert.body[:200])
+        elif et == "progress":
+            self.run_live = "running"
+        elif et == "exception":
+            self.problems.append(f"exception: {el.exception.message[:200]}")
+        elif et == "markdown" and el.markdown.body.startswith(RESULT_HEADER):
+            self.header, self.result_in_run = el.markdown.body, True
+            if self.t_train is not None and self.t_result is None:
+                self.t_result = now
+        elif et == "code" and el.code.code_text.startswith(("?", "(all defaults)")):
+            self.share = el.code.code_text  # ui/views.py exports(): the Share line
+
+    def _plotly(self, chart, now: float) -> None:
+        if FLOW_TITLE not in chart.spec:
+            return  # cheap test first: the layout and curve figures arrive as often
+        title = json.loads(chart.spec).get("layout", {}).get("title", {}).get("text", "")
+        if FLOW_TITLE not in title:
+            return
+        if self.t_flow is None:
+            self.t_flow = now
+            self.flow_kind = chart.id.rsplit("-", 1)[-1]  # "$$ID-<hash>-<key>": the key
+
+    # ---- verdict -----------------------------------------------------------------------------
+    def config_problems(self) -> list[str]:
+        """Did the server train the intended config? (header and Share line)"""
+        out = []
+        if self.finished.is_set() and self.share is None:
+            out.append("no Share line: the config that ran is unchecked")
+        if self.header and not self.header.startswith(self.want_header):
+            out.append(f"header {self.header[:90]!r} != {self.want_header!r}")
+        if self.share is not None:
+            got = dict(urllib.parse.parse_qsl(self.share.lstrip("?")))
+            got = {k: v for k, v in got.items() if k not in ("preset", "run", "lock")}
+            if got != self.want_query:
+                out.append(f"settings {got} != {self.want_query}")
+        return out
+
+    def report(self) -> dict:
+        # Not finished: what the last script run's live panel showed ("queued" is honest only
+        # while the page keeps polling, i.e. an auto-rerun timer is still set).
+        state = ("done" if self.finished.is_set() else "not loaded" if self.t_loaded is None
+                 else self.last_live or "nothing shown")
+        ms = lambda t: None if t is None or self.t_train is None else round(t - self.t_train, 3)  # noqa: E731
+        return {"session": self.idx, "query": self.query, "session_id": self.session_id,
+                "state": state, "flow_s": ms(self.t_flow), "result_s": ms(self.t_result),
+                "flow_kind": self.flow_kind, "load_s": None if self.t_loaded is None
+                else round(self.t_loaded - self.t_open, 3),
+                "result_before_flow": self.t_result is not None and (
+                    self.t_flow is None or self.t_flow > self.t_result),
+                "queued": bool(self.queue_positions),
+                "max_queue_position": max(self.queue_positions, default=0),
+                "runs": self.runs, "fragment_runs": self.fragment_runs,
+                "polling": bool(self.timers), "cache_misses": self.cache.misses,
+                "problems": self.problems + self.config_problems()
+                + [p for p in [self.connection_problem()] if p]}
+
+
+# ---- a scenario ---------------------------------------------------------------------------
+
+async def drive(s: Session, gate: asyncio.Event, deadline: float) -> None:
+    """Open, load, wait for the gate, press Train, wait for the result. The connection stays
+    open afterwards (the scenario closes it): the app cancels the jobs of closed sessions."""
+    try:
+        await s.open()
+        await asyncio.wait_for(s.loaded.wait(), max(0.1, deadline - time.monotonic()))
+        await gate.wait()
+        await s.press_train()
+        if s.t_train is not None:
+            await asyncio.wait_for(s.finished.wait(), max(0.1, deadline - time.monotonic()))
+    except (asyncio.TimeoutError, TimeoutError):
+        pass
+    except Exception as e:  # a session's failure is a finding, not the bench's end
+        s.problems.append(f"{type(e).__name__}: {e}"[:200])
+
+
+async def loaded_or_failed(s: Session, task: asyncio.Task) -> None:
+    waiter = asyncio.create_task(s.loaded.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+
+
+async def run_scenario(name: str, base: str, queries: list[tuple[str, object]],
+                       budget: float) -> dict:
+    deadline = time.monotonic() + budget
+    sessions = [Session(i, base, q, header_for(cfg), cfg.to_query())
+                for i, (q, cfg) in enumerate(queries)]
+    gate = asyncio.Event()
+    tasks = [asyncio.create_task(drive(s, gate, deadline)) for s in sessions]
+    t0 = time.monotonic()
+    log(f"{name}: opening {len(sessions)} sessions")
+    waiters = [asyncio.create_task(loaded_or_failed(s, t)) for s, t in zip(sessions, tasks)]
+    await asyncio.wait(waiters, timeout=max(0.1, deadline - time.monotonic()))
+    loaded = sum(s.loaded.is_set() for s in sessions)
+    log(f"{name}: {loaded}/{len(sessions)} loaded in {time.monotonic() - t0:.1f} s; Train")
+    t_click = time.monotonic()
+    gate.set()  # every loaded session presses Train in the same loop turn
+    next_log = t_click + 10
+    while not all(t.done() for t in tasks) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        if time.monotonic() >= next_log:
+            next_log += 10
+            log(f"{name}: {sum(s.finished.is_set() for s in sessions)}/{len(sessions)} finished")
+    for t in tasks + waiters:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    wall = time.monotonic() - t_click
+    results = [s.report() for s in sessions]
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+    return summarize(name, results, wall)
+
+
+def summarize(name: str, results: list[dict], wall: float) -> dict:
+    done = [r for r in results if r["state"] == "done"]
+    flows = [r["flow_s"] for r in results if r["flow_s"] is not None]
+    states: dict[str, int] = {}
+    for r in results:
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    return {
+        "scenario": name, "sessions": len(results), "finished": len(done),
+        "queued_then_finished": sum(r["queued"] for r in done),
+        "queued_at_end": states.get("queued", 0),
+        "lost": len(results) - len(done) - states.get("queued", 0),
+        "stuck": sum(r["state"] != "done" and not r["polling"] for r in results),
+        "states": states, "flow_figures": len(flows),
+        "finished_without_flow": sum(r["flow_s"] is None for r in done),
+        "max_queue_position": max((r["max_queue_position"] for r in results), default=0),
+        "p50_s": pct(flows, 50), "p95_s": pct(flows, 95), "max_s": max(flows, default=None),
+        "load_p50_s": pct([r["load_s"] for r in results if r["load_s"] is not None], 50),
+        "problems": sorted({p for r in results for p in r["problems"]}),
+        "wall_s": round(wall, 1), "per_session": results,
+    }
+
+
+async def sample_rss(pid: int | None, peaks: dict, halt: asyncio.Event) -> None:
+    """Max RSS of the server's process tree, every 0.5 s, into peaks[current scenario]."""
+    while pid and not halt.is_set():
+        rss = await asyncio.to_thread(rss_bytes, pid)
+        for k in list(peaks):
+            peaks[k] = max(peaks[k], rss)
+        try:
+            await asyncio.wait_for(halt.wait(), 0.5)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
+
+
+def scenario_queries(name: str, n: int, presets: list[str]) -> list[tuple[str, object]]:
+    if name == "A":
+        return [(f"preset={PRESET_A}", expected_config(PRESET_A, None))] * n
+    out = []
+    for i in range(n):  # distinct configs: presets round robin, a different seed each
+        p, seed = presets[i % len(presets)], 100 + i
+        out.append((f"preset={p}&seed={seed}", expected_config(p, seed)))
+    return out
+
+
+async def bench(args, base: str, pid: int | None) -> dict:
+    n = max(1, min(args.sessions, MAX_SESSIONS))
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise SystemExit(f"error: unknown preset(s) {unknown}; see python -m models presets")
+    out = {"sessions": n, "budget_s": args.budget, "url": base, "b_presets": presets,
+           "scenarios": []}
+    peaks, halt = {"all": 0}, asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(pid, peaks, halt))
+    cpu0 = time.process_time()
+    try:
+        t = time.monotonic()  # TensorFlow import and a first compile, on a config nobody uses
+        warm = await run_scenario("warm-up", base, [(f"preset={PRESET_A}&seed={WARMUP_SEED}",
+                                                     expected_config(PRESET_A, WARMUP_SEED))],
+                                  min(args.budget, 180))
+        out["warmup_s"], out["warmup_ok"] = round(time.monotonic() - t, 1), warm["finished"] == 1
+        out["warmup"] = warm
+        for name in ("A", "B"):
+            if args.scenario not in (name, "both"):
+                continue
+            if pid:  # presets still compiling in the background, or the last scenario's tail
+                out[f"quiet_before_{name}_s"] = round(await asyncio.to_thread(
+                    wait_until_quiet, pid, 120.0), 1)
+            peaks[name] = 0
+            c0 = cpu_seconds(pid) if pid else None
+            s = await run_scenario(name, base, scenario_queries(name, n, presets), args.budget)
+            s["server_cpu_s"] = None if c0 is None else round(cpu_seconds(pid) - c0, 1)
+            s["server_rss_max_gb"] = peaks.pop(name) / 1e9 if pid else None
+            out["scenarios"].append(s)
+    finally:
+        halt.set()
+        await sampler
+    out["server_rss_max_gb"] = peaks["all"] / 1e9 if pid else None
+    out["client_cpu_s"] = round(time.process_time() - cpu0, 1)
+    return out
+
+
+def print_table(out: dict) -> None:
+    f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+    print(f"{out['sessions']} websocket sessions per scenario against {out['url']}; warm-up "
+          f"{out['warmup_s']:.1f} s ({'ok' if out['warmup_ok'] else 'FAILED'}); "
+          f"client CPU {out['client_cpu_s']:.1f} s")
+    print(f"{'scen':4} {'finished':>9} {'q->fin':>6} {'lost':>4} {'flows':>5} {'p50 s':>6} "
+          f"{'p95 s':>6} {'max s':>6} {'maxpos':>6} {'RSS GB':>6} {'srv CPU':>7} {'wall s':>6}  "
+          "states")
+    for s in out["scenarios"]:
+        print(f"{s['scenario']:4} {s['finished']:>4}/{s['sessions']:<4} "
+              f"{s['queued_then_finished']:>6} {s['lost']:>4} {s['flow_figures']:>5} {f(s['p50_s']):>6} "
+              f"{f(s['p95_s']):>6} {f(s['max_s']):>6} {s['max_queue_position']:>6} "
+              f"{f(s['server_rss_max_gb']):>6} {f(s['server_cpu_s']):>7} {s['wall_s']:>6.1f}  "
+              f"{s['states']}")
+        if s["finished_without_flow"]:
+            print(f"     {s['finished_without_flow']} session(s) got a result but no flow figure")
+        if s["stuck"]:
+            print(f"     {s['stuck']} unfinished session(s) no longer polled (no auto-rerun timer)")
+        for p in s["problems"]:
+            print(f"     problem: {p}")
+    print("flows: sessions that received a State-flow figure; p50/p95/max: Train sent -> first "
+          "State-flow figure received (over those); q->fin: queued, then finished; lost: neither "
+          "finished nor showing a queue position at the end; RSS GB: server max during the "
+          "scenario")
+    for s in out["scenarios"]:
+        if s["scenario"] == "A":
+            ok = s["p95_s"] is not None and s["p95_s"] <= P95_TARGET_S and not s["lost"]
+            print(f"target A: p95 <= {P95_TARGET_S:.0f} s, all finish: {'met' if ok else 'NOT met'}")
+        if s["scenario"] == "B":
+            ok = s["lost"] == 0
+            print(f"target B: none lost (finished or visibly queued): {'met' if ok else 'NOT met'}")
+    rss = out["server_rss_max_gb"]
+    if rss is not None:
+        print(f"target RSS <= {RSS_TARGET_GB} GB: max {rss:.2f} GB over the whole run (warm-up and "
+              f"preset pre-compilation included): "
+              f"{'met' if rss <= RSS_TARGET_GB else 'NOT met'}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=40, help=f"per scenario (max {MAX_SESSIONS})")
+    ap.add_argument("--scenario", choices=("A", "B", "both"), default="both")
+    ap.add_argument("--budget", type=float, default=600, help="seconds per scenario, then stop")
+    ap.add_argument("--presets", default=",".join(PRESETS_B), help="scenario B's presets")
+    ap.add_argument("--url", help="use this running server instead of starting one")
+    ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS and CPU")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    server = None
+    if args.url:
+        base, pid = args.url.rstrip("/"), args.pid
+    else:
+        ARTIFACTS.mkdir(exist_ok=True)
+        server = start_server(log_path=ARTIFACTS / "ws-load-server.log")
+        base, pid = server.url, server.pid
+        log(f"server {base} (pid {pid}) healthy after {server.healthy_at - server.started_at:.1f} s")
+    try:
+        out = asyncio.run(bench(args, base, pid))
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
