@@ -33,7 +33,8 @@ Server RSS (process tree) is sampled every 0.5 s; target max <= 1.5 GB.
 
 --budget bounds each scenario (seconds); --sessions is capped at 200. Without --url the bench
 starts its own server (bench._server.start_server) and keeps its log in
-test-artifacts/ws-load-server.log.
+test-artifacts/ws-load-server.log. Every run also writes its full JSON (per-session timings,
+states and problems) to test-artifacts/ws-load.json.
 """
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ class MessageCache:
 
     def __init__(self):
         self.entries: dict[str, list] = {}  # hash -> [msg, run count when last used, fragment]
-        self.runs, self.max_age, self.misses = 0, 2, 0
+        self.runs, self.max_age, self.hits, self.misses = 0, 2, 0, 0
 
     def resolve(self, fm: ForwardMsg) -> ForwardMsg | None:
         if fm.WhichOneof("type") == "ref_hash":
@@ -135,6 +136,7 @@ class MessageCache:
                 self.misses += 1
                 return None
             hit[1] = self.runs
+            self.hits += 1
             msg = ForwardMsg()
             msg.CopyFrom(hit[0])
             msg.metadata.CopyFrom(fm.metadata)  # where it goes this time
@@ -370,7 +372,8 @@ class Session:
                 "queued": bool(self.queue_positions),
                 "max_queue_position": max(self.queue_positions, default=0),
                 "runs": self.runs, "fragment_runs": self.fragment_runs,
-                "polling": bool(self.timers), "cache_misses": self.cache.misses,
+                "polling": bool(self.timers), "cache_hits": self.cache.hits,
+                "cache_misses": self.cache.misses,
                 "problems": self.problems + self.config_problems()
                 + [p for p in [self.connection_problem()] if p]}
 
@@ -572,6 +575,8 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "ws-load.json").write_text(json.dumps(out, indent=2))
     if args.json:
         print(json.dumps(out, indent=2))
     else:
