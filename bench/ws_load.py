@@ -17,9 +17,11 @@ streamlit/web/server/starlette/starlette_websocket.py):
      panel is a fragment with run_every=0.5 s: the *client* sends its reruns), the ForwardMsg
      cache (cached_message_hashes / ref_hash) and websocket pings (answered by `websockets`);
   6. stops the clock at the first plotly_chart delta whose figure title is "State flow" (the
-     live grid while training, or the finished run's grid); the session has finished when a
-     script run shows the "**Last run:**" header. The config that ran is checked against the
-     intended one: the header (task, layout, batch size) and the Share line (every setting).
+     live grid while training, or the finished run's grid); the session has finished when the
+     "**Last run:**" header arrives (then waits for the end of that script run, whose flow
+     figure follows the header). The config that ran is checked against the intended one: the
+     header (task, layout, batch size) and the Share line (every setting). Sessions that did
+     not end well keep a trace of their last messages in the JSON ("events").
 Sessions stay connected until the scenario ends (the app cancels jobs of closed sessions).
 
   A: N sessions open ?preset=seed004-streams-stateful (same config: the server may train one
@@ -47,6 +49,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +77,7 @@ MAX_SESSIONS = 200
 P95_TARGET_S = 3.0
 RSS_TARGET_GB = 1.5
 WARMUP_SEED = 999  # a config no scenario uses
+WARMUP_BUDGET_S = 180.0
 
 XSRF_COOKIE = "_streamlit_xsrf"
 FLOW_TITLE = "State flow"  # viz/flow.py _title(): "<b>State flow</b> · ..."
@@ -81,6 +85,9 @@ RESULT_HEADER = "**Last run:**"  # ui/views.py result_header()
 QUEUE_RE = re.compile(r"waiting in the queue, position (\d+)")  # ui/views.py live_panel()
 PROBLEM_RE = re.compile(r"did not finish|busy|failed|expired|could not", re.I)
 EARLY_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.Value("FINISHED_EARLY_FOR_RERUN")
+STATUS = {v: k.replace("FINISHED_", "").lower() for k, v in ForwardMsg.ScriptFinishedStatus.items()}
+SETTLE_S = 30.0  # after the result header: wait at most this for the end of its run
+TRACE_LEN = 150  # events kept per session, reported for sessions that did not end well
 
 
 def log(msg: str) -> None:
@@ -187,8 +194,18 @@ class Session:
     share: str | None = None
     problems: list = field(default_factory=list)
     result_in_run: bool = False
+    # How the script run that showed the result ended: its script_finished status, or "never"
+    # (the next run's new_session came first).
+    result_run_end: str | None = None
+    events: deque = field(default_factory=lambda: deque(maxlen=TRACE_LEN))
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # the result is shown
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # ... and its run is over
+
+    def note(self, what: str) -> None:
+        """A timestamped event (seconds since Train, or since opening before it)."""
+        t0 = self.t_train if self.t_train is not None else self.t_open
+        self.events.append(f"{time.perf_counter() - t0:8.3f} {what}")
 
     # ---- sending -----------------------------------------------------------------------------
     async def send_rerun(self, trigger: str | None = None, fragment: str | None = None) -> None:
@@ -207,6 +224,7 @@ class Session:
         if fragment:
             cs.fragment_id, cs.is_auto_rerun = fragment, True
         await self.ws.send(bm.SerializeToString())
+        self.note(f"> rerun{' Train' if trigger else ''}{' fragment' if fragment else ''}")
 
     async def _auto_rerun(self, fragment: str, interval: float) -> None:
         """The frontend's setInterval for a run_every fragment: fire and forget."""
@@ -274,8 +292,10 @@ class Session:
             if fid and self.timers.get(fid, (None,))[0] != every:
                 self._stop_timers([fid])
                 self.timers[fid] = (every, asyncio.create_task(self._auto_rerun(fid, every)))
+                self.note(f"< auto_rerun every {every} s")
         elif kind == "stop_auto_rerun":
             self._stop_timers(fm.stop_auto_rerun.fragment_ids)
+            self.note("< stop_auto_rerun")
         elif kind == "page_info_changed":
             self.query = fm.page_info_changed.query_string  # the address bar, as the app set it
         elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
@@ -288,7 +308,11 @@ class Session:
         self.session_id = ns.initialize.session_id or self.session_id
         self.page_hash = ns.page_script_hash
         self.cache.max_age = ns.config.max_cached_message_age or self.cache.max_age
+        if self.result_in_run and self.result_run_end is None:
+            self.result_run_end = "never"  # no script_finished for the run with the result
+            self.settled.set()
         self.run_live, self.result_in_run = None, False
+        self.note(f"< new_session {'fragment' if fm.metadata.run.fragment_ids else 'full'} run")
         if fm.metadata.run.fragment_ids:
             self.fragment_runs += 1
         else:
@@ -296,16 +320,20 @@ class Session:
             self._stop_timers()  # a full run: the frontend drops every auto-rerun timer
 
     def _run_finished(self, fm: ForwardMsg) -> None:
+        self.note(f"< script_finished {STATUS.get(fm.script_finished)}: live panel "
+                  f"{self.run_live}, result {'shown' if self.result_in_run else 'not shown'}")
         if fm.script_finished != EARLY_FOR_RERUN:
             self.cache.script_finished(list(fm.metadata.run.fragment_ids))
+        if self.result_in_run and self.result_run_end is None:
+            self.result_run_end = STATUS.get(fm.script_finished)
+        if self.t_result is not None:
+            self.settled.set()
         if fm.script_finished == EARLY_FOR_RERUN:
             return  # the rerun that follows tells the story
         self.last_live = self.run_live
         if self.t_loaded is None and self.train_id is not None:
             self.t_loaded = time.perf_counter()
             self.loaded.set()
-        if self.t_train is not None and self.result_in_run:
-            self.finished.set()
 
     def _element(self, el, path: list[int]) -> None:
         et = el.WhichOneof("type")
@@ -327,8 +355,10 @@ class Session:
             self.problems.append(f"exception: {el.exception.message[:200]}")
         elif et == "markdown" and el.markdown.body.startswith(RESULT_HEADER):
             self.header, self.result_in_run = el.markdown.body, True
+            self.note("< result header")
             if self.t_train is not None and self.t_result is None:
                 self.t_result = now
+                self.finished.set()
         elif et == "code" and el.code.code_text.startswith(("?", "(all defaults)")):
             self.share = el.code.code_text  # ui/views.py exports(): the Share line
 
@@ -341,6 +371,7 @@ class Session:
         if self.t_flow is None:
             self.t_flow = now
             self.flow_kind = chart.id.rsplit("-", 1)[-1]  # "$$ID-<hash>-<key>": the key
+            self.note(f"< first flow figure ({self.flow_kind})")
 
     # ---- verdict -----------------------------------------------------------------------------
     def config_problems(self) -> list[str]:
@@ -358,6 +389,13 @@ class Session:
         return out
 
     def report(self) -> dict:
+        r = self._report()
+        if r["state"] != "done" or r["flow_s"] is None or r["problems"] or (
+                self.result_run_end not in (None, "successfully")):
+            r["events"] = list(self.events)  # the evidence
+        return r
+
+    def _report(self) -> dict:
         # Not finished: what the last script run's live panel showed ("queued" is honest only
         # while the page keeps polling, i.e. an auto-rerun timer is still set).
         state = ("done" if self.finished.is_set() else "not loaded" if self.t_loaded is None
@@ -372,6 +410,7 @@ class Session:
                 "queued": bool(self.queue_positions),
                 "max_queue_position": max(self.queue_positions, default=0),
                 "runs": self.runs, "fragment_runs": self.fragment_runs,
+                "result_run_end": self.result_run_end,
                 "polling": bool(self.timers), "cache_hits": self.cache.hits,
                 "cache_misses": self.cache.misses,
                 "problems": self.problems + self.config_problems()
@@ -390,6 +429,9 @@ async def drive(s: Session, gate: asyncio.Event, deadline: float) -> None:
         await s.press_train()
         if s.t_train is not None:
             await asyncio.wait_for(s.finished.wait(), max(0.1, deadline - time.monotonic()))
+            # The flow figure follows the result header in the same run: give it that run.
+            await asyncio.wait_for(s.settled.wait(), max(0.1, min(
+                SETTLE_S, deadline - time.monotonic())))
     except (asyncio.TimeoutError, TimeoutError):
         pass
     except Exception as e:  # a session's failure is a finding, not the bench's end
@@ -446,6 +488,7 @@ def summarize(name: str, results: list[dict], wall: float) -> dict:
         "stuck": sum(r["state"] != "done" and not r["polling"] for r in results),
         "states": states, "flow_figures": len(flows),
         "finished_without_flow": sum(r["flow_s"] is None for r in done),
+        "result_run_cut": sum(r["result_run_end"] not in (None, "successfully") for r in results),
         "max_queue_position": max((r["max_queue_position"] for r in results), default=0),
         "p50_s": pct(flows, 50), "p95_s": pct(flows, 95), "max_s": max(flows, default=None),
         "load_p50_s": pct([r["load_s"] for r in results if r["load_s"] is not None], 50),
@@ -491,7 +534,7 @@ async def bench(args, base: str, pid: int | None) -> dict:
         t = time.monotonic()  # TensorFlow import and a first compile, on a config nobody uses
         warm = await run_scenario("warm-up", base, [(f"preset={PRESET_A}&seed={WARMUP_SEED}",
                                                      expected_config(PRESET_A, WARMUP_SEED))],
-                                  min(args.budget, 180))
+                                  WARMUP_BUDGET_S)
         out["warmup_s"], out["warmup_ok"] = round(time.monotonic() - t, 1), warm["finished"] == 1
         out["warmup"] = warm
         for name in ("A", "B"):
@@ -530,6 +573,9 @@ def print_table(out: dict) -> None:
               f"{s['states']}")
         if s["finished_without_flow"]:
             print(f"     {s['finished_without_flow']} session(s) got a result but no flow figure")
+        if s["result_run_cut"]:
+            print(f"     {s['result_run_cut']} session(s): the script run that showed the result "
+                  "did not finish normally (see result_run_end and events in the JSON)")
         if s["stuck"]:
             print(f"     {s['stuck']} unfinished session(s) no longer polled (no auto-rerun timer)")
         for p in s["problems"]:
