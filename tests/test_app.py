@@ -1,6 +1,7 @@
 """The Streamlit page, driven by AppTest: real widgets, real jobs, real Keras (no mocks)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from models.config import FIELDS, RunConfig
 from models.presets import PRESETS
+from ui import views
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SMALL = {"preset": "seed004-streams-stateful", "epochs": "2"}
@@ -41,6 +43,12 @@ def config(at: AppTest) -> RunConfig:
 
 def texts(at: AppTest, kind: str) -> list[str]:
     return [e.value for e in getattr(at, kind)]
+
+
+def flow_columns(at: AppTest) -> list[str]:
+    """The column labels (epoch·batch) of the State-flow figure on the page."""
+    [chart] = [c for c in at.get("plotly_chart") if "flow_fig" in c.proto.id]
+    return json.loads(chart.proto.spec)["layout"]["xaxis"]["ticktext"]
 
 
 def wait_until_idle(at: AppTest, limit: float = 90.0) -> float:
@@ -150,6 +158,10 @@ def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     assert carry and "largest |h0[k+1]−hT[k]| = 0 (exact)" in carry[0]
     assert "0 contaminated" in carry[0]
     assert at.session_state["view"] == "State flow"  # a finished run opens its flow
+    # Long runs are shown a page of batches at a time; the slider moves to later ones.
+    assert flow_columns(at)[0] == "e1·b0" and len(flow_columns(at)) == views.FLOW_PAGE
+    at.select_slider(key="flow_first").set_value(views.FLOW_PAGE).run()
+    assert flow_columns(at)[0] == f"e1·b{views.FLOW_PAGE}"
     show(at, "Answers")
     assert any(m.startswith("*Measured:*") for m in texts(at, "markdown"))
     labels = [b.label for b in at.get("download_button")]

@@ -105,6 +105,13 @@ def test_train_compare_and_share(streamlit_server, browser_page, artifacts):
     assert re.search(r"largest \|h0\[k\+1\]−hT\[k\]\| = 0 \(exact\)", text), text
     assert re.search(r"largest \|h0\| = 0 \(exact\)", text), text
     assert re.search(r"\b0 contaminated", text), text
+    # Hovering a cell shows where its state came from and its h vector.
+    grid = flow.locator(".nsewdrag").first.bounding_box()
+    page.mouse.move(grid["x"] + grid["width"] * 2.5 / 20, grid["y"] + grid["height"] * 1.5 / 32)
+    hover = flow.locator(".hoverlayer .hovertext").first
+    hover.wait_for(state="visible")
+    tip = hover.text_content()
+    assert "(carried)" in tip and "hT:" in tip and "slot 1" in tip, tip
 
     show_tab(page, "Curves")
     page.locator(".st-key-epoch_fig .main-svg").first.wait_for(state="visible")

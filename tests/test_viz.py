@@ -205,8 +205,11 @@ def test_colours_by_sequence_with_grey_padding():
     assert z.shape == (3, 2)  # slots x batches
     assert z[0, 0] == z[0, 1] != z[1, 0]
     assert z[2, 0] == seq_colour_index(np.array([-1]))[0] != z[0, 0]
-    pad = trace_by_name(flow_figure(t), "padding")
-    assert pad.texttemplate == "pad"
+    fig = flow_figure(t)
+    assert [list(r) for r in fig.data[0].text] == [["s0·p0", "s0·p1"], ["s1·p0", "s1·p1"],
+                                                   ["pad", "pad"]]
+    hover = trace_by_name(fig, "padding").hovertemplate
+    assert hover.startswith("<b>pad</b>") and "padding, no sequence" in hover and "s%{" not in hover
 
 
 def test_budget_200_batches_32_slots_json_under_1mb():

@@ -15,7 +15,7 @@ from ui import runs, settings, text
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
 LIVE_BATCHES = 24  # batches shown in the live state-flow figure while training
-FLOW_PAGE = 40  # batches per page of the finished run's flow figure
+FLOW_PAGE = 20  # batches per page of the finished run's flow figure: one window, drawn in ~0.3 s
 
 
 def _chart(fig, key: str | None = None) -> None:
@@ -146,7 +146,7 @@ def flow_tab(res: dict | None) -> None:
         st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)
         return
     first = 0
-    if trace.n > FLOW_PAGE:  # page through long runs: a browser draws 40 columns quickly
+    if trace.n > FLOW_PAGE:  # page through long runs: each page is one quick browser draw
         pages = list(range(0, trace.n, FLOW_PAGE))
         first = st.select_slider(
             "Recorded batches shown", pages, key="flow_first",
@@ -155,7 +155,9 @@ def flow_tab(res: dict | None) -> None:
     if st.session_state.get("reduced_motion"):
         fig.frames = ()
         fig.update_layout(updatemenus=[], sliders=[])
-        st.caption("Reduced motion: no animation. Drag the grid sideways to see later batches.")
+        st.caption("Reduced motion: no animation. Pick later batches with "
+                   "**Recorded batches shown**." if trace.n > FLOW_PAGE else
+                   "Reduced motion: no animation.")
     _chart(fig, key="flow_fig")
 
 
