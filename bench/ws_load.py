@@ -45,6 +45,7 @@ import asyncio
 import http.cookies
 import json
 import re
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -114,6 +115,21 @@ def xsrf_cookie(base: str, query: str) -> str:
     if XSRF_COOKIE not in jar:
         raise RuntimeError("the server set no _streamlit_xsrf cookie (is XSRF protection off?)")
     return jar[XSRF_COOKIE].value
+
+
+def code_version() -> str:
+    """HEAD plus the files changed in the working tree: the server runs the working tree."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout
+
+    try:
+        status = git("status", "--porcelain", "--untracked-files=no").splitlines()
+        dirty = [line[3:] for line in status if line.strip()]  # "XY path"
+        head = git("rev-parse", "--short", "HEAD").strip()
+        return head + (f" + uncommitted {dirty}" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def expected_config(preset: str, seed: int | None):
@@ -400,9 +416,12 @@ class Session:
         # while the page keeps polling, i.e. an auto-rerun timer is still set).
         state = ("done" if self.finished.is_set() else "not loaded" if self.t_loaded is None
                  else self.last_live or "nothing shown")
-        ms = lambda t: None if t is None or self.t_train is None else round(t - self.t_train, 3)  # noqa: E731
+        def since_train(t):
+            return None if t is None or self.t_train is None else round(t - self.t_train, 3)
+
         return {"session": self.idx, "query": self.query, "session_id": self.session_id,
-                "state": state, "flow_s": ms(self.t_flow), "result_s": ms(self.t_result),
+                "state": state, "flow_s": since_train(self.t_flow),
+                "result_s": since_train(self.t_result),
                 "flow_kind": self.flow_kind, "load_s": None if self.t_loaded is None
                 else round(self.t_loaded - self.t_open, 3),
                 "result_before_flow": self.t_result is not None and (
@@ -526,7 +545,7 @@ async def bench(args, base: str, pid: int | None) -> dict:
     if unknown:
         raise SystemExit(f"error: unknown preset(s) {unknown}; see python -m models presets")
     out = {"sessions": n, "budget_s": args.budget, "url": base, "b_presets": presets,
-           "scenarios": []}
+           "code": code_version(), "scenarios": []}
     peaks, halt = {"all": 0}, asyncio.Event()
     sampler = asyncio.create_task(sample_rss(pid, peaks, halt))
     cpu0 = time.process_time()
@@ -561,16 +580,16 @@ def print_table(out: dict) -> None:
     f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     print(f"{out['sessions']} websocket sessions per scenario against {out['url']}; warm-up "
           f"{out['warmup_s']:.1f} s ({'ok' if out['warmup_ok'] else 'FAILED'}); "
-          f"client CPU {out['client_cpu_s']:.1f} s")
+          f"client CPU {out['client_cpu_s']:.1f} s; code {out['code']}")
     print(f"{'scen':4} {'finished':>9} {'q->fin':>6} {'lost':>4} {'flows':>5} {'p50 s':>6} "
           f"{'p95 s':>6} {'max s':>6} {'maxpos':>6} {'RSS GB':>6} {'srv CPU':>7} {'wall s':>6}  "
           "states")
     for s in out["scenarios"]:
         print(f"{s['scenario']:4} {s['finished']:>4}/{s['sessions']:<4} "
-              f"{s['queued_then_finished']:>6} {s['lost']:>4} {s['flow_figures']:>5} {f(s['p50_s']):>6} "
-              f"{f(s['p95_s']):>6} {f(s['max_s']):>6} {s['max_queue_position']:>6} "
-              f"{f(s['server_rss_max_gb']):>6} {f(s['server_cpu_s']):>7} {s['wall_s']:>6.1f}  "
-              f"{s['states']}")
+              f"{s['queued_then_finished']:>6} {s['lost']:>4} {s['flow_figures']:>5} "
+              f"{f(s['p50_s']):>6} {f(s['p95_s']):>6} {f(s['max_s']):>6} "
+              f"{s['max_queue_position']:>6} {f(s['server_rss_max_gb']):>6} "
+              f"{f(s['server_cpu_s']):>7} {s['wall_s']:>6.1f}  {s['states']}")
         if s["finished_without_flow"]:
             print(f"     {s['finished_without_flow']} session(s) got a result but no flow figure")
         if s["result_run_cut"]:
@@ -587,7 +606,8 @@ def print_table(out: dict) -> None:
     for s in out["scenarios"]:
         if s["scenario"] == "A":
             ok = s["p95_s"] is not None and s["p95_s"] <= P95_TARGET_S and not s["lost"]
-            print(f"target A: p95 <= {P95_TARGET_S:.0f} s, all finish: {'met' if ok else 'NOT met'}")
+            print(f"target A: p95 <= {P95_TARGET_S:.0f} s, all finish: "
+                  f"{'met' if ok else 'NOT met'}")
         if s["scenario"] == "B":
             ok = s["lost"] == 0
             print(f"target B: none lost (finished or visibly queued): {'met' if ok else 'NOT met'}")
@@ -615,7 +635,8 @@ def main() -> int:
         ARTIFACTS.mkdir(exist_ok=True)
         server = start_server(log_path=ARTIFACTS / "ws-load-server.log")
         base, pid = server.url, server.pid
-        log(f"server {base} (pid {pid}) healthy after {server.healthy_at - server.started_at:.1f} s")
+        log(f"server {base} (pid {pid}) healthy after "
+            f"{server.healthy_at - server.started_at:.1f} s")
     try:
         out = asyncio.run(bench(args, base, pid))
     finally:
