@@ -263,7 +263,9 @@ class Session:
         cookie = await asyncio.to_thread(xsrf_cookie, self.base, self.query)
         ws_url = "ws" + self.base[len("http"):] + "/_stcore/stream"
         # Like `new WebSocket(url, ["streamlit", xsrf])` from the page's own origin: the
-        # server checks the second subprotocol entry against the cookie.
+        # server checks the second subprotocol entry against the cookie. (Streamlit 1.67
+        # accepts the socket without them too, then ignores auth cookies; a foreign Origin
+        # gets 403. So the handshake is done as the frontend does it, not because it must.)
         self.ws = await connect(ws_url, origin=self.base, subprotocols=["streamlit", cookie],
                                 additional_headers={"Cookie": f"{XSRF_COOKIE}={cookie}"},
                                 max_size=None, max_queue=None, proxy=None, open_timeout=60)
