@@ -126,6 +126,11 @@ class Net:
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
         self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
         self.val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
+        for f in (self.train_chunk, self.val_chunk):
+            # TF counts traces per Python code object, so every new Net's one trace counted
+            # as "retracing" of the same function (a false warning in server logs once five
+            # nets were built). Each Net traces each loop once per input signature.
+            f._omit_frequent_tracing_warning = True
 
     def reset_to(self, seed: int, lr: float) -> None:
         """Weights as a fresh build with this seed; optimizer and states zeroed."""

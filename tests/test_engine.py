@@ -162,6 +162,27 @@ def test_pooled_net_starts_exactly_like_a_fresh_build():
     eng.close()
 
 
+def test_each_net_compiles_its_loops_once_and_logs_no_retracing(caplog):
+    """Runs of a pooled shape reuse its compiled loops; nets of new shapes (servers build
+    many) each trace once and must not flood the log with TF's "retracing" warning."""
+    import tensorflow as tf
+    tf_log = tf.get_logger()  # does not propagate to the root logger: listen to it directly
+    tf_log.addHandler(caplog.handler)
+    nets = []
+    try:
+        for units in range(2, 7):  # five new shapes in a row: TF warns at the fifth trace
+            eng = Engine(SMALL.replace(units=units, epochs=1, sequences=20))
+            nets.append(eng.net)
+            eng.run()
+            eng.close()
+        run(SMALL.replace(units=2, epochs=1, sequences=20, seed=3))  # pooled: no new trace
+    finally:
+        tf_log.removeHandler(caplog.handler)
+    assert [(n.train_chunk.experimental_get_tracing_count(),
+             n.val_chunk.experimental_get_tracing_count()) for n in nets] == [(1, 1)] * 5
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
 def test_events_report_progress_resets_and_epochs():
     events = []
     _, r = run(SMALL, on_event=events.append)
