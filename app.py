@@ -10,10 +10,9 @@ from ui import runs, settings, views
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
 
-# 1. Settings: from the URL (first run only), then the sidebar, then back into the URL.
+# 1. Settings: from the URL (first run only), then the sidebar (back into the URL in step 3).
 settings.read_url_once()
 cfg, pressed = settings.sidebar()
-settings.write_url(cfg)
 
 st.title("Stateful LSTM Explorer")
 st.caption("What does `stateful=True` actually carry from one batch to the next? Pick a preset "
@@ -44,7 +43,12 @@ if pressed["stop"]:
 for slot, err in st.session_state.get("errors", {}).items():
     st.error(f"{views.SLOT_NAMES.get(slot, slot)} did not finish: {err}")
 runs.collect()
-st.fragment(run_every=0.5 if runs.any_active() else None)(views.live_panel)()
+settings.write_url(cfg)  # after collecting: a run that just finished adds its run= id
+# The live panel exists only while a job runs. Registered on an idle page, its leftover
+# 0.5 s reruns still counted as live and could replace the run that draws a result before
+# that run's messages were sent (seen under load: a result without its flow figure).
+if runs.any_active():
+    st.fragment(run_every=0.5)(views.live_panel)()
 
 # 4. Views of the last finished run (the Data layout and Keras code follow the settings).
 slot, res = views.shown_result()

@@ -214,13 +214,13 @@ def test_a_finished_run_is_answered_from_the_store_and_opens_by_link():
     at = app(preset="chunks-stateful", epochs="2")
     at.sidebar.button(key="btn_train").click().run()
     wait_until_idle(at)
-    at.run()
     run_id = at.session_state["results"]["run"]["run_id"]
     assert run_id and at.query_params["run"] == run_id
-    # another session, same settings: answered from the store, no training job
+    # another session, same settings: answered from the store, no training job, and the
+    # link names the run in that same click's page
     again = app(preset="chunks-stateful", epochs="2")
     again.sidebar.button(key="btn_train").click().run()
-    assert again.session_state["runs"] == {}
+    assert again.session_state["runs"] == {} and again.query_params["run"] == run_id
     res = again.session_state["results"]["run"]
     assert res["stored"] and res["trace"].carry_check()["max_carry_error"] == 0.0
     # a link to the run opens it, settings included

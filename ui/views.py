@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
@@ -271,11 +272,17 @@ def code_tab(cfg: RunConfig) -> None:
 
 # ---- share and export -------------------------------------------------------------------------
 
+def share_link() -> str:
+    """The page's address as the browser sees it (so behind a proxy too) plus the settings."""
+    qs = urlencode(st.query_params.to_dict())
+    base = (st.context.url or "").split("?")[0]
+    return f"{base}?{qs}" if qs else (base or "(all defaults)")
+
+
 def exports(cfg: RunConfig, res: dict | None) -> None:
-    qs = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
-    st.markdown("**Share:** the address bar holds every setting and the seed. Add `&lock=1` "
-                "to hand out a link whose settings cannot be changed.")
-    st.code(f"?{qs}" if qs else "(all defaults)", language=None)
+    st.markdown("**Share:** this link (also in the address bar) holds every setting and the "
+                "seed. Add `&lock=1` to hand out a link whose settings cannot be changed.")
+    st.code(share_link(), language=None)
     if res is None:
         return
     tr = res["trace"]
