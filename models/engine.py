@@ -386,16 +386,21 @@ def probe_alphabet(weights: list[np.ndarray], cfg: RunConfig, start: str, n: int
     return out
 
 
-def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5) -> int:
+def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
+            stop: threading.Event | None = None) -> int:
     """Compile a net for each config's shape ahead of time, so that a first Train of a
     preset starts in milliseconds. Runs only while `idle()` (no user jobs): it yields the CPU
-    to real runs and resumes afterwards. Returns how many configs were warmed."""
+    to real runs and resumes afterwards. `stop` ends it between nets. Returns how many
+    configs were warmed."""
+    stop = stop or threading.Event()
     done = 0
     for cfg in configs:
         if done >= limits.MAX_POOLED_NETS:
             break  # the pool would drop what we compile next
-        while not idle():
-            time.sleep(poll)
+        while not idle() and not stop.is_set():
+            stop.wait(poll)
+        if stop.is_set():
+            break
         try:
             eng = Engine(cfg)
         except ConfigError:

@@ -12,6 +12,7 @@ later (it would need picklable `fn`s and a ctx that talks to Redis).
 """
 from __future__ import annotations
 
+import atexit
 import heapq
 import itertools
 import logging
@@ -315,6 +316,19 @@ class JobManager:
         with self._lock:
             return {"running": len(self._running), "queued": len(self._queue)}
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel every job and wait for the workers. Registered at exit for the shared
+        manager: a TensorFlow op still running in a daemon thread when the interpreter
+        finalises aborts the process ("FATAL: exception not rethrown")."""
+        with self._lock:
+            jobs = list(self._queue) + list(self._running.values())
+            for job in jobs:
+                self._stop(job)
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(max(0.0, deadline - time.monotonic()))
+
     def active_owners(self) -> set[str]:
         with self._lock:
             return {o for j in itertools.chain(self._running.values(), self._queue)
@@ -385,6 +399,7 @@ def get_manager() -> JobManager:
     with _manager_lock:
         if _manager is None:
             _manager = JobManager()
+            atexit.register(_manager.shutdown)
         return _manager
 
 

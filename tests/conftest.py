@@ -19,6 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # A fresh result store for this test session (AppTest runs share the process-wide store).
 import tempfile  # noqa: E402
 os.environ.setdefault("LSTM_DATA_DIR", tempfile.mkdtemp(prefix="lstm-test-store-"))
+# AppTest's stand-in Runtime looks like a server: without this, the first page would start
+# compiling every preset in the background, competing with the tests for the two cores.
+os.environ.setdefault("LSTM_PREWARM", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -332,3 +332,26 @@ def test_watch_sessions_treats_errors_as_alive(gate):
 
 def test_get_manager_is_a_singleton():
     assert jobs.get_manager() is jobs.get_manager()
+
+
+def test_shutdown_cancels_running_and_queued_jobs_and_joins_their_threads():
+    """Registered at exit for the shared manager: no job thread may still be running
+    TensorFlow when the interpreter finalises (that aborts the process)."""
+    m = JobManager(max_workers=1)
+    running, queued = m.submit(looper, owner="a"), m.submit(looper, owner="b")
+    assert until(lambda: m.status(running).state == "running")
+    m.shutdown(timeout=5)
+    assert m.status(running).state == "cancelled" and m.result(running) == "partial"
+    assert m.status(queued).state == "cancelled"
+    assert not [t for t in job_threads() if t.name.endswith(running)]
+
+
+def test_prewarm_waits_while_busy_and_stops_when_asked():
+    from models.config import RunConfig
+    from models.engine import prewarm
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    t = time.monotonic()
+    # the server stays busy: prewarm waits (compiling nothing) until told to stop
+    assert prewarm([RunConfig()] * 3, idle=lambda: False, poll=0.02, stop=stop) == 0
+    assert stop.is_set() and time.monotonic() - t < 30

@@ -8,6 +8,7 @@ already computed is lost while a new run trains.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -78,15 +79,24 @@ def _start_prewarm(m: jobs.JobManager) -> None:
     if os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists():
         return
 
+    stop = threading.Event()
+
     def work():
-        time.sleep(PREWARM_DELAY)  # keep TensorFlow's import off the first page's paint
+        if stop.wait(PREWARM_DELAY):  # keep TensorFlow's import off the first page's paint
+            return
         from models.engine import prewarm
         from models.presets import PRESETS
         # Presets first, the default (streams) at the front; the pool's size bounds memory.
         configs = sorted((p.config for p in PRESETS.values()), key=lambda c: c != RunConfig())
-        prewarm(configs, idle=lambda: not m.active_owners())
+        prewarm(configs, idle=lambda: not m.active_owners(), stop=stop)
 
-    threading.Thread(target=work, name="lstm-prewarm", daemon=True).start()
+    th = threading.Thread(target=work, name="lstm-prewarm", daemon=True)
+    th.start()
+
+    @atexit.register
+    def _end_prewarm():  # a compile still running at interpreter exit would abort it
+        stop.set()
+        th.join(60)
 
 
 @st.cache_resource

@@ -152,14 +152,31 @@ def flow_tab(res: dict | None) -> None:
         first = st.select_slider(
             "Recorded batches shown", pages, key="flow_first",
             format_func=lambda i: f"{i + 1}–{min(i + FLOW_PAGE, trace.n)} (epoch {trace.epoch[i]})")
-    fig = viz.flow_figure(trace, max_batches=FLOW_PAGE, first=first)
-    if st.session_state.get("reduced_motion"):
-        fig.frames = ()
-        fig.update_layout(updatemenus=[], sliders=[])
+    reduced = bool(st.session_state.get("reduced_motion"))
+    if res.get("run_id"):  # a stored run: every session showing it shares one figure
+        fig = _shared_flow_figure(res["run_id"], first, reduced, trace)
+    else:
+        fig = _flow_figure(trace, first, reduced)
+    if reduced:
         st.caption("Reduced motion: no animation. Pick later batches with "
                    "**Recorded batches shown**." if trace.n > FLOW_PAGE else
                    "Reduced motion: no animation.")
     _chart(fig, key="flow_fig")
+
+
+def _flow_figure(trace, first: int, reduced: bool):
+    fig = viz.flow_figure(trace, max_batches=FLOW_PAGE, first=first)
+    if reduced:
+        fig.frames = ()
+        fig.update_layout(updatemenus=[], sliders=[])
+    return fig
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_flow_figure(run_id: str, first: int, reduced: bool, _trace):
+    """A class opening the same preset gets the same run (same id, same trace): building its
+    figure once instead of once per student took ~40 ms x 40 off the server. Never mutated."""
+    return _flow_figure(_trace, first, reduced)
 
 
 def hidden_tab(res: dict | None) -> None:
