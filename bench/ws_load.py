@@ -377,8 +377,8 @@ class Session:
             if self.t_train is not None and self.t_result is None:
                 self.t_result = now
                 self.finished.set()
-        elif et == "code" and el.code.code_text.startswith(("?", "(all defaults)")):
-            self.share = el.code.code_text  # ui/views.py exports(): the Share line
+        elif et == "code" and el.code.code_text.startswith(("?", "http", "(all defaults)")):
+            self.share = el.code.code_text  # ui/views.py exports(): the share link
 
     def _plotly(self, chart, now: float) -> None:
         if FLOW_TITLE not in chart.spec:
@@ -400,7 +400,7 @@ class Session:
         if self.header and not self.header.startswith(self.want_header):
             out.append(f"header {self.header[:90]!r} != {self.want_header!r}")
         if self.share is not None:
-            got = dict(urllib.parse.parse_qsl(self.share.lstrip("?")))
+            got = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.share).query))
             got = {k: v for k, v in got.items() if k not in ("preset", "run", "lock")}
             if got != self.want_query:
                 out.append(f"settings {got} != {self.want_query}")

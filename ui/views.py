@@ -172,10 +172,11 @@ def _flow_figure(trace, first: int, reduced: bool):
     return fig
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=8, ttl=600, show_spinner=False)
 def _shared_flow_figure(run_id: str, first: int, reduced: bool, _trace):
     """A class opening the same preset gets the same run (same id, same trace): building its
-    figure once instead of once per student took ~40 ms x 40 off the server. Never mutated."""
+    figure once instead of once per student took ~40 ms x 40 off the server. Never mutated.
+    Few entries: a plotly Figure of one page holds ~2.7 MB of Python objects."""
     return _flow_figure(_trace, first, reduced)
 
 
