@@ -115,7 +115,7 @@ class Net:
     """
 
     def __init__(self, sig: tuple):
-        self.sig = sig
+        self.sig, self.warm = sig, False
         B, L, F, U, n_out, kind, stateful, self.record = sig
         self.B, self.U, self.kind, self.stateful = B, U, kind, stateful
         # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
@@ -264,6 +264,11 @@ class Engine:
         reset = layouts.resets(s, order, self.cfg, first_epoch=epoch == 1)
         return order, reset
 
+    @property
+    def compiled(self) -> bool:
+        """Are this net's loops compiled already (a pooled net)? Else warm_up takes seconds."""
+        return self.net.warm
+
     def warm_up(self) -> None:
         """Compile both loops without training (an all-inactive chunk changes nothing)."""
         B, L, F = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2]
@@ -271,6 +276,7 @@ class Engine:
         self.net.train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
                           np.zeros(K, bool), np.zeros(K, bool))
         self._validate()
+        self.net.warm = True
 
     def _validate(self) -> tuple[float, float]:
         v = self.val
@@ -390,8 +396,8 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
             stop: threading.Event | None = None) -> int:
     """Compile a net for each config's shape ahead of time, so that a first Train of a
     preset starts in milliseconds. Runs only while `idle()` (no user jobs): it yields the CPU
-    to real runs and resumes afterwards. `stop` ends it between nets. Returns how many
-    configs were warmed."""
+    to real runs and resumes afterwards. `stop` ends it between nets. Returns how many nets
+    were compiled (configs of one shape share a net)."""
     stop = stop or threading.Event()
     done = 0
     for cfg in configs:
@@ -406,8 +412,9 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
         except ConfigError:
             continue
         try:
-            eng.warm_up()
-            done += 1
+            if not eng.compiled:  # presets sharing a shape share one net
+                eng.warm_up()
+                done += 1
         finally:
             eng.close()
     return done

@@ -269,3 +269,19 @@ def test_own_series_trains_and_bad_files_get_messages_without_losing_the_result(
     assert at.sidebar.selectbox(key="upload_column").options == ["a", "b"]
     at.sidebar.selectbox(key="upload_column").set_value("b").run()
     assert any("Column 'b'" in c for c in texts(at.sidebar, "caption"))
+
+
+def test_train_click_waits_only_for_runs_that_can_finish_in_time():
+    """The Train click's script run waits for a run that will end within QUICK_RUN (its
+    result is drawn in that same run), never for one queued, compiling or predicted longer
+    (the live panel then shows its first states at once)."""
+    from models.jobs import JobStatus
+    from ui.runs import COMPILING, _may_finish_within
+
+    def status(state="running", **info):
+        return JobStatus(id="j", state=state, info=info)
+    assert _may_finish_within(status(phase="building the model"), 0.5)
+    assert _may_finish_within(status(phase="training", left=0.2), 0.5)
+    assert not _may_finish_within(status(phase="training", left=2.0), 0.5)
+    assert not _may_finish_within(status(phase=COMPILING), 0.5)
+    assert not _may_finish_within(status(state="queued"), 0.5)

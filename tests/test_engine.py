@@ -183,6 +183,17 @@ def test_each_net_compiles_its_loops_once_and_logs_no_retracing(caplog):
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
 
 
+def test_prewarm_compiles_each_shape_once_and_later_runs_start_compiled():
+    a, b = SMALL.replace(units=13, sequences=20), SMALL.replace(units=14, sequences=20)
+    # two presets of one shape (only the seed differs) share a net: two nets compiled, not three
+    assert engine.prewarm([a, a.replace(seed=5), b]) == 2
+    eng = Engine(a.replace(seed=9))
+    try:
+        assert eng.compiled  # a Train of that shape skips the XLA compile
+    finally:
+        eng.close()
+
+
 def test_events_report_progress_resets_and_epochs():
     events = []
     _, r = run(SMALL, on_event=events.append)

@@ -26,6 +26,7 @@ from models.trace import Trace
 
 PUBLISH_EVERY = 0.3  # seconds between partial traces
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
+COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
 PREWARM_DELAY = 8.0  # seconds after the first page before compiling the presets' nets
 
 
@@ -150,7 +151,8 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
 def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
     if ctx.cancelled.is_set():
         return None
-    ctx.progress(0.0, {"phase": "compiling (XLA)"})
+    if not eng.compiled:
+        ctx.progress(0.0, {"phase": COMPILING})
     eng.warm_up()
     if ctx.cancelled.is_set():
         return None
@@ -230,12 +232,28 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
     return None
 
 
-def wait_briefly(limit: float = QUICK_RUN) -> None:
+def wait_briefly(limit: float = QUICK_RUN, poll: float = 0.03) -> None:
     """Most presets train in well under a second on a warm server: give the jobs just
-    started that long, so this very script run can show the result (no extra round trip)."""
+    started up to `limit`, so this very script run can show the result (no extra round trip).
+    Stop waiting as soon as a job cannot finish in time (queued, compiling, or its own
+    estimate of time left overshoots): the live panel then shows its first states at once."""
     m, deadline = manager(), time.monotonic() + limit
     for r in st.session_state.get("runs", {}).values():
-        m.wait(r["job"], timeout=max(0.0, deadline - time.monotonic()))
+        while True:
+            left = deadline - time.monotonic()
+            s = m.wait(r["job"], timeout=max(0.0, min(poll, left)))
+            if s is None or s.state in jobs.FINISHED:
+                break
+            if left <= 0 or not _may_finish_within(s, deadline - time.monotonic()):
+                return
+
+
+def _may_finish_within(s: jobs.JobStatus, seconds: float) -> bool:
+    info = s.info or {}
+    if s.state == jobs.QUEUED or info.get("phase") == COMPILING:
+        return False  # seconds at least: no use holding the page back
+    left = info.get("left")
+    return left is None or left <= seconds
 
 
 def stop_all() -> None:
