@@ -214,6 +214,12 @@ _POOL: dict[tuple, list[Net]] = {}
 _POOL_LOCK = threading.Lock()
 
 
+def signature(cfg: RunConfig, data: TaskData, record: bool = True) -> tuple:
+    """What a compiled net depends on: runs with equal signatures share one (pooled) net."""
+    return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
+            data.kind, cfg.stateful, record)
+
+
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
     with _POOL_LOCK:
         idle = _POOL.get(sig)
@@ -243,9 +249,7 @@ class Engine:
         self.train = layouts.arrange(d.x_train, d.y_train, cfg)
         self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
         self.total = layouts.check_budget(self.train, cfg)
-        sig = (cfg.batch_size, cfg.sample_len, d.x_train.shape[2], cfg.units, d.n_out, d.kind,
-               cfg.stateful, record)
-        self.net = acquire_net(sig, cfg.seed, cfg.lr)
+        self.net = acquire_net(signature(cfg, d, record), cfg.seed, cfg.lr)
         self.K = self.net.K
         self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]

@@ -32,5 +32,5 @@ MAX_UPLOAD_BYTES = _env_int("LSTM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 MAX_CONCURRENT_JOBS = _env_int("LSTM_MAX_CONCURRENT_JOBS", os.cpu_count() or 1)
 MAX_QUEUED_JOBS = _env_int("LSTM_MAX_QUEUED_JOBS", 200)
 # Compiled models kept for reuse (each ~25-30 MB resident): a rerun of a kept shape starts in
-# milliseconds, any other shape first compiles for ~3 s.
-MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 12)
+# milliseconds, any other shape first compiles for ~3 s. 13: the presets' distinct shapes.
+MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 13)

@@ -194,6 +194,15 @@ def test_prewarm_compiles_each_shape_once_and_later_runs_start_compiled():
         eng.close()
 
 
+def test_the_pool_holds_a_net_for_every_preset_shape():
+    """The server compiles every preset ahead (prewarm) only if the pool can keep them all."""
+    from models import limits
+    from models.presets import PRESETS
+    from models.tasks import make_task
+    shapes = {engine.signature(p.config, make_task(p.config)) for p in PRESETS.values()}
+    assert len(shapes) <= limits.MAX_POOLED_NETS, (len(shapes), limits.MAX_POOLED_NETS)
+
+
 def test_events_report_progress_resets_and_epochs():
     events = []
     _, r = run(SMALL, on_event=events.append)
