@@ -83,6 +83,7 @@ class Jobs(Protocol):
     def live(self, job_id: str, name: str) -> Any: ...
     def cancel(self, job_id: str, owner: str | None = None) -> bool: ...
     def cancel_owner(self, owner: str) -> int: ...
+    def collected(self, job_id: str, owner: str) -> None: ...
     def forget(self, job_id: str) -> bool: ...
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None: ...
     def watch_sessions(self, is_alive: Callable[[str], bool], interval: float = 0.5) -> None: ...
@@ -305,6 +306,17 @@ class JobManager:
             self._finish(job, CANCELLED)
             job.ended.set()
         return True
+
+    def collected(self, job_id: str, owner: str) -> None:
+        """`owner` has taken the finished job's result: once every owner has, the manager
+        drops it at once instead of holding the trace for KEEP_SECONDS (a class that moves on
+        would otherwise keep every student's trace in memory for half an hour)."""
+        with self._lock:
+            job = self._finished.get(job_id)
+            if job is not None:
+                job.owners.discard(owner)
+                if not job.owners:
+                    del self._finished[job_id]
 
     def forget(self, job_id: str) -> bool:
         """Drop a finished job's record and result. Active jobs are not forgotten."""

@@ -355,3 +355,15 @@ def test_prewarm_waits_while_busy_and_stops_when_asked():
     # the server stays busy: prewarm waits (compiling nothing) until told to stop
     assert prewarm([RunConfig()] * 3, idle=lambda: False, poll=0.02, stop=stop) == 0
     assert stop.is_set() and time.monotonic() - t < 30
+
+
+def test_a_finished_job_is_dropped_once_every_owner_has_collected_it(gate):
+    m = JobManager(max_workers=1)
+    j = m.submit(blocker(gate, name="trace"), owner="alice", key="k")
+    assert m.submit(blocker(gate), owner="bob", key="k") == j  # one shared run
+    gate.set()
+    assert m.wait(j, 2).state == "done"
+    m.collected(j, "alice")
+    assert m.result(j) == "trace"  # bob has not taken it yet
+    m.collected(j, "bob")
+    assert m.status(j) is None and m.result(j) is None  # nothing held for KEEP_SECONDS

@@ -296,6 +296,8 @@ def collect() -> bool:
             errors[slot] = "it was stopped before its first batch (Stop, or the connection " \
                            "dropped); press Train to run it again."
         runs.pop(slot)
+        if s is not None:
+            m.collected(r["job"], session_id())
         changed = True
     if changed:
         st.session_state.pop("live_figs", None)  # the live figures' data is no longer shown
