@@ -337,3 +337,11 @@ def wait_until_quiet(pid: int, limit: float = 180.0, busy: float = 0.15) -> floa
         if cpu_seconds(pid) - a < 2.0 * busy:
             break
     return time.monotonic() - t0
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (None for no values): the benches' p50/p95."""
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]

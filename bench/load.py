@@ -28,8 +28,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import (CHROMIUM, CHROMIUM_ARGS, click_train_and_probe, read_probe,  # noqa: E402
-                           rss_bytes, start_server, wait_for_app_loaded)
+from bench._server import (CHROMIUM, CHROMIUM_ARGS, click_train_and_probe, pct,  # noqa: E402
+                           read_probe, rss_bytes, start_server, wait_for_app_loaded)
 
 PRESET = "seed004-streams-stateful"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -59,13 +59,6 @@ class RssSampler(threading.Thread):
 
 def log(msg: str) -> None:
     print(f"[load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]  # nearest rank
 
 
 def open_pages(browser, urls: list[str], deadline: float) -> list:

@@ -57,7 +57,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import cpu_seconds, rss_bytes, start_server, wait_until_quiet  # noqa: E402
+from bench._server import cpu_seconds, pct, rss_bytes, start_server, wait_until_quiet  # noqa: E402
 from models.presets import PRESETS  # noqa: E402  (no TensorFlow, no streamlit)
 
 # Streamlit's own message classes (importing them loads the streamlit package, not a server).
@@ -93,14 +93,6 @@ TRACE_LEN = 150  # events kept per session, reported for sessions that did not e
 
 def log(msg: str) -> None:
     print(f"[ws_load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(xs: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (as bench/load.py)."""
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
 
 
 def xsrf_cookie(base: str, query: str) -> str:
