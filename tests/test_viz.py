@@ -173,7 +173,10 @@ def test_frame_ms_sets_play_speeds():
 def test_thinned_trace_title_and_gap_instead_of_arrow():
     t = make_trace([[0, 1]] * 5, recorded=[0, 1, 2, 10, 11])
     fig = flow_figure(t)
-    assert "thinned: showing 5 of 12 batches" in fig.layout.title.text
+    assert "thinned: 5 batches recorded, from epoch 1" in fig.layout.title.text
+    t.epoch = np.array([1, 1, 5, 5, 9], np.int32)
+    t.config = json.dumps({"stateful": True, "reset": "sequence", "epochs": 9})
+    assert "5 batches recorded, from epochs 1, 5, 9 of 9" in flow_figure(t).layout.title.text
     gap = trace_by_name(fig, "⋮ batches not recorded")
     x = np.asarray(gap.x, float)
     assert sorted(set((x[~np.isnan(x)] + 0.5).tolist())) == [3.0]

@@ -311,6 +311,16 @@ def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Sca
     return out
 
 
+def _kept_epochs(trace: Trace, cfg: dict) -> str:
+    kept = sorted(set(trace.epoch.tolist()))
+    of = f" of {cfg['epochs']}" if "epochs" in cfg else ""
+    if len(kept) == 1:
+        return f"from epoch {kept[0]}{of}"
+    if len(kept) <= 4:
+        return f"from epochs {', '.join(map(str, kept))}{of}"
+    return f"from {len(kept)}{of} epochs"
+
+
 def _title(trace: Trace, B: int, S: int, n: int, contaminated: int) -> str:
     cfg = trace.config_dict()
     if trace.stateful():
@@ -318,9 +328,8 @@ def _title(trace: Trace, B: int, S: int, n: int, contaminated: int) -> str:
     else:
         head = "<b>State flow</b> · stateless: every sample starts from zeros, nothing is carried"
     notes = []
-    if trace.thinned:
-        total = int(trace.index[-1]) + 1 if trace.n else 0
-        notes.append(f"thinned: showing {trace.n} of {total} batches")
+    if trace.thinned:  # say what was kept; the run's batch count is not in the trace
+        notes.append(f"thinned: {trace.n} batches recorded, {_kept_epochs(trace, cfg)}")
     if n < trace.n:
         notes.append(f"showing {n} of the {trace.n} recorded batches")
     if S < B:
