@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 ERROR_CHARS = 300
-# Finished jobs stay readable this long / this many; results can be large (traces), so the
-# app should copy what it needs (or put it in the store) and `forget` the job.
+# Finished jobs stay readable this long / this many, unless every owner has `collected` the
+# result (results can be large: traces).
 KEEP_FINISHED = 500
-DEAD_AFTER_MISSES = 2  # session checks in a row that must find no session before cancelling
 KEEP_SECONDS = 1800.0
+DEAD_AFTER_MISSES = 2  # session checks in a row that must find no session before cancelling
 DURATION_SAMPLES = 50  # recent durations behind the ETA
 
 

@@ -137,7 +137,8 @@ def test_train_compare_and_share(streamlit_server, browser_page, artifacts):
     # Share: the page's share link (the address bar too) holds the settings; a fresh session
     # opening it shows the same.
     url = page.get_by_test_id("stCode").filter(has_text="epochs=3").first.inner_text().strip()
-    assert url.startswith(streamlit_server) and query(url) == query(page.url), (url, page.url)
+    assert url.startswith(streamlit_server + "/?") and query(url) == query(page.url), \
+        (url, page.url)
     assert query(url).get("epochs") == "3", url
     page2 = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:

@@ -294,6 +294,7 @@ def share_link() -> str:
     """The page's address as the browser sees it (so behind a proxy too) plus the settings."""
     qs = urlencode(st.query_params.to_dict())
     base = (st.context.url or "").split("?")[0]
+    base = base.rstrip("/") + "/" if base else ""  # ".../?a=1", as the address bar shows it
     return f"{base}?{qs}" if qs else (base or "(all defaults)")
 
 

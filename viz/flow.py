@@ -406,8 +406,12 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     grid_axes(fig, S, [f"e{e}·b{b}" for e, b in zip(epoch.tolist(), batch.tolist())])
     fig.update_xaxes(range=_view_range(0, n, window))
     # Frames hold only the window's x range and the cursor: the cells are drawn once.
+    # (The range only moves when there are more columns than the window: the app's pages are
+    # one window wide, so their frames move the cursor alone and skip a relayout each.)
+    scrolls = n > window
     fig.frames = [go.Frame(name=str(k), data=[go.Scatter(**_cursor(k, S))], traces=[cursor],
-                           layout=dict(xaxis=dict(range=_view_range(k, n, window))))
+                           layout=dict(xaxis=dict(range=_view_range(k, n, window)))
+                           if scrolls else None)
                   for k in range(n)]
     _controls(fig, epoch, batch, frame_ms)
     title = _title(trace, B, S, n, int(shown_contam[:, :S].sum()))
