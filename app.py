@@ -6,7 +6,7 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 """
 import streamlit as st
 
-from ui import runs, settings, views
+from ui import answers, runs, settings, views
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
 
@@ -62,7 +62,7 @@ VIEWS = {
     "Hidden state": lambda: views.hidden_tab(res),
     "Data layout": lambda: views.layout_tab(cfg, series),
     "Curves": lambda: views.curves_tab(res),
-    "Answers": lambda: views.answers_tab(res),
+    "Answers": lambda: answers.answers_tab(res),
     "Keras code": lambda: views.code_tab(cfg),
 }
 tabs = st.tabs(list(VIEWS), key="view", on_change="rerun",

@@ -24,6 +24,7 @@ import math
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,6 +38,7 @@ from models.tasks import TaskData, make_task
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+RECENT_BATCHES = 64  # newest batches kept for the live view (Engine.recent_trace)
 _BUILD_LOCK = threading.Lock()  # Keras layer naming/building is not thread-safe
 
 # TensorFlow drops and retakes the GIL constantly while tracing and compiling. Next to a busy
@@ -254,6 +256,9 @@ class Engine:
         self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]
         self.parts: list[dict] = []
+        # The newest trained batches, whatever thinning keeps: the live panel shows these, so a
+        # long run's live view moves on with training (thinned records may skip epochs).
+        self.recent: deque[dict] = deque()
 
     def close(self) -> None:
         """Give the net back to the pool (the engine must not be used afterwards)."""
@@ -324,17 +329,20 @@ class Engine:
                 loss, met = out[-2], out[-1]
                 losses.append(loss)
                 metrics.append(met)
-                if self.record and epoch in keep and start < per:
-                    m = min(n, per - start)
+                if self.record:
                     h0, c0, hT, cT = out[:4]
-                    parts.append({
-                        "h0": h0[:m], "c0": c0[:m], "hT": hT[:m], "cT": cT[:m],
-                        "seq_id": s.seq_id[o[:m]].astype(np.int32), "part": s.part[o[:m]].astype(np.int32),
-                        "epoch": np.full(m, epoch, np.int32),
-                        "batch": np.arange(start, start + m, dtype=np.int32),
-                        "reset_before": rs[:m].copy(), "loss": loss[:m], "accuracy": met[:m],
-                        "index": (epoch - 1) * s.n_batches + np.arange(start, start + m),
-                    })
+                    chunk = {
+                        "h0": h0, "c0": c0, "hT": hT, "cT": cT,
+                        "seq_id": s.seq_id[o].astype(np.int32), "part": s.part[o].astype(np.int32),
+                        "epoch": np.full(n, epoch, np.int32),
+                        "batch": np.arange(start, start + n, dtype=np.int32),
+                        "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
+                        "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
+                    }
+                    self._keep_recent(chunk)
+                    if epoch in keep and start < per:
+                        m = min(n, per - start)
+                        parts.append({k: v[:m] for k, v in chunk.items()})
                 done += n
                 if rs[:n].any():
                     emit(Event("reset", epoch, done, self.total, {"count": int(rs[:n].sum())}))
@@ -360,6 +368,20 @@ class Engine:
         parts = list(self.parts)
         return trace_mod.concat(self.cfg.to_json(), parts, self.total, epochs or [],
                                 self.cfg.batch_size, self.cfg.units)
+
+    def _keep_recent(self, chunk: dict) -> None:
+        self.recent.append(chunk)
+        while sum(len(c["epoch"]) for c in self.recent) - len(self.recent[0]["epoch"]) >= RECENT_BATCHES:
+            self.recent.popleft()
+
+    def recent_trace(self, n: int = 24) -> trace_mod.Trace:
+        """The newest <= n trained batches (global indices in `recorded`), thinned or not."""
+        parts = list(self.recent)
+        if not parts:
+            return trace_mod.empty_trace(self.cfg.to_json(), self.cfg.batch_size, self.cfg.units)
+        cat = {k: np.concatenate([p[k] for p in parts])[-n:] for k in parts[0]}
+        idx = cat.pop("index").astype(np.int32)
+        return trace_mod.Trace(**cat, config=self.cfg.to_json(), recorded=idx)
 
     def notes(self) -> list[str]:
         return self.data.notes + self.train.notes + self.cfg.notes()
