@@ -27,6 +27,7 @@ from models.trace import Trace
 PUBLISH_EVERY = 0.3  # seconds between partial traces
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
 COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
+LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
 PREWARM_DELAY = 8.0  # seconds after the first page before compiling the presets' nets
 
 
@@ -114,6 +115,7 @@ def store() -> ResultStore:
 def save_result(run_id: str, res: dict) -> None:
     meta = {"config": res["cfg"].to_json(), "epochs": res["epochs"], "notes": res["notes"],
             "seconds": res["seconds"], "metric": res["metric"],
+            "batches_per_epoch": res["batches_per_epoch"], "batches_trained": res["batches_trained"],
             "weights": [w.tolist() for w in res["weights"]]}
     store().put(run_id, res["trace"].to_bytes(), meta)
 
@@ -126,14 +128,28 @@ def load_result(run_id: str) -> dict | None:
         return None
     try:
         data, meta = hit
+        cfg = RunConfig.from_json(meta["config"])
         return {"trace": Trace.from_bytes(data), "epochs": meta["epochs"],
                 "weights": [np.asarray(w, np.float32) for w in meta["weights"]],
                 "notes": meta["notes"], "seconds": meta["seconds"], "cancelled": False,
-                "metric": meta["metric"], "cfg": RunConfig.from_json(meta["config"]),
-                "run_id": run_id, "stored": True}
+                "metric": meta["metric"], "cfg": cfg, "run_id": run_id, "stored": True,
+                **_batch_counts(meta, cfg)}
     except (ValueError, KeyError, TypeError, ConfigError) as e:
         store().problems.append(f"Stored run {run_id} could not be read ({type(e).__name__}); skipped.")
         return None
+
+
+def _batch_counts(meta: dict, cfg: RunConfig) -> dict:
+    """Batches per epoch and batches trained of a stored run. Runs stored before these were
+    kept are counted from their config (stored runs are finished, never uploaded series)."""
+    if "batches_per_epoch" in meta:
+        return {"batches_per_epoch": int(meta["batches_per_epoch"]),
+                "batches_trained": int(meta["batches_trained"])}
+    from models import layouts
+    from models.tasks import make_task
+    d = make_task(cfg, None)
+    per = layouts.arrange(d.x_train, d.y_train, cfg).n_batches
+    return {"batches_per_epoch": per, "batches_trained": per * len(meta["epochs"])}
 
 
 def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
@@ -156,10 +172,11 @@ def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
     eng.warm_up()
     if ctx.cancelled.is_set():
         return None
-    t0, last, epochs = time.perf_counter(), [0.0], []
+    t0, last, epochs, done = time.perf_counter(), [0.0], [], [0]
 
     def on_event(ev):
         now = time.perf_counter()
+        done[0] = ev.done
         el = now - t0
         left = el * (ev.total - ev.done) / ev.done if ev.done else None
         ctx.progress(ev.done / max(1, ev.total),
@@ -171,11 +188,21 @@ def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
         if ev.kind == "epoch" or now - last[0] >= PUBLISH_EVERY:
             last[0] = now
             ctx.publish("trace", eng.snapshot(list(epochs)))
+            # The newest trained batches, recorded or not: the live flow shows these, so a
+            # thinned long run's live view moves on with the progress bar.
+            ctx.publish("recent", eng.recent_trace(LIVE_BATCHES))
 
     res = eng.run(on_event, ctx.cancelled)
-    out = {"trace": res.trace, "epochs": res.epochs, "weights": res.weights, "notes": res.notes,
+    trace = res.trace
+    if res.cancelled and trace.n == 0 and done[0]:
+        # Stopped before any epoch the thinned record keeps (e.g. a long run keeping only its
+        # last epoch): keep the newest batches it trained, so Stop keeps what it promised.
+        from models.engine import RECENT_BATCHES
+        trace = eng.recent_trace(RECENT_BATCHES)
+        trace.epochs = list(res.epochs)
+    out = {"trace": trace, "epochs": res.epochs, "weights": res.weights, "notes": res.notes,
            "seconds": res.seconds, "cancelled": res.cancelled, "metric": res.metric, "cfg": cfg,
-           "run_id": None}
+           "run_id": None, "batches_per_epoch": eng.train.n_batches, "batches_trained": done[0]}
     if run_id and not res.cancelled:
         save_result(run_id, out)
         out["run_id"] = run_id

@@ -30,26 +30,73 @@ def ema(values, smooth: float = 0.9) -> np.ndarray:
     return out
 
 
+def _with_gaps(x: np.ndarray, *ys: np.ndarray) -> tuple:
+    """Insert one NaN point after every jump in x (unrecorded batches), so lines break there
+    instead of drawing a straight segment across batches nobody recorded."""
+    jumps = np.nonzero(np.diff(x) > 1)[0]
+    if not len(jumps):
+        return (x, *ys)
+    gx = np.insert(x.astype(float), jumps + 1, x[jumps] + 1)
+    return (gx, *(np.insert(y.astype(float), jumps + 1, np.nan) for y in ys))
+
+
+def _segment_ema(v: np.ndarray, x: np.ndarray, smooth: float) -> np.ndarray:
+    """EMA restarted after every gap: epoch 10's curve is not pulled towards epoch 1's."""
+    out = np.empty_like(v, dtype=float)
+    bounds = [0, *(np.nonzero(np.diff(x) > 1)[0] + 1), len(v)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        out[a:b] = ema(v[a:b], smooth)
+    return out
+
+
+def unrecorded_ranges(x, total: int | None = None) -> list[tuple[int, int]]:
+    """(first, last) global indices of the batches trained but not recorded: between recorded
+    neighbours that are not consecutive, and after the last recorded one up to total - 1."""
+    x = np.asarray(x)
+    out = [(int(a) + 1, int(b) - 1) for a, b in zip(x[:-1], x[1:]) if b > a + 1]
+    if total is not None and x.size and int(x[-1]) < total - 1:
+        out.append((int(x[-1]) + 1, int(total) - 1))
+    return out
+
+
 def batch_curves(loss, accuracy, metric_name: str = "accuracy", smooth: float = 0.9,
-                 x=None) -> go.Figure:
+                 x=None, total: int | None = None) -> go.Figure:
     """Per-batch loss (top) and metric (bottom): thin faded raw values, bold smoothed line.
-    x: global batch index of each value (default 0..n-1; pass trace.index for thinned runs)."""
+    x: global batch index of each value (default 0..n-1; pass trace.index for thinned runs).
+    total: batches the run trained (or will train); the title counts recorded of total.
+    Lines break where x jumps, and unrecorded batches are shaded grey: no straight line is
+    drawn across batches that were trained but not recorded."""
     loss, acc = np.asarray(loss, float), np.asarray(accuracy, float)
     if loss.size == 0:
         return empty_figure("Waiting for the first batch…")
     x = np.arange(loss.size) if x is None else np.asarray(x)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("loss", metric_name))
     for row, (name, v, colour) in enumerate((("loss", loss, TRAIN), (metric_name, acc, VAL)), 1):
-        fig.add_trace(go.Scatter(x=x, y=v.astype(np.float32), mode="lines", name=f"{name} (batch)",
+        gx, raw, sm = _with_gaps(x, v, _segment_ema(v, x, smooth))
+        fig.add_trace(go.Scatter(x=gx, y=raw.astype(np.float32), mode="lines", name=f"{name} (batch)",
                                  line=dict(color=colour, width=1), opacity=0.3,
                                  hovertemplate="batch #%{x}: %{y:.4f}<extra></extra>"), row=row, col=1)
-        fig.add_trace(go.Scatter(x=x, y=ema(v, smooth).astype(np.float32), mode="lines",
+        fig.add_trace(go.Scatter(x=gx, y=sm.astype(np.float32), mode="lines",
                                  name=f"{name} (smoothed {smooth:g})", line=dict(color=colour, width=2.5),
                                  hovertemplate="batch #%{x}: %{y:.4f} smoothed<extra></extra>"),
                       row=row, col=1)
+    gaps = unrecorded_ranges(x, total)
+    for a, b in gaps:
+        for row in (1, 2):
+            fig.add_vrect(x0=a - 0.5, x1=b + 0.5, fillcolor="#888", opacity=0.15, line_width=0,
+                          row=row, col=1)
+        fig.add_annotation(x=(a + b) / 2, y=1, xref="x", yref="y domain", yanchor="bottom",
+                           text=f"not recorded: #{a:,}–#{b:,}" if b > a else f"not recorded: #{a:,}",
+                           showarrow=False, font=dict(size=10, color="#555"))
+    n = int(loss.size)
+    run = total if total is not None else int(x[-1]) + 1
+    title = f"<b>Per batch</b> · all {n:,} batches recorded" if n >= run and not gaps else \
+        f"<b>Per batch</b> · {n:,} of {run:,} batches recorded; grey: trained, not recorded"
     fig.update_xaxes(title_text="batch (global index)", row=2, col=1)
-    fig.update_layout(height=480, margin=dict(l=60, r=20, t=40, b=50), template="plotly_white",
+    fig.update_xaxes(range=[-0.5, max(run, int(x[-1]) + 1) - 0.5])
+    fig.update_layout(height=500, margin=dict(l=60, r=20, t=70, b=50), template="plotly_white",
+                      title=dict(text=title, x=0, font=dict(size=14)),
                       legend=dict(orientation="h", y=-0.18))
     return fig
 
