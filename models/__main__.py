@@ -1,4 +1,4 @@
-"""Command line: python -m models presets | run PRESET | reproduce | bench (see README)."""
+"""Command line: python -m models presets | run PRESET | reproduce | bench | claims (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -35,8 +35,7 @@ def run_preset(name: str, epochs: int | None = None, seed: int | None = None) ->
         eng.close()
     check = r.trace.carry_check()
     return {"preset": name, "config": cfg.to_dict(), "epochs": r.epochs,
-            "carry_check": {k: check[k] for k in ("carried", "max_carry_error", "fresh_starts",
-                                                  "max_fresh_abs")},
+            "carry_check": dict(check),
             "contaminated": check["contaminated"], "notes": r.notes, "metric": r.metric,
             "seconds": time.perf_counter() - t, "_trace": r.trace}
 
@@ -102,6 +101,36 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_claims(a) -> int:
+    from models import claims
+    t = time.perf_counter()
+    verdicts, info = claims.run_all(progress=lambda s: print(f"claims: {s}...", file=sys.stderr,
+                                                             flush=True))
+    seconds = time.perf_counter() - t
+    if a.json:
+        print(json.dumps({"claims": [v.to_dict() for v in verdicts],
+                          "seconds": round(seconds, 2),
+                          "run_seconds": {k: round(v, 2) for k, v in info["seconds"].items()}},
+                         default=_jsonable))
+    else:
+        for v in verdicts:
+            print(f"{'holds ' if v.holds else 'FAILS '} {v.claim.id}")
+            print(f"       claim:    {v.claim.statement}")
+            print(f"       measured: {v.measured}")
+        n_ok = sum(v.holds for v in verdicts)
+        print(f"{n_ok} of {len(verdicts)} claims hold ({len(info['seconds'])} runs, {seconds:.1f} s)")
+    return 0 if all(v.holds for v in verdicts) else 1
+
+
+def _jsonable(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -116,11 +145,14 @@ def main(argv=None) -> int:
     rp.add_argument("--json", action="store_true")
     b = sub.add_parser("bench", help="performance figures, side by side")
     b.add_argument("--json", action="store_true")
+    c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
+    c.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.cmd == "presets":
         print("\n".join(PRESETS))
         return 0
-    return {"run": cmd_run, "reproduce": cmd_reproduce, "bench": cmd_bench}[a.cmd](a)
+    return {"run": cmd_run, "reproduce": cmd_reproduce, "bench": cmd_bench,
+            "claims": cmd_claims}[a.cmd](a)
 
 
 if __name__ == "__main__":

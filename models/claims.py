@@ -1,0 +1,461 @@
+"""Claims as data: every sentence a preset says about its outcome, checked by a run.
+
+A claim names the preset run(s) it needs and how to judge them:
+- Range: the final validation metric of one preset lies in [lo, hi].
+- Contrast: a preset against its control, a preset that differs in EXACTLY one setting (the
+  claim refuses to exist otherwise); the expected direction (above, below, within) and margin.
+- Count: a count the preset teaches, read from the run's carry check (fresh starts, carried,
+  contaminated, continuation) or its notes.
+- Alphabet: the probe of the trained alphabet model from every start letter.
+- Trap: the partial-batch demonstration in plain Keras (models/traps.py), no preset run.
+
+`python -m models claims` runs every preset once and evaluates every claim on those runs.
+A claim fails when its words stop holding: fix the experiment or the words, not the bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from models.config import FIELDS, ConfigError, RunConfig
+from models.presets import PRESETS
+from models.tasks import LETTERS
+
+
+def differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """The settings in which two configs differ."""
+    return [f.name for f in FIELDS if getattr(a, f.name) != getattr(b, f.name)]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: "Claim"
+    measured: str          # what the run(s) measured, in words with the numbers
+    holds: bool
+    values: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"id": self.claim.id, "preset": self.claim.preset, "kind": self.claim.kind,
+                "statement": self.claim.statement, "runs": list(self.claim.runs),
+                "measured": self.measured, "holds": self.holds, "values": self.values}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    preset: str
+
+    kind = "claim"
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The preset runs this claim needs."""
+        return (self.preset,)
+
+    @property
+    def statement(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, measures: dict[str, dict]) -> Verdict:
+        raise NotImplementedError
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".") if x is not None else "none"
+
+
+def _metric_words(m: dict) -> str:
+    return "validation accuracy" if m["metric"] == "accuracy" else f"validation {m['metric'].upper()}"
+
+
+@dataclass(frozen=True)
+class Range(Claim):
+    lo: float = 0.0
+    hi: float = 1.0
+    kind = "range"
+
+    @property
+    def statement(self) -> str:
+        what = "validation MAE" if PRESETS[self.preset].config.task == "sine" else "validation accuracy"
+        if self.hi >= 1.0 and what == "validation accuracy":
+            bound = f"at least {_fmt(self.lo)}"
+        elif self.lo <= 0.0:
+            bound = f"at most {_fmt(self.hi)}"
+        else:
+            bound = f"between {_fmt(self.lo)} and {_fmt(self.hi)}"
+        return f"{self.preset}: final {what} {bound}."
+
+    def evaluate(self, measures):
+        m = measures[self.preset]
+        v = m["val"]
+        ok = v is not None and self.lo <= v <= self.hi
+        return Verdict(self, f"final {_metric_words(m)} {_fmt(v)} after {m['epochs']} epoch(s)",
+                       ok, {"val": v})
+
+
+@dataclass(frozen=True)
+class Contrast(Claim):
+    control: str = ""
+    direction: str = "above"  # above | below | within
+    margin: float = 0.1
+    kind = "contrast"
+
+    def __post_init__(self):
+        if self.direction not in ("above", "below", "within"):
+            raise ValueError(f"{self.id}: direction must be above, below or within")
+        diff = differences(PRESETS[self.preset].config, PRESETS[self.control].config)
+        if len(diff) != 1:
+            raise ValueError(f"{self.id}: a contrast changes exactly one setting against its "
+                             f"control; {self.preset} and {self.control} differ in "
+                             f"{len(diff)}: {', '.join(diff) or 'none'}")
+
+    @property
+    def setting(self) -> str:
+        return differences(PRESETS[self.preset].config, PRESETS[self.control].config)[0]
+
+    @property
+    def runs(self):
+        return (self.preset, self.control)
+
+    def _change(self) -> str:
+        s = self.setting
+        a, b = getattr(PRESETS[self.control].config, s), getattr(PRESETS[self.preset].config, s)
+        fmt = lambda v: str(v).lower() if isinstance(v, bool) else f"'{v}'" if isinstance(v, str) else str(v)  # noqa: E731
+        return f"{s}={fmt(b)} instead of {fmt(a)}"
+
+    @property
+    def statement(self) -> str:
+        rel = {"above": f"at least {_fmt(self.margin)} above",
+               "below": f"at least {_fmt(self.margin)} below",
+               "within": f"within {_fmt(self.margin)} of"}[self.direction]
+        return (f"{self.preset} ({self._change()}, nothing else changed): final validation "
+                f"accuracy {rel} its control {self.control}.")
+
+    def evaluate(self, measures):
+        a, b = measures[self.preset]["val"], measures[self.control]["val"]
+        if a is None or b is None:
+            return Verdict(self, "no validation measured", False)
+        d = a - b
+        ok = {"above": d >= self.margin, "below": -d >= self.margin,
+              "within": abs(d) <= self.margin}[self.direction]
+        return Verdict(self, f"{self.preset} {_fmt(a)} vs {self.control} {_fmt(b)} "
+                             f"(difference {d:+.3f})", bool(ok), {"val": a, "control_val": b})
+
+
+@dataclass(frozen=True)
+class Count(Claim):
+    """A count the preset teaches: `fn(measure) -> (value, holds)`, in words."""
+    words: str = ""
+    fn: Callable[[dict], tuple[object, bool]] = None  # type: ignore[assignment]
+    describe: Callable[[dict], str] = None  # type: ignore[assignment]
+    kind = "count"
+
+    @property
+    def statement(self) -> str:
+        return f"{self.preset}: {self.words}"
+
+    def evaluate(self, measures):
+        m = measures[self.preset]
+        value, ok = self.fn(m)
+        return Verdict(self, self.describe(m), bool(ok), {"value": value})
+
+
+def alphabet_summary(answers: dict[str, list[str]]) -> str:
+    """What the probe measured, per start letter, as one or two sentences.
+
+    `answers`: start letter -> the model's answers, fed that letter from a fresh state and then
+    its own answers back. Consecutive start letters with the same answers are grouped.
+    """
+    if not answers:
+        return "The probe has not been run."
+    starts = sorted(answers, key=LETTERS.index)
+    firsts = [answers[s][0] for s in starts]
+    common = max(set(firsts), key=firsts.count)
+    n = len(starts)
+    if firsts.count(common) == n:
+        first = f"From a fresh state the first answer is {common} from all {n} start letters"
+    else:
+        others = ", ".join(f"{s}->{answers[s][0]}" for s in starts if answers[s][0] != common)
+        first = (f"From a fresh state the first answer is {common} from {firsts.count(common)} of "
+                 f"{n} start letters (otherwise {others})")
+    groups: list[tuple[str, str, list[str]]] = []
+    for s in starts:
+        if groups and groups[-1][2] == answers[s] and LETTERS.index(s) == LETTERS.index(groups[-1][1]) + 1:
+            groups[-1] = (groups[-1][0], s, answers[s])
+        else:
+            groups.append((s, s, answers[s]))
+    span = lambda a, b: a if a == b else f"{a}-{b}"  # noqa: E731
+    cont = "; ".join(f"from {span(a, b)}: {' '.join(ans)}" for a, b, ans in groups)
+    k = len(next(iter(answers.values())))
+    return f"{first}. Fed its own answers back, its first {k} answers are {cont}."
+
+
+@dataclass(frozen=True)
+class Alphabet(Claim):
+    kind = "alphabet"
+
+    @property
+    def statement(self) -> str:
+        return (f"{self.preset}: started from a fresh state, the trained model answers B to every "
+                f"start letter A-Y: it counts positions since the reset, it does not read the letter.")
+
+    def evaluate(self, measures):
+        ans = measures[self.preset].get("alphabet") or {}
+        firsts = {s: a[0] for s, a in ans.items()}
+        ok = len(firsts) == 25 and all(f == "B" for f in firsts.values())
+        return Verdict(self, alphabet_summary(ans), ok, {"answers": ans})
+
+
+@dataclass(frozen=True)
+class Trap(Claim):
+    leftover: int = 1
+    kind = "trap"
+
+    @property
+    def runs(self):
+        return ()
+
+    @property
+    def statement(self) -> str:
+        from models import traps
+        head = (f"Plain Keras, a stateful LSTM with Input(batch_shape=({traps.B}, {traps.L}, "
+                f"{traps.F})), fit(batch_size={traps.B}, shuffle=False) on "
+                f"{2 * traps.B + self.leftover} samples ({self.leftover} left over)")
+        if self.leftover == 1:
+            return (f"{head}: fit trains without a word, and every one of the {traps.B} slots' "
+                    f"states is advanced with that single leftover sample.")
+        return f"{head}: fit fails with 'Incompatible shapes'."
+
+    def evaluate(self, measures):
+        r = measures.get(f"trap{self.leftover}")
+        if r is None:
+            from models import traps
+            r = traps.partial_batch(self.leftover)
+        if self.leftover == 1:
+            ok = r["trained"] and r["slots_fed_leftover"] == r["batch_size"]
+            words = (f"trained: {r['trained']}; {r['slots_fed_leftover']} of {r['batch_size']} "
+                     f"slots hold exactly the state of 'own previous state + the leftover sample' "
+                     f"(max difference {r['max_broadcast_error']}); the slots' states were "
+                     f"{r['distinct_rows_before']} distinct rows before and "
+                     f"{r['distinct_rows_after']} after" if r["trained"] else f"error: {r['error']}")
+        else:
+            ok = (not r["trained"]) and "Incompatible shapes" in (r["error"] or "")
+            words = f"error: {r['error']}" if r["error"] else "fit trained without an error"
+        return Verdict(self, words, bool(ok), {k: v for k, v in r.items()})
+
+
+# ---- measuring a run ----------------------------------------------------------------------
+def epoch_counts(trace, epoch: int | None = None) -> dict | None:
+    """The carry check of one recorded epoch (the last recorded one by default)."""
+    if trace is None or trace.n == 0:
+        return None
+    from models.trace import Trace
+    e = int(trace.epoch[-1]) if epoch is None else int(epoch)
+    sel = np.nonzero(trace.epoch == e)[0]
+    if len(sel) == 0:
+        return None
+    sl = slice(int(sel[0]), int(sel[-1]) + 1)
+    keys = ("h0", "c0", "hT", "cT", "seq_id", "part", "epoch", "batch", "reset_before", "loss",
+            "accuracy")
+    sub = Trace(**{k: getattr(trace, k)[sl] for k in keys}, config=trace.config,
+                recorded=trace.index[sl].astype(np.int32))
+    return {**sub.carry_check(), "epoch": e, "batches": len(sel)}
+
+
+def final_val(epochs: list[dict]) -> float | None:
+    for e in reversed(epochs or []):
+        if e.get("val_accuracy") is not None:
+            return float(e["val_accuracy"])
+    return None
+
+
+def measure(result: dict, probe: bool = True) -> dict:
+    """What claims read from one finished run: a result dict (trace, epochs, weights, cfg,
+    metric, notes), as the engine, the CLI and the page's result store all give."""
+    cfg, tr = result["cfg"], result["trace"]
+    m = {"preset": result.get("preset"), "config": cfg.to_dict(), "metric": result["metric"],
+         "epochs": len(result["epochs"]), "val": final_val(result["epochs"]),
+         "carry": tr.carry_check(), "last_epoch": epoch_counts(tr),
+         "n_train": cfg.n_train, "notes": list(result.get("notes") or []),
+         "per_epoch": [c for c in (epoch_counts(tr, e) for e in sorted(set(tr.epoch.tolist())))
+                       if c is not None],
+         "zero_guess": _zero_guess(cfg) if cfg.task == "sine" else None}
+    if probe and cfg.task == "alphabet" and result.get("weights") is not None:
+        from models.engine import probe_alphabet
+        m["alphabet"] = {s: probe_alphabet(result["weights"], cfg, s, 5) for s in LETTERS[:-1]}
+    return m
+
+
+def _zero_guess(cfg: RunConfig) -> float:
+    """MAE of always answering 0 on the validation samples the engine scores."""
+    from models import layouts
+    from models.tasks import make_task
+    d = make_task(cfg)
+    v = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
+    idx = v.order[v.order >= 0]
+    return float(np.abs(v.y[idx]).mean())
+
+
+def run_preset(name: str, on_event=None) -> dict:
+    """Train a preset with its own settings (pooled nets: one compile per shape)."""
+    from models.engine import Engine
+    cfg = PRESETS[name].config
+    eng = Engine(cfg)
+    try:
+        r = eng.run(on_event=on_event)
+    finally:
+        eng.close()
+    return measure({"preset": name, "cfg": cfg, "trace": r.trace, "epochs": r.epochs,
+                    "weights": r.weights, "metric": r.metric, "notes": r.notes})
+
+
+# ---- the claims -----------------------------------------------------------------------------
+def _last(m):
+    return m["last_epoch"] or {}
+
+
+CLAIMS: tuple[Claim, ...] = (
+    # Question 4: the blog's first-value experiment.
+    Range("windows-stateless-near-chance", "seed004-windows-stateless", 0.5, 0.6),
+    Range("windows-stateful-near-chance", "seed004-windows-stateful", 0.5, 0.6),
+    Count("windows-stateful-contaminated", "seed004-windows-stateful",
+          words="every carried state lands on another sequence.",
+          fn=lambda m: (m["carry"]["contaminated"],
+                        m["carry"]["carried"] > 0 and m["carry"]["contaminated"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['contaminated']:,} of {m['carry']['carried']:,} carried "
+                             f"states contaminated"),
+    Contrast("windows-stateful-no-help", "seed004-windows-stateful",
+             control="seed004-windows-stateless", direction="within", margin=0.05),
+    Range("steps-stateful-learns", "seed004-steps-stateful", 0.99, 1.0),
+    Range("steps-stateless-near-chance", "seed004-steps-stateless", 0.5, 0.6),
+    Contrast("steps-state-is-the-memory", "seed004-steps-stateful",
+             control="seed004-steps-stateless", direction="above", margin=0.4),
+    # Question 3: many streams side by side.
+    Range("streams-learn", "seed004-streams-stateful", 0.99, 1.0),
+    Count("streams-slot-continues", "seed004-streams-stateful",
+          words="every carried state is a continuation: slot i goes on with the next step of "
+                "its own sequence (0 contaminated).",
+          fn=lambda m: (m["carry"]["continuation"],
+                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
+                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
+    # Question 1: stateless resets.
+    Count("stateless-fresh-per-sample", "stateless-resets",
+          words=f"in every epoch, fresh starts equal the number of training samples "
+                f"({PRESETS['stateless-resets'].config.n_train:,}) and 0 states are carried.",
+          fn=lambda m: (m["per_epoch"],
+                        len(m["per_epoch"]) == m["epochs"]
+                        and all(e["fresh_starts"] == m["n_train"] and e["carried"] == 0
+                                for e in m["per_epoch"])),
+          describe=lambda m: f"fresh starts per epoch {sorted({e['fresh_starts'] for e in m['per_epoch']})}, "
+                             f"carried {sorted({e['carried'] for e in m['per_epoch']})}, over "
+                             f"{len(m['per_epoch'])} recorded epochs; {m['n_train']:,} training samples"),
+    Range("stateless-learns-full-sequences", "stateless-resets", 0.99, 1.0),
+    # Question 2: chunks, shuffling, naive chunks.
+    Range("chunks-learn", "chunks-stateful", 0.99, 1.0),
+    Count("chunks-slot-continues", "chunks-stateful",
+          words="every carried state is a continuation of the same sequence (0 contaminated).",
+          fn=lambda m: (m["carry"]["continuation"],
+                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
+                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
+    Contrast("shuffle-batch-breaks", "shuffle-breaks-state", control="chunks-stateful",
+             direction="below", margin=0.25),
+    Count("shuffle-batch-contaminates", "shuffle-breaks-state",
+          words="at least 9 in 10 carried states land on a different sequence.",
+          fn=lambda m: (m["carry"]["contaminated"],
+                        m["carry"]["carried"] > 0 and m["carry"]["contaminated"] >= 0.9 * m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['contaminated']:,} of {m['carry']['carried']:,} carried "
+                             f"states contaminated"),
+    Contrast("shuffle-samples-worse", "shuffle-samples-resets", control="chunks-stateful",
+             direction="below", margin=0.2),
+    Count("shuffle-samples-carries-nothing", "shuffle-samples-resets",
+          words="the reset after each sequence fires before every batch: 0 states carried.",
+          fn=lambda m: (m["carry"]["carried"], m["carry"]["carried"] == 0 and m["carry"]["fresh_starts"] > 0),
+          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['fresh_starts']:,} "
+                             f"fresh starts"),
+    Range("naive-chunks-near-chance", "naive-chunks-mistake", 0.55, 0.7),
+    Count("naive-chunks-all-contaminated", "naive-chunks-mistake",
+          words="every carried state is contamination (0 continuations).",
+          fn=lambda m: (m["carry"]["contaminated"],
+                        m["carry"]["carried"] > 0 and m["carry"]["contaminated"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['contaminated']:,} of {m['carry']['carried']:,} carried "
+                             f"states contaminated, {m['carry']['continuation']:,} continuations"),
+    # Question 5: the partial batch.
+    Count("partial-batch-leaves-one", "partial-batch-trap",
+          words="the config leaves exactly 1 sample for a final partial batch; the app trims it "
+                "and says so.",
+          fn=lambda m: (m["notes"], any(n.startswith("Trimmed 1 of ") for n in m["notes"])),
+          describe=lambda m: "; ".join(n for n in m["notes"] if n.startswith("Trimmed")) or "nothing trimmed"),
+    Range("partial-batch-trimmed-learns", "partial-batch-trap", 0.99, 1.0),
+    Trap("keras-one-leftover-broadcast", "partial-batch-trap", leftover=1),
+    Trap("keras-two-leftover-fails", "partial-batch-trap", leftover=2),
+    # Question 3: the alphabet.
+    Range("alphabet-fits", "alphabet-batch1-positions", 0.99, 1.0),
+    Alphabet("alphabet-positions", "alphabet-batch1-positions"),
+    # The long-memory pair and the sine forecast.
+    Range("long-memory-stateful-learns", "long-memory-stateful", 0.99, 1.0),
+    Range("long-memory-stateless-chance", "long-memory-stateless", 0.45, 0.55),
+    Contrast("long-memory-needs-state", "long-memory-stateful", control="long-memory-stateless",
+             direction="above", margin=0.4),
+    Range("sine-beats-zero", "sine-forecast", 0.0, 0.2),
+    Count("sine-third-of-zero-guess", "sine-forecast",
+          words="validation MAE is less than a third of the MAE of always guessing 0 on the same "
+                "validation samples.",
+          fn=lambda m: (m["zero_guess"], m["val"] is not None and m["zero_guess"] is not None
+                        and m["val"] < m["zero_guess"] / 3),
+          describe=lambda m: f"validation MAE {_fmt(m['val'])}, always 0: {_fmt(m['zero_guess'])}"),
+)
+BY_ID = {c.id: c for c in CLAIMS}
+
+
+def for_preset(name: str) -> list[Claim]:
+    return [c for c in CLAIMS if c.preset == name]
+
+
+def needed_runs(claims=CLAIMS) -> list[str]:
+    out: list[str] = []
+    for c in claims:
+        out += [r for r in c.runs if r not in out]
+    return out
+
+
+def run_all(claims=CLAIMS, progress: Callable[[str], None] = lambda s: None) -> tuple[list[Verdict], dict]:
+    """Run every preset the claims need once, then evaluate every claim on those runs."""
+    from models import traps
+    import time
+    measures: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
+    for name in needed_runs(claims):
+        progress(name)
+        t = time.perf_counter()
+        try:
+            measures[name] = run_preset(name)
+        except ConfigError as e:  # the preset cannot run on this server: its claims fail
+            measures[name] = {"error": str(e)}
+        seconds[name] = time.perf_counter() - t
+    for c in claims:
+        if isinstance(c, Trap) and f"trap{c.leftover}" not in measures:
+            progress(f"partial-batch demo, {c.leftover} left over")
+            t = time.perf_counter()
+            measures[f"trap{c.leftover}"] = traps.partial_batch(c.leftover)
+            seconds[f"trap{c.leftover}"] = time.perf_counter() - t
+    return [evaluate(c, measures) for c in claims], {"measures": measures, "seconds": seconds}
+
+
+def evaluate(claim: Claim, measures: dict[str, dict]) -> Verdict:
+    """Judge a claim on measured runs; a run that is missing or could not run fails it."""
+    missing = [r for r in claim.runs if r not in measures]
+    if missing:
+        return Verdict(claim, f"not measured: {', '.join(missing)}", False)
+    errors = [f"{r}: {measures[r]['error']}" for r in claim.runs if "error" in measures[r]]
+    if errors:
+        return Verdict(claim, "could not run: " + "; ".join(errors), False)
+    return claim.evaluate(measures)
+
+
+__all__ = ["CLAIMS", "BY_ID", "Claim", "Range", "Contrast", "Count", "Alphabet", "Trap", "Verdict",
+           "alphabet_summary", "differences", "measure", "run_all", "for_preset", "epoch_counts",
+           "final_val"]
