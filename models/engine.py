@@ -13,6 +13,11 @@ What is recorded and how it is read:
   as `lstm.reset_state()` does.
 - stateless: the layer is called with an explicit zero initial state and `return_state=True`;
   h0/c0 are what was passed in, hT/cT what the layer returned.
+- replay data (trace.REPLAY_KEYS): for the first batch of up to trace.REPLAY_BATCHES recorded
+  chunks, spread over the run, that batch's inputs (first trace.REPLAY_SLOTS slots) and the
+  LSTM weights read right before the chunk is called. The first step of a chunk uses exactly
+  those weights (the optimizer updates them after it), so the carry check can recompute hT/cT
+  from the recorded h0/c0 and show the layer used them.
 
 Validation runs the same layout and reset policy on the held-out sequences from a zero state,
 forward only, and puts the training state back afterwards (Keras's own `evaluate` would
@@ -305,6 +310,7 @@ class Engine:
                                                 limits.MAX_RECORDED_SLOTS // cfg.batch_size)))
         parts, epochs, done, t_run = self.parts, [], 0, time.perf_counter()
         cancelled = False
+        replay_at = self._replay_chunks(keep, per) if self.record else set()
         for epoch in range(1, cfg.epochs + 1):
             t_ep = time.perf_counter()
             order, reset = self._epoch_arrays(epoch)
@@ -325,6 +331,15 @@ class Engine:
                     ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])
                     act[n:] = False
                     rs = np.concatenate([rs, np.zeros(pad, bool)])
+                replay = None
+                if self.record:  # weights before this chunk's first update (kept: see below)
+                    S = min(cfg.batch_size, trace_mod.REPLAY_SLOTS)
+                    kernel, recurrent, bias = (np.array(v.numpy(), np.float32)
+                                               for v in (self.lstm.cell.kernel,
+                                                         self.lstm.cell.recurrent_kernel,
+                                                         self.lstm.cell.bias))
+                    replay = {"replay_x": np.array(xs[0, :S], np.float32), "replay_kernel": kernel,
+                              "replay_recurrent": recurrent, "replay_bias": bias}
                 out = [a.numpy()[:n] for a in self.net.train_chunk(xs, ys, act, rs)]
                 loss, met = out[-2], out[-1]
                 losses.append(loss)
@@ -339,10 +354,13 @@ class Engine:
                         "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
                         "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
                     }
-                    self._keep_recent(chunk)
+                    # Every chunk's replay goes to the live view (a few chunks at a time); the
+                    # trace keeps it for up to REPLAY_BATCHES chunks spread over the run.
+                    self._keep_recent({**chunk, "replay": replay})
                     if epoch in keep and start < per:
                         m = min(n, per - start)
-                        parts.append({k: v[:m] for k, v in chunk.items()})
+                        parts.append({**{k: v[:m] for k, v in chunk.items()},
+                                      "replay": replay if (epoch, start) in replay_at else None})
                 done += n
                 if rs[:n].any():
                     emit(Event("reset", epoch, done, self.total, {"count": int(rs[:n].sum())}))
@@ -363,6 +381,15 @@ class Engine:
         return RunResult(tr, epochs, self.model.get_weights(), self.notes(), time.perf_counter() - t_run,
                          cancelled, self.data.metric)
 
+    def _replay_chunks(self, keep: set[int], per: int) -> set[tuple[int, int]]:
+        """(epoch, chunk start) of up to REPLAY_BATCHES recorded chunks, evenly spread."""
+        starts = [(e, st) for e in sorted(keep)
+                  for st in range(0, min(per, self.train.n_batches), self.K)]
+        if len(starts) <= trace_mod.REPLAY_BATCHES:
+            return set(starts)
+        pick = np.linspace(0, len(starts) - 1, trace_mod.REPLAY_BATCHES).round().astype(int)
+        return {starts[i] for i in pick.tolist()}
+
     def snapshot(self, epochs: list[dict] | None = None) -> trace_mod.Trace:
         """The trace recorded so far (safe to call from another thread between chunks)."""
         parts = list(self.parts)
@@ -379,9 +406,8 @@ class Engine:
         parts = list(self.recent)
         if not parts:
             return trace_mod.empty_trace(self.cfg.to_json(), self.cfg.batch_size, self.cfg.units)
-        cat = {k: np.concatenate([p[k] for p in parts])[-n:] for k in parts[0]}
-        idx = cat.pop("index").astype(np.int32)
-        return trace_mod.Trace(**cat, config=self.cfg.to_json(), recorded=idx)
+        cat, idx, replay = trace_mod._stack(parts, last=n)
+        return trace_mod.Trace(**cat, config=self.cfg.to_json(), recorded=idx, replay=replay)
 
     def notes(self) -> list[str]:
         return self.data.notes + self.train.notes + self.cfg.notes()

@@ -5,9 +5,23 @@ Format (DESIGN.md, read by other tools): h0, c0, hT, cT (n, B, units) float32; s
 config (0-d str). A thinned trace adds `recorded` (n,) int32: the global index of each recorded
 batch. Also stored, for the views: `val_epochs` (E, 6) float32 epoch metrics.
 
-Memory is bounded by `limits.MAX_RECORDED_BATCHES`: when a run has more batches, whole epochs
-are kept (first ones, then evenly spaced, always the last), so recorded neighbours inside an
-epoch stay neighbours and the carry identity can still be checked on them.
+Replay data (optional; a trace without it loads and simply has nothing to replay). For m
+sampled batches, the first S = min(B, REPLAY_SLOTS) slots:
+  replay_batch      int32   (m,)          position of the batch in this trace (0..n-1)
+  replay_x          float32 (m, S, L, F)  that batch's inputs, slots 0..S-1
+  replay_kernel     float32 (m, F, 4U)    the LSTM's kernel as that batch's step used it (read
+  replay_recurrent  float32 (m, U, 4U)      before the step's optimizer update), recurrent
+  replay_bias       float32 (m, 4U)         kernel and bias; gates in Keras's order i, f, c, o
+The carry check recomputes hT/cT of those slots from the recorded h0/c0 with NumPy (`replay_errors`):
+the identity h0[k+1] == hT[k] compares two reads of one state variable, the replay shows the
+layer actually started from the recorded h0 (from zeros, for a stateless run).
+
+Memory is bounded by `limits.MAX_RECORDED_BATCHES` (see `recorded_epochs`): when a run has
+more batches, whole epochs are kept: all that fit; else the first, the last and evenly spaced
+ones between; when only one fits, the last. When one epoch alone is longer than the cap, the
+first cap/2 batches of the first and of the last epoch are kept (the first cap batches of a
+one-epoch run). Recorded neighbours inside an epoch stay neighbours, so the carry identity can
+still be checked on them.
 """
 from __future__ import annotations
 
@@ -21,6 +35,17 @@ STATE_KEYS = ("h0", "c0", "hT", "cT")
 ROW_KEYS = ("seq_id", "part")
 STEP_KEYS = ("epoch", "batch", "reset_before", "loss", "accuracy")
 EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+REPLAY_KEYS = ("replay_batch", "replay_x", "replay_kernel", "replay_recurrent", "replay_bias")
+REPLAY_SLOTS = 32      # slots replayed per sampled batch
+REPLAY_BATCHES = 16    # sampled batches per run (the first batch of up to this many chunks)
+REPLAY_TOLERANCE = 1e-4  # float32 XLA vs float64 NumPy over <= 200 steps: measured ~1e-7
+
+# What happened to the state of one slot between two recorded neighbouring batches.
+NOT_CARRIED = 0    # fresh start (reset, stateless, start of run) or previous batch not recorded
+CONTINUATION = 1   # same sequence, and the sample starts right after the previous one ends
+BROKEN = 2         # same sequence, not the next part: skipped, repeated or overlapping
+CONTAMINATED = 3   # another sequence
+PADDING = 4        # carried into or out of a padding slot (no sequence): neither
 
 
 @dataclass
@@ -39,6 +64,7 @@ class Trace:
     config: str
     recorded: np.ndarray | None = None  # None: every batch was recorded
     epochs: list[dict] = field(default_factory=list)  # per-epoch train/val metrics
+    replay: dict[str, np.ndarray] | None = None  # REPLAY_KEYS (module docstring), or None
 
     @property
     def n(self) -> int:
@@ -73,6 +99,8 @@ class Trace:
         out["config"] = np.array(self.config)
         if self.recorded is not None:
             out["recorded"] = self.recorded
+        if self.replay is not None:
+            out.update(self.replay)
         out["val_epochs"] = np.array([[e.get(c, np.nan) if e.get(c) is not None else np.nan
                                        for c in EPOCH_COLUMNS] for e in self.epochs],
                                      dtype=np.float32).reshape(-1, len(EPOCH_COLUMNS))
@@ -122,6 +150,16 @@ class Trace:
         n = t.n
         if any(getattr(t, k).shape[0] != n for k in STATE_KEYS + ROW_KEYS + STEP_KEYS):
             raise ValueError("not a trace: arrays disagree on the number of batches")
+        present = [k for k in REPLAY_KEYS if k in a]
+        if present:
+            if len(present) != len(REPLAY_KEYS):
+                missing = sorted(set(REPLAY_KEYS) - set(present))
+                raise ValueError(f"not a trace: replay data without {', '.join(missing)}")
+            t.replay = {"replay_batch": np.asarray(a["replay_batch"], np.int32),
+                        **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]}}
+            problem = _replay_problem(t)
+            if problem:
+                raise ValueError(f"not a trace: replay data {problem}")
         return t
 
     # ---- the carry identity ------------------------------------------------------------------
@@ -129,22 +167,112 @@ class Trace:
         return carry_check(self)
 
 
-def carry_check(t: Trace) -> dict:
-    """Measure the carry identity on the recorded batches.
+def transitions(t: Trace) -> dict[str, np.ndarray]:
+    """Per recorded batch (n,) bool: `fresh` (starts from zeros: stateless, reset, or the run's
+    first batch), `carried` (from the recorded batch before), `gap` (carried from a batch that
+    was not recorded)."""
+    n, idx = t.n, t.index
+    fresh = ~np.full(n, t.stateful()) | np.asarray(t.reset_before, bool)
+    if n and idx[0] == 0:
+        fresh[0] = True  # nothing came before the run's first batch
+    neighbours = np.zeros(n, bool)
+    neighbours[1:] = idx[1:] == idx[:-1] + 1
+    return {"fresh": fresh, "carried": neighbours & ~fresh, "gap": ~neighbours & ~fresh}
 
-    stateful and no reset before k+1: h0[k+1] == hT[k] (and c); that pair is *carried*.
+
+def sample_geometry(t: Trace) -> tuple[str, int, int]:
+    """(layout, sample_len, stride): sample p of a sequence starts at timestep p * stride."""
+    from models.config import FIELDS, RunConfig
+    d = t.config_dict()
+    names = {f.name for f in FIELDS}
+    try:  # RunConfig.from_json would also apply this server's limits: a stored trace may exceed them
+        cfg = RunConfig(**{k: v for k, v in d.items() if k in names})
+        L = int(cfg.sample_len)
+    except (TypeError, ValueError):
+        cfg, L = RunConfig(), RunConfig().sample_len
+    stride = 1 if cfg.layout == "windows" else L
+    return cfg.layout, L, stride
+
+
+def carry_kinds(t: Trace) -> np.ndarray:
+    """(n, B) int8: per slot, what the state it started from was (NOT_CARRIED, CONTINUATION,
+    BROKEN, CONTAMINATED, PADDING). Only transitions from the recorded batch right before count;
+    the flow view draws exactly these, so its arrows and the carry check's counts agree."""
+    kinds = np.zeros(t.seq_id.shape, np.int8)
+    if t.n < 2:
+        return kinds
+    carried = transitions(t)["carried"]
+    layout, L, stride = sample_geometry(t)
+    prev_seq, cur_seq = t.seq_id[:-1], t.seq_id[1:]
+    prev_start = t.part[:-1].astype(np.int64) * stride
+    cur_start = t.part[1:].astype(np.int64) * stride
+    follows = cur_start == prev_start + L
+    if layout == "full":  # every sample is the whole sequence: carrying into it repeats it
+        follows[:] = False
+    k = np.where(prev_seq != cur_seq, CONTAMINATED, np.where(follows, CONTINUATION, BROKEN))
+    k = np.where((prev_seq < 0) | (cur_seq < 0), PADDING, k)
+    kinds[1:] = np.where(carried[1:, None], k, NOT_CARRIED)
+    return kinds
+
+
+def _lstm_numpy(x, h, c, kernel, recurrent, bias):
+    """Keras's LSTM equations in float64 NumPy: z = x W + h U + b, gates i, f, c, o;
+    i, f, o = sigmoid, c' = f c + i tanh(z_c), h' = o tanh(c'). x (S, L, F); h, c (S, U)."""
+    W, U_, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
+    h, c = np.asarray(h, np.float64), np.asarray(c, np.float64)
+    u = h.shape[-1]
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    for step in range(x.shape[1]):
+        z = np.asarray(x[:, step], np.float64) @ W + h @ U_ + b
+        i, f, g, o = sig(z[:, :u]), sig(z[:, u:2 * u]), np.tanh(z[:, 2 * u:3 * u]), sig(z[:, 3 * u:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+    return h, c
+
+
+def _replay_problem(t: Trace) -> str | None:
+    r = t.replay
+    m = r["replay_batch"].shape[0]
+    if r["replay_batch"].ndim != 1 or any(r[k].shape[:1] != (m,) for k in REPLAY_KEYS):
+        return "arrays disagree on the number of replayed batches"
+    if m and (r["replay_batch"].min() < 0 or r["replay_batch"].max() >= t.n):
+        return "points outside the recorded batches"
+    if r["replay_x"].ndim != 4 or r["replay_x"].shape[1] > t.batch_size:
+        return "has inputs of the wrong shape"
+    F, U = r["replay_x"].shape[3], t.units
+    if (r["replay_kernel"].shape[1:] != (F, 4 * U) or r["replay_recurrent"].shape[1:] != (U, 4 * U)
+            or r["replay_bias"].shape[1:] != (4 * U,)):
+        return f"has LSTM weights that do not fit {U} units and {F} features"
+    return None
+
+
+def replay_errors(t: Trace) -> np.ndarray:
+    """Largest |hT, cT recorded - recomputed| per replayed batch, (m,) float (empty: none)."""
+    if t.replay is None:
+        return np.zeros(0)
+    r = t.replay
+    out = np.zeros(len(r["replay_batch"]))
+    for j, k in enumerate(r["replay_batch"].tolist()):
+        x = r["replay_x"][j]
+        S = x.shape[0]
+        h, c = _lstm_numpy(x, t.h0[k, :S], t.c0[k, :S], r["replay_kernel"][j],
+                           r["replay_recurrent"][j], r["replay_bias"][j])
+        out[j] = max(np.abs(h - t.hT[k, :S]).max(initial=0.0), np.abs(c - t.cT[k, :S]).max(initial=0.0))
+    return out
+
+
+def carry_check(t: Trace) -> dict:
+    """Measure the carry identity on the recorded batches, and replay sampled batches.
+
+    stateful and no reset before k+1: h0[k+1] == hT[k] (and c); that pair is *carried*, and each
+    carried slot is a continuation, broken, contaminated or padding (`carry_kinds`).
     stateless, or a reset: h0 == 0; that batch is a *fresh start* (each slot counts).
+    Replay: hT/cT recomputed from the recorded h0/c0, inputs and weights (`replay_errors`);
+    `max_replay_error` is None when the trace holds no replay data.
     Returns counts per slot transition and the largest deviations (0.0 means exact).
     """
-    stateful = t.stateful()
-    idx = t.index
-    fresh = ~np.full(t.n, stateful) | t.reset_before
-    # The first recorded batch of a run starts from zeros too (nothing came before it).
-    if t.n and idx[0] == 0:
-        fresh[0] = True
-    neighbours = np.zeros(t.n, bool)
-    neighbours[1:] = idx[1:] == idx[:-1] + 1
-    carried = neighbours & ~fresh
+    tr = transitions(t)
+    fresh, carried = tr["fresh"], tr["carried"]
     err = 0.0
     if carried.any():
         k = np.nonzero(carried)[0]
@@ -152,18 +280,18 @@ def carry_check(t: Trace) -> dict:
     fresh_abs = 0.0
     if fresh.any():
         fresh_abs = float(max(np.abs(t.h0[fresh]).max(), np.abs(t.c0[fresh]).max()))
-    B = t.batch_size
-    contaminated = 0
-    if carried.any():
-        k = np.nonzero(carried)[0]
-        prev, cur = t.seq_id[k - 1], t.seq_id[k]
-        contaminated = int(((prev != cur) & (prev >= 0) & (cur >= 0)).sum())
+    kinds = carry_kinds(t)
+    rep = replay_errors(t)
     return {
-        "carried": int(carried.sum()) * B,
+        "carried": int(carried.sum()) * t.batch_size,
         "max_carry_error": err,
-        "fresh_starts": int(fresh.sum()) * B,
+        "fresh_starts": int(fresh.sum()) * t.batch_size,
         "max_fresh_abs": fresh_abs,
-        "contaminated": contaminated,
+        "contaminated": int((kinds == CONTAMINATED).sum()),
+        "continuation": int((kinds == CONTINUATION).sum()),
+        "broken": int((kinds == BROKEN).sum()),
+        "replayed": int(len(rep)),
+        "max_replay_error": float(rep.max()) if len(rep) else None,
     }
 
 
@@ -182,17 +310,51 @@ def concat(config_json: str, parts: list[dict], total_batches: int, epochs: list
         t = empty_trace(config_json, batch_size, units)
         t.epochs = list(epochs)
         return t
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    idx = cat.pop("index").astype(np.int32)
+    cat, idx, replay = _stack(parts)
     full = len(idx) == total_batches and (idx == np.arange(total_batches)).all()
-    return Trace(**cat, config=config_json, recorded=None if full else idx, epochs=list(epochs))
+    return Trace(**cat, config=config_json, recorded=None if full else idx, epochs=list(epochs),
+                 replay=replay)
+
+
+def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray, dict | None]:
+    """Concatenate recorded chunks (keeping only the `last` batches if given): the arrays, the
+    global index, and the replay data. A chunk's optional "replay" (REPLAY_KEYS but
+    replay_batch) is for its first batch."""
+    keys = [k for k in parts[0] if k != "replay"]
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    total = len(cat["index"])
+    drop = 0 if last is None else max(0, total - last)
+    cat = {k: v[drop:] for k, v in cat.items()}
+    idx = cat.pop("index").astype(np.int32)
+    offsets = np.cumsum([0] + [len(p["index"]) for p in parts[:-1]]) - drop
+    rep = [(int(o), p["replay"]) for o, p in zip(offsets, parts)
+           if p.get("replay") is not None and o >= 0]
+    replay = None
+    if rep:
+        replay = {"replay_batch": np.array([o for o, _ in rep], np.int32),
+                  **{k: np.stack([r[k] for _, r in rep]) for k in REPLAY_KEYS[1:]}}
+    return cat, idx, replay
 
 
 def recorded_epochs(n_epochs: int, batches_per_epoch: int, cap: int) -> tuple[set[int], int]:
-    """Which epochs (from 1) to keep, and how many batches of each, within `cap` batches."""
-    per = min(batches_per_epoch, cap)
-    k = max(1, cap // max(per, 1))
+    """Which epochs (from 1) to keep, and how many batches of each (a prefix), within `cap`.
+
+    All epochs when they fit; else whole epochs: the first, the last and evenly spaced ones
+    between; when only one whole epoch fits, the last (what training ended with). When one epoch
+    alone is longer than the cap: the first cap // 2 batches of the first and of the last epoch
+    (the first `cap` batches of a one-epoch run, or when cap is 1 the last epoch's first batch).
+    """
+    cap = max(1, cap)
+    if batches_per_epoch > cap:
+        if n_epochs == 1:
+            return {1}, cap
+        if cap < 2:
+            return {n_epochs}, cap
+        return {1, n_epochs}, cap // 2
+    per = max(batches_per_epoch, 1)
+    k = cap // per
     if k >= n_epochs:
         return set(range(1, n_epochs + 1)), per
-    keep = {int(round(x)) for x in np.linspace(1, n_epochs, k)}
-    return keep, per
+    if k == 1:
+        return {n_epochs}, per
+    return {int(round(x)) for x in np.linspace(1, n_epochs, k)}, per

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from models import engine, layouts
+from models import engine, layouts, trace as trace_mod
 from models.config import RunConfig
 from models.engine import Engine
 
@@ -29,12 +29,24 @@ def test_stateful_chunks_carry_exactly_and_reset_to_zero():
     check = t.carry_check()
     assert check["carried"] > 0 and check["max_carry_error"] == 0.0
     assert check["max_fresh_abs"] == 0.0 and check["contaminated"] == 0
+    assert check["continuation"] == check["carried"] and check["broken"] == 0
     # resets after every 4th chunk (a sequence ends), nowhere else
     assert t.reset_before.tolist()[:9] == [True, False, False, False, True, False, False, False, True]
     k = 2  # a carried transition: slot i continues with the state it ended with
     np.testing.assert_array_equal(t.h0[k], t.hT[k - 1])
     np.testing.assert_array_equal(t.c0[k], t.cT[k - 1])
     assert np.abs(t.hT[k]).max() > 0  # the state really moved
+
+
+def test_naive_chunks_skip_parts_and_land_on_other_sequences():
+    """Batch 2, four chunks a sequence, in sequence order: slot 0 gets s·p0 then s·p2 (a skipped
+    part: broken), then the next sequence (contaminated); slot 1 the same with p1 and p3."""
+    _, r = run(SMALL.replace(layout="naive_chunks", batch_size=2, reset="never", epochs=1))
+    t = r.trace
+    c = t.carry_check()
+    assert t.n == 100 and t.part[:2].tolist() == [[0, 1], [2, 3]]
+    assert (c["carried"], c["continuation"], c["broken"], c["contaminated"]) == (198, 0, 100, 98)
+    assert c["max_carry_error"] == 0.0 and c["max_replay_error"] < 1e-5
 
 
 def test_stateless_every_sample_starts_from_zero():
@@ -221,6 +233,32 @@ def test_thinned_trace_keeps_whole_epochs_and_says_so(monkeypatch):
     back = type(t).from_bytes(t.to_bytes())
     np.testing.assert_array_equal(back.recorded, t.recorded)
     np.testing.assert_array_equal(back.h0, t.h0)
+
+
+@pytest.mark.parametrize("n_epochs, per_epoch, cap, kept, per", [
+    (10, 20, 1000, set(range(1, 11)), 20),  # everything fits
+    (10, 20, 40, {1, 10}, 20),              # two whole epochs: the first and the last
+    (10, 20, 100, {1, 3, 6, 8, 10}, 20),    # five: first, last, evenly spaced between
+    (10, 20, 30, {10}, 20),                 # one whole epoch fits: the last
+    (10, 50, 40, {1, 10}, 20),              # one epoch exceeds the cap: half of first and last
+    (1, 50, 40, {1}, 40),                   # a one-epoch run: its first cap batches
+])
+def test_recorded_epochs_keeps_first_and_last_within_the_cap(n_epochs, per_epoch, cap, kept, per):
+    got, got_per = trace_mod.recorded_epochs(n_epochs, per_epoch, cap)
+    assert (got, got_per) == (kept, per)
+    assert len(got) * got_per <= cap
+
+
+def test_an_epoch_longer_than_the_cap_keeps_the_start_of_the_first_and_last_epochs(monkeypatch):
+    from models import limits
+    monkeypatch.setattr(limits, "MAX_RECORDED_BATCHES", 12)
+    _, r = run(SMALL.replace(epochs=3))  # 20 batches an epoch
+    t = r.trace
+    assert t.thinned and t.n == 12
+    assert t.epoch.tolist() == [1] * 6 + [3] * 6 and t.batch.tolist() == list(range(6)) * 2
+    c = t.carry_check()
+    assert c["max_carry_error"] == 0.0 and c["continuation"] > 0
+    assert c["replayed"] == 2 and c["max_replay_error"] < 1e-5
 
 
 def test_alphabet_probe_shows_positions_not_letters():

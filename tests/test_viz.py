@@ -11,7 +11,7 @@ from viz import (batch_curves, carry_summary, compare_curves, epoch_curves, epoc
                  flow_figure, flow_html, flow_table, hidden_heatmap, layout_figure, metrics_csv,
                  timestep_heatmap)
 from viz.curves import ema
-from viz.flow import SEGMENT, seq_colour_index
+from viz.flow import LEGEND, SEGMENT, seq_colour_index
 
 
 def make_trace(seq, stateful=True, reset=None, units=3, recorded=None, part=None, seed=0):
@@ -43,20 +43,20 @@ def trace_by_name(fig, name):
 
 
 def carried_points(fig):
-    t = trace_by_name(fig, "state carried →")
+    t = trace_by_name(fig, LEGEND["continuation"])
     return sorted(zip(np.round(np.asarray(t.x) + 0.5 - SEGMENT, 6).tolist(), np.asarray(t.y).tolist()))
 
 
 def contamination_points(fig):
     """(column, slot) where a ✕ is drawn (marker size > 0)."""
-    t = trace_by_name(fig, "✕ carried into another sequence (contamination)")
+    t = trace_by_name(fig, LEGEND["contaminated"])
     x, y, size = (np.asarray(v, float) for v in (t.x, t.y, t.marker.size))
     keep = size > 0
     return sorted(zip((x[keep] + 0.5).tolist(), y[keep].astype(int).tolist()))
 
 
 def reset_bar_columns(fig):
-    t = trace_by_name(fig, "┆ reset: states set to 0")
+    t = trace_by_name(fig, LEGEND["reset"])
     x = np.asarray(t.x, float)
     return sorted(set((x[~np.isnan(x)] + 0.5).astype(int).tolist()))
 
@@ -91,7 +91,7 @@ def test_stateless_says_zeros_and_draws_no_arrows():
     fig = flow_figure(t)
     assert "stateless" in fig.layout.title.text and "zeros" in fig.layout.title.text
     assert carried_points(fig) == []
-    assert trace_by_name(fig, "┆ reset: states set to 0") is None
+    assert trace_by_name(fig, LEGEND["reset"]) is None
     cells = trace_by_name(fig, "stateless")
     assert len(cells.x) == 6 and "starts from zeros" in cells.hovertemplate
 
@@ -102,7 +102,7 @@ def test_contamination_marked_exactly_where_sequence_changes_while_carried():
     fig = flow_figure(t)
     assert contamination_points(fig) == [(2.0, 1)]
     assert t.carry_check()["contaminated"] == 1
-    line = trace_by_name(fig, "✕ carried into another sequence (contamination)")
+    line = trace_by_name(fig, LEGEND["contaminated"])
     assert line.line.dash == "dash" and line.marker.symbol == "x"
     # contaminated transition is not also drawn as a clean arrow
     assert (2.0, 1) not in carried_points(fig)
@@ -122,12 +122,13 @@ def test_sequence_change_after_reset_is_not_contamination():
 def test_hover_shows_rounded_h_values_and_where_h0_came_from():
     t = make_trace(STATEFUL, units=12)
     fig = flow_figure(t)
-    cells = trace_by_name(fig, "carried")
+    cells = trace_by_name(fig, "continued")
     pos = [i for i, (x, y) in enumerate(zip(cells.x, cells.y)) if (x, y) == (1, 0)][0]
     first8 = " ".join(f"{v:.3f}".replace("0.", ".", 1) for v in t.hT[1, 0, :8])
     last4 = " ".join(f"{v:.3f}".replace("0.", ".", 1) for v in t.hT[1, 0, 8:])
     assert cells.text[pos] == first8 and cells.hovertext[pos] == last4
-    assert "h0 = hT of batch %{customdata[4]} (carried)" in cells.hovertemplate
+    assert "h0 = hT of batch %{customdata[4]} (carried: → continues the same sequence)" \
+        in cells.hovertemplate
     assert cells.customdata[pos][4] == 0  # carried from batch 0
     start = trace_by_name(fig, "start")  # batch 0: zeros at the start of the run
     assert sorted(zip(start.x, start.y)) == [(0, 0), (0, 1)]
@@ -135,7 +136,7 @@ def test_hover_shows_rounded_h_values_and_where_h0_came_from():
 
 def test_hover_truncates_units_and_says_how_many_are_hidden():
     t = make_trace(STATEFUL, units=40)
-    cells = trace_by_name(flow_figure(t), "carried")
+    cells = trace_by_name(flow_figure(t), "continued")
     assert len(cells.text[0].split()) == 8 and len(cells.hovertext[0].split()) == 8
     assert "(+24 units)" in cells.hovertemplate
 
@@ -147,7 +148,7 @@ def test_broken_carry_identity_spells_out_h0():
     other = trace_by_name(fig, "other")
     assert list(zip(other.x, other.y)) == [(2, 1)]
     assert "≠ hT of the batch before!" in other.hovertext[0]
-    assert "largest |h0[k+1]−hT[k]| = 0.5;" in carry_summary(t)
+    assert "but h0 differs from the hT before it by up to 0.5 ·" in carry_summary(t)
 
 
 def test_one_frame_per_recorded_batch_moving_only_the_window():
@@ -177,7 +178,7 @@ def test_thinned_trace_title_and_gap_instead_of_arrow():
     t.epoch = np.array([1, 1, 5, 5, 9], np.int32)
     t.config = json.dumps({"stateful": True, "reset": "sequence", "epochs": 9})
     assert "5 batches recorded, from epochs 1, 5, 9 of 9" in flow_figure(t).layout.title.text
-    gap = trace_by_name(fig, "⋮ batches not recorded")
+    gap = trace_by_name(fig, LEGEND["gap"])
     x = np.asarray(gap.x, float)
     assert sorted(set((x[~np.isnan(x)] + 0.5).tolist())) == [3.0]
     assert carried_points(fig) == [(1.0, 0), (1.0, 1), (2.0, 0), (2.0, 1), (4.0, 0), (4.0, 1)]
@@ -199,7 +200,7 @@ def test_max_batches_shows_a_slice_without_arrows_from_off_screen():
     assert len(fig.frames) == 4
     assert carried_points(fig)[0] == (1.0, 0)  # nothing drawn into column 0
     assert "showing 4 of the 10 recorded batches" in fig.layout.title.text
-    assert trace_by_name(fig, "carried").customdata[0][:2].tolist() == [1, 3]
+    assert trace_by_name(fig, "continued").customdata[0][:2].tolist() == [1, 3]
 
 
 def test_colours_by_sequence_with_grey_padding():
@@ -251,10 +252,12 @@ def test_flow_table_rows_and_start_strings():
     rows = flow_table(t)
     assert len(rows) == 8
     assert rows[0] == {"epoch": 1, "batch": 0, "slot": 0, "seq": 0, "part": 0,
-                       "start": "reset to 0", "contaminated": False, "|h0| max": 0.0}
+                       "start": "reset to 0", "carry": "", "contaminated": False,
+                       "|h0| max": 0.0}
     assert [r["start"] for r in rows[::2]] == ["reset to 0", "carried from batch 0",
                                               "carried from batch 1", "reset to 0"]
     assert [r["contaminated"] for r in rows] == [False] * 5 + [True, False, False]
+    assert [r["carry"] for r in rows[2:6]] == ["continues its sequence"] * 3 + ["another sequence"]
     assert rows[2]["|h0| max"] == round(float(np.abs(t.hT[0, 0]).max()), 3)
     assert len(flow_table(t, max_rows=3)) == 3
 
@@ -267,9 +270,11 @@ def test_flow_table_stateless_and_start_of_run():
 
 def test_carry_summary_numbers():
     t = make_trace([[0, 1], [0, 1], [0, 7]])
-    assert carry_summary(t) == ("Carry check: 4 carried transitions, largest |h0[k+1]−hT[k]| = "
-                                "0 (exact); 2 fresh starts, largest |h0| = 0 (exact); "
-                                "1 contaminated.")
+    assert carry_summary(t) == ("Carry check: 4 carried transitions (3 continue their sequence, "
+                                "0 broken, 1 land on another sequence) · no replay data in this "
+                                "trace · 2 fresh starts from exactly 0.")
+    t.h0[0, 1, 0] = 0.25  # a fresh start that is not zero is said
+    assert "2 fresh starts, but |h0| reaches 0.25." in carry_summary(t)
     big = make_trace([list(range(10))] * 200)
     assert "1,990 carried transitions" in carry_summary(big)
 
@@ -370,3 +375,96 @@ def test_viz_imports_no_keras_tensorflow_or_streamlit():
             "('keras', 'tensorflow', 'streamlit')]; print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ---- three kinds of carry ---------------------------------------------------------------------
+
+
+def crossing_points(fig, kind):
+    """(column, slot) where the mark of a broken / contaminated carry is drawn."""
+    t = trace_by_name(fig, LEGEND[kind])
+    if t is None:
+        return []
+    x, y, size = (np.asarray(v, float) for v in (t.x, t.y, t.marker.size))
+    keep = size > 0
+    return sorted(zip((x[keep] + 0.5).tolist(), y[keep].astype(int).tolist()))
+
+
+def with_layout(t, **cfg):
+    t.config = json.dumps({"stateful": True, "reset": "never", **cfg})
+    return t
+
+
+def test_three_kinds_drawn_apart_and_counted_like_the_carry_check():
+    # naive chunks of length 5 in sequences of 20, batch 2: slot 0 runs s0·p0 then s0·p2, slot 1
+    # s0·p1 then s0·p3 (each skips a part: broken), then s1 takes both slots (contaminated).
+    seq = [[0, 0], [0, 0], [1, 1]]
+    part = [[0, 1], [2, 3], [0, 1]]
+    t = with_layout(make_trace(seq, part=part), layout="naive_chunks", length=5, seq_len=20)
+    from models.trace import BROKEN, CONTAMINATED, carry_kinds
+    kinds = carry_kinds(t)
+    assert kinds[1].tolist() == [BROKEN, BROKEN] and kinds[2].tolist() == [CONTAMINATED] * 2
+    fig = flow_figure(t)
+    assert crossing_points(fig, "broken") == [(1.0, 0), (1.0, 1)]
+    assert crossing_points(fig, "contaminated") == [(2.0, 0), (2.0, 1)]
+    assert carried_points(fig) == []
+    c = t.carry_check()
+    assert (c["continuation"], c["broken"], c["contaminated"], c["carried"]) == (0, 2, 2, 4)
+    brk, bad = trace_by_name(fig, LEGEND["broken"]), trace_by_name(fig, LEGEND["contaminated"])
+    # told apart by line style and marker, not by colour alone
+    assert (brk.line.dash, brk.marker.symbol) == ("dot", "circle-open")
+    assert (bad.line.dash, bad.marker.symbol) == ("dash", "x")
+    cells = trace_by_name(fig, "broken")
+    assert "not the next part" in cells.hovertemplate
+    assert cells.customdata[0].tolist() == [1, 1, 0, 2, 0]  # s0·p2, its state came from p0
+    assert "⋯ 2 carried states land on the wrong part" in fig.layout.title.text
+    assert "2 broken, 2 land on another sequence" in carry_summary(t)
+    assert [r["carry"] for r in flow_table(t)][2:] == ["same sequence, wrong part"] * 2 + \
+        ["another sequence"] * 2
+
+
+def test_chunks_that_follow_each_other_are_continuations():
+    t = with_layout(make_trace([[0, 1]] * 4, part=[[0, 0], [1, 1], [2, 2], [3, 3]]),
+                    layout="chunks", length=5, seq_len=20)
+    c = t.carry_check()
+    assert (c["continuation"], c["broken"], c["contaminated"]) == (6, 0, 0)
+    assert len(carried_points(flow_figure(t))) == 6
+    t.part[2, 1] = 1  # slot 1 repeats part 1: same sequence, not the next part
+    c = t.carry_check()
+    assert (c["continuation"], c["broken"]) == (4, 2)  # into the repeat and out of it
+
+
+def test_overlapping_windows_are_broken_and_adjacent_windows_continue():
+    # windows of length 3, stride 1: window w starts at step w
+    t = with_layout(make_trace([[0]] * 3, part=[[0], [1], [4]]), layout="windows", length=3,
+                    seq_len=20)
+    from models.trace import BROKEN, CONTINUATION, carry_kinds
+    # w0 -> w1 overlaps (broken); w1 (steps 1-3) -> w4 (steps 4-6) follows on (continuation)
+    assert carry_kinds(t)[1:, 0].tolist() == [BROKEN, CONTINUATION]
+
+
+def test_full_sequences_carried_into_the_same_sequence_repeat_it():
+    t = with_layout(make_trace([[0, 1]] * 2, part=[[0, 0], [0, 0]]), layout="full", seq_len=20)
+    c = t.carry_check()
+    assert (c["continuation"], c["broken"], c["contaminated"]) == (0, 2, 0)
+
+
+def test_padding_is_neither_kind_and_draws_no_arrow():
+    t = make_trace([[0, -1], [0, -1]])
+    c = t.carry_check()
+    assert (c["continuation"], c["broken"], c["contaminated"], c["carried"]) == (1, 0, 0, 2)
+    assert carried_points(flow_figure(t)) == [(1.0, 0)]
+    assert "1 padding" in carry_summary(t)
+
+
+def test_summary_says_when_the_replay_does_not_match():
+    from models.trace import REPLAY_TOLERANCE
+    t = make_trace(STATEFUL, units=2)  # hand-made hT: an LSTM replay cannot reproduce it
+    t.replay = {"replay_batch": np.array([1], np.int32),
+                "replay_x": np.zeros((1, 2, 1, 1), np.float32),
+                "replay_kernel": np.zeros((1, 1, 8), np.float32),
+                "replay_recurrent": np.zeros((1, 2, 8), np.float32),
+                "replay_bias": np.zeros((1, 8), np.float32)}
+    c = t.carry_check()
+    assert c["replayed"] == 1 and c["max_replay_error"] > REPLAY_TOLERANCE
+    assert "replay of 1 batch from the recorded h0 does NOT match" in carry_summary(t)

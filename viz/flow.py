@@ -2,11 +2,15 @@
 
 Grid: recorded batches left to right, slots top to bottom (slot 0 at the top). A cell is one
 sample, labelled "s12·p3" (sequence 12, part 3) and coloured by its sequence, so a correct
-stateful layout reads as unbroken rows of one colour. Between neighbouring batches:
-  carried        grey arrow    h0[k+1, i] came from hT[k, i]
-  contamination  red, dashed, ✕ the carried state lands on a different sequence
-  reset          dashed bar    states were zeroed before the batch
-  gap            dotted bar    batches in between were not recorded (thinned trace)
+stateful layout reads as unbroken rows of one colour. Between neighbouring batches, each slot's
+carry is one of trace.carry_kinds (the same function the carry check counts with):
+  continuation   solid dark arrow          same sequence, the next part (h0[k+1, i] = hT[k, i])
+  broken         orange dotted line, ring  same sequence, not the next part (skipped, repeated,
+                                           overlapping window)
+  contaminated   red dashed line, ✕        the carried state lands on a different sequence
+  reset          dotted bar                states were zeroed before the batch
+  gap            dash-dot bar              batches in between were not recorded (thinned trace)
+Line style and marker tell the kinds apart, not colour alone.
 
 Size budget (200 batches x 32 slots: <= 1 MB JSON, <= 300 ms): one static figure holds every
 cell; animation frames only move the x range and a one-column cursor, never repeat the cells.
@@ -16,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from models.trace import Trace
+from models import trace as trace_mod
+from models.trace import BROKEN, CONTAMINATED, CONTINUATION, PADDING, Trace, carry_kinds
 
 # ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
@@ -24,6 +29,13 @@ PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
 PADDING_COLOUR = "#e6e6e6"
 CARRY_COLOUR = "#505050"
 CONTAMINATION_COLOUR = "#d62728"
+BROKEN_COLOUR = "#e67e00"
+# Legend entries, read as words (tests and the page's caption use these).
+LEGEND = {"continuation": "→ continues the same sequence",
+          "broken": "⋯ same sequence, wrong part",
+          "contaminated": "✕ another sequence",
+          "reset": "┆ reset to zero",
+          "gap": "⋮ batches not recorded"}
 HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell's vector
 SEGMENT = 0.15  # arrows span boundary +- this (cell widths), clear of the centred labels
 
@@ -94,26 +106,15 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
 
 
 def transitions(trace: Trace) -> dict[str, np.ndarray]:
-    """Per recorded batch: fresh (starts from zeros), carried (from the recorded batch before),
-    gap (carried from a batch that was not recorded). Mirrors trace.carry_check."""
-    n, idx = trace.n, trace.index
-    stateful = trace.stateful()
-    fresh = ~np.full(n, stateful) | np.asarray(trace.reset_before, bool)
-    if n and idx[0] == 0:
-        fresh[0] = True  # nothing came before the run's first batch
-    neighbours = np.zeros(n, bool)
-    neighbours[1:] = idx[1:] == idx[:-1] + 1
-    return {"fresh": fresh, "carried": neighbours & ~fresh, "gap": ~neighbours & ~fresh}
+    """Per recorded batch: fresh, carried, gap (trace.transitions, which carry_check uses)."""
+    return trace_mod.transitions(trace)
 
 
-def contamination(trace: Trace, carried: np.ndarray) -> np.ndarray:
-    """(n, B) bool: carried state lands on another sequence (padding excluded, as carry_check)."""
-    seq = trace.seq_id
-    out = np.zeros(seq.shape, bool)
-    if trace.n > 1:
-        prev, cur = seq[:-1], seq[1:]
-        out[1:] = carried[1:, None] & (prev != cur) & (prev >= 0) & (cur >= 0)
-    return out
+def contamination(trace: Trace, carried: np.ndarray | None = None) -> np.ndarray:
+    """(n, B) bool: carried state lands on another sequence (trace.carry_kinds; padding
+    excluded). `carried` (n,) optionally restricts it to some transitions."""
+    out = carry_kinds(trace) == CONTAMINATED
+    return out if carried is None else out & np.asarray(carried, bool)[:, None]
 
 
 def _start_texts(trace: Trace, tr: dict) -> list[str]:
@@ -164,9 +165,12 @@ def _hover_rows(h: np.ndarray) -> tuple:
 # Where h0 came from, one hover line per kind of cell. Each kind is its own scatter trace, so
 # the line is written once per trace instead of once per cell (the JSON budget).
 _KINDS = {
-    "carried": "h0 = hT of batch %{customdata[4]} (carried)",
+    "continued": "h0 = hT of batch %{customdata[4]} (carried: → continues the same sequence)",
+    "broken": "h0 = hT of the batch before: <b>⋯ the state of p%{customdata[4]} lands on "
+              "p%{customdata[3]} of the same sequence: not the next part</b>",
     "contaminated": "h0 = hT of the batch before: <b>✕ the state of s%{customdata[4]} "
                     "lands on s%{customdata[2]}</b>",
+    "from_padding": "h0 = hT of batch %{customdata[4]}: a padding slot, no sequence",
     "reset": "h0 = 0 (reset before this batch)",
     "stateless": "h0 = 0 (stateless: every sample starts from zeros)",
     "start": "h0 = 0 (start of run)",
@@ -175,9 +179,10 @@ _KINDS = {
 }
 
 
-def _cell_kinds(trace: Trace, tr: dict, contam: np.ndarray, S: int, cols: np.ndarray) -> tuple:
+def _cell_kinds(trace: Trace, tr: dict, kinds: np.ndarray, S: int, cols: np.ndarray) -> tuple:
     """For recorded batches `cols` (positions), (len(cols), S) kind names and the number shown
-    by the kind's hover line (previous batch; for contamination, the previous sequence)."""
+    by the kind's hover line (previous batch; contamination: the previous sequence; broken:
+    the previous part). kinds: trace.carry_kinds(trace)."""
     h0 = trace.h0[cols, :S]
     zero = ~np.any(h0 != 0, axis=2)
     before = np.maximum(cols - 1, 0)  # cols[0] may have its source off-screen, still in trace
@@ -191,8 +196,13 @@ def _cell_kinds(trace: Trace, tr: dict, contam: np.ndarray, S: int, cols: np.nda
     if not trace.stateful():
         kind[fresh_ok] = "stateless"
     carried_ok = tr["carried"][cols, None] & same
-    kind[carried_ok] = "carried"
-    bad = carried_ok & contam[cols, :S]
+    ck = kinds[cols, :S]
+    kind[carried_ok & (ck == CONTINUATION)] = "continued"
+    broken = carried_ok & (ck == BROKEN)
+    kind[broken] = "broken"
+    prev[broken] = trace.part[before, :S][broken]
+    kind[carried_ok & (ck == PADDING)] = "from_padding"  # cur padding: overwritten below
+    bad = carried_ok & (ck == CONTAMINATED)
     kind[bad] = "contaminated"
     prev[bad] = trace.seq_id[before, :S][bad]
     kind[trace.seq_id[cols, :S] < 0] = "padding"
@@ -210,12 +220,12 @@ def _other_notes(trace: Trace, tr: dict, ks: np.ndarray, slots: np.ndarray) -> l
     return out
 
 
-def _cell_traces(trace: Trace, tr: dict, contam: np.ndarray, S: int,
+def _cell_traces(trace: Trace, tr: dict, kinds: np.ndarray, S: int,
                  cols: np.ndarray) -> list[go.Scatter]:
     """One scatter of invisible markers per kind of cell: carries the hover (the labels are
     the heatmap's text: a browser draws those about twice as fast as scatter text).
-    tr, contam: for the whole trace; cols: the recorded positions drawn (x = 0..len(cols)-1)."""
-    kind, prev = _cell_kinds(trace, tr, contam, S, cols)
+    tr, kinds: for the whole trace; cols: the recorded positions drawn (x = 0..len(cols)-1)."""
+    kind, prev = _cell_kinds(trace, tr, kinds, S, cols)
     more = f" (+{trace.units - HOVER_UNITS} units)" if trace.units > HOVER_UNITS else ""
     head = ("<b>s%{customdata[2]}·p%{customdata[3]}</b> · %{y}<br>"
             "epoch %{customdata[0]}, batch %{customdata[1]}<br>")
@@ -268,26 +278,39 @@ def _bars(ks: np.ndarray, S: int) -> tuple:
     return x.ravel(), np.tile(np.array([-0.5, S - 0.5, np.nan], np.float32), len(ks))
 
 
-def _carry_traces(tr: dict, contam: np.ndarray, S: int) -> list[go.Scatter]:
-    """Carried: an arrowhead past the boundary with a tail drawn as a one-sided error bar (one
-    point per transition, no per-point line data). Contamination: dashed red line and ✕."""
-    k_car, s_car = np.nonzero(tr["carried"][:, None] & ~contam[:, :S])
+def _crossing(k: np.ndarray, slots: np.ndarray, name: str, colour: str, dash: str,
+              symbol: str) -> go.Scatter:
+    """A line across the boundary before column k in each slot, a marker at its middle."""
+    x, y = _segments(k, slots, (-SEGMENT, 0.0, SEGMENT))
+    size = np.tile(np.array([0, 12, 0, 0], np.int8), len(k))
+    return go.Scatter(x=x, y=y, mode="lines+markers", name=name,
+                      line=dict(color=colour, width=3, dash=dash),
+                      marker=dict(symbol=symbol, size=size, color=colour,
+                                  line=dict(width=2, color=colour if symbol.endswith("-open")
+                                            else "white")),
+                      hoverinfo="skip")
+
+
+def _carry_traces(kinds: np.ndarray, S: int) -> list[go.Scatter]:
+    """kinds: (n, S) carry kinds of the drawn columns (NOT_CARRIED where no arrow is drawn).
+    Continuation: an arrowhead past the boundary with a tail drawn as a one-sided error bar
+    (one point per transition, no per-point line data). Broken: dotted orange line and a ring.
+    Contamination: dashed red line and ✕. Padding slots: nothing (no sequence to continue)."""
+    k_car, s_car = np.nonzero(kinds[:, :S] == CONTINUATION)
     carried = go.Scatter(
         x=(k_car - 0.5 + SEGMENT).astype(np.float32), y=s_car.astype(np.int16), mode="markers",
-        name="state carried →", marker=dict(symbol="triangle-right", size=7, color=CARRY_COLOUR),
+        name=LEGEND["continuation"],
+        marker=dict(symbol="triangle-right", size=7, color=CARRY_COLOUR),
         error_x=dict(type="constant", value=0, valueminus=2 * SEGMENT, symmetric=False, width=0,
                      thickness=1.5, color=CARRY_COLOUR),
         hoverinfo="skip")
-    k_bad, s_bad = np.nonzero(contam[:, :S])
-    x, y = _segments(k_bad, s_bad, (-SEGMENT, 0.0, SEGMENT))
-    size = np.tile(np.array([0, 12, 0, 0], np.int8), len(k_bad))
-    bad = go.Scatter(x=x, y=y, mode="lines+markers",
-                     name="✕ carried into another sequence (contamination)",
-                     line=dict(color=CONTAMINATION_COLOUR, width=3, dash="dash"),
-                     marker=dict(symbol="x", size=size, color=CONTAMINATION_COLOUR,
-                                 line=dict(width=1, color="white")),
-                     hoverinfo="skip")
-    return [carried, bad]
+    out = [carried]
+    k_brk, s_brk = np.nonzero(kinds[:, :S] == BROKEN)
+    if len(k_brk):
+        out.append(_crossing(k_brk, s_brk, LEGEND["broken"], BROKEN_COLOUR, "dot", "circle-open"))
+    k_bad, s_bad = np.nonzero(kinds[:, :S] == CONTAMINATED)
+    out.append(_crossing(k_bad, s_bad, LEGEND["contaminated"], CONTAMINATION_COLOUR, "dash", "x"))
+    return out
 
 
 def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Scatter]:
@@ -297,7 +320,7 @@ def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Sca
     if trace.stateful():
         k = np.nonzero(np.asarray(trace.reset_before, bool)[cols])[0]
         x, y = _bars(k, S)
-        out.append(go.Scatter(x=x, y=y, mode="lines", name="┆ reset: states set to 0",
+        out.append(go.Scatter(x=x, y=y, mode="lines", name=LEGEND["reset"],
                               line=dict(color="#111", width=3, dash="dot"), hoverinfo="skip"))
         out.append(go.Scatter(x=k - 0.5, y=np.full(len(k), -0.5), mode="text",
                               text=["reset"] * len(k), textposition="top center",
@@ -306,7 +329,7 @@ def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Sca
     k = np.nonzero(tr["gap"][cols])[0]
     if len(k):
         x, y = _bars(k, S)
-        out.append(go.Scatter(x=x, y=y, mode="lines", name="⋮ batches not recorded",
+        out.append(go.Scatter(x=x, y=y, mode="lines", name=LEGEND["gap"],
                               line=dict(color="#999", width=2, dash="dashdot"), hoverinfo="skip"))
     return out
 
@@ -321,7 +344,7 @@ def _kept_epochs(trace: Trace, cfg: dict) -> str:
     return f"from {len(kept)}{of} epochs"
 
 
-def _title(trace: Trace, B: int, S: int, n: int, contaminated: int) -> str:
+def _title(trace: Trace, B: int, S: int, n: int, contaminated: int, broken: int) -> str:
     cfg = trace.config_dict()
     if trace.stateful():
         head = f"<b>State flow</b> · stateful, reset: {cfg.get('reset', '?')}"
@@ -334,6 +357,8 @@ def _title(trace: Trace, B: int, S: int, n: int, contaminated: int) -> str:
         notes.append(f"showing {n} of the {trace.n} recorded batches")
     if S < B:
         notes.append(f"showing slots 0–{S - 1} of {B}")
+    if broken:
+        notes.append(f"⋯ {broken} carried states land on the wrong part of their sequence")
     if contaminated:
         notes.append(f"✕ {contaminated} carried states land on another sequence")
     return head + ("<br><sup>" + " · ".join(notes) + "</sup>" if notes else "")
@@ -386,17 +411,17 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     if trace.n == 0:
         return empty_figure("Waiting for the first batch…")
     tr = transitions(trace)
-    contam = contamination(trace, tr["carried"])
+    kinds = carry_kinds(trace)
     B, S = trace.batch_size, min(trace.batch_size, max_slots)
     cols = np.arange(trace.n)[first:first + max_batches]
     n, window = len(cols), max(1, window)
     # Arrows only between drawn columns: the first column's source may be off-screen.
-    arrows = {"carried": tr["carried"][cols] & (np.arange(n) > 0)}
-    shown_contam = contam[cols] & arrows["carried"][:, None]
+    shown = kinds[cols, :S].copy()
+    shown[:1] = trace_mod.NOT_CARRIED
     grid = labelled_grid(trace.seq_id[cols, :S], trace.part[cols, :S])
     grid.update(hoverinfo="skip", hovertemplate=None)  # the cell markers carry the hover
     fig = go.Figure(grid)
-    for t in (_cell_traces(trace, tr, contam, S, cols) + _carry_traces(arrows, shown_contam, S)
+    for t in (_cell_traces(trace, tr, kinds, S, cols) + _carry_traces(shown, S)
               + _bar_traces(trace, tr, S, cols)):
         fig.add_trace(t)
     fig.add_trace(go.Scatter(**_cursor(0, S), mode="lines", line=dict(color="#000", width=2),
@@ -414,7 +439,8 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
                            if scrolls else None)
                   for k in range(n)]
     _controls(fig, epoch, batch, frame_ms)
-    title = _title(trace, B, S, n, int(shown_contam[:, :S].sum()))
+    title = _title(trace, B, S, n, int((shown == CONTAMINATED).sum()),
+                   int((shown == BROKEN).sum()))
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
         legend=dict(orientation="h", x=0, xanchor="left", y=4, yref="container",
@@ -428,10 +454,15 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
 # ---- text views ----------------------------------------------------------------------------
 
 
+CARRY_WORDS = {trace_mod.NOT_CARRIED: "", CONTINUATION: "continues its sequence",
+               BROKEN: "same sequence, wrong part", CONTAMINATED: "another sequence",
+               PADDING: "padding"}
+
+
 def flow_table(trace: Trace, max_rows: int = 2000) -> list[dict]:
     """The flow as rows (screen-reader view): one per (batch, slot), batch-major."""
     tr = transitions(trace)
-    contam = contamination(trace, tr["carried"])
+    kinds = carry_kinds(trace)
     starts = _start_texts(trace, tr)
     h0max = np.abs(trace.h0).max(axis=2) if trace.units else np.zeros(trace.seq_id.shape)
     rows = []
@@ -441,7 +472,8 @@ def flow_table(trace: Trace, max_rows: int = 2000) -> list[dict]:
                 return rows
             rows.append({"epoch": int(trace.epoch[k]), "batch": int(trace.batch[k]), "slot": i,
                          "seq": int(trace.seq_id[k, i]), "part": int(trace.part[k, i]),
-                         "start": starts[k], "contaminated": bool(contam[k, i]),
+                         "start": starts[k], "carry": CARRY_WORDS[int(kinds[k, i])],
+                         "contaminated": bool(kinds[k, i] == CONTAMINATED),
                          "|h0| max": round(float(h0max[k, i]), 3)})
     return rows
 
@@ -451,13 +483,35 @@ def _num(x: float) -> str:
 
 
 def carry_summary(trace: Trace) -> str:
-    """One sentence from trace.carry_check()."""
+    """One sentence from trace.carry_check(): the three kinds of carry, the replay, the fresh
+    starts. Each clause is what the check measured; a failed identity or replay says so."""
     if trace.n == 0:
         return "Carry check: no batches recorded yet."
     c = trace.carry_check()
-    return (f"Carry check: {c['carried']:,} carried transitions, largest |h0[k+1]−hT[k]| = "
-            f"{_num(c['max_carry_error'])}; {c['fresh_starts']:,} fresh starts, largest |h0| = "
-            f"{_num(c['max_fresh_abs'])}; {c['contaminated']:,} contaminated.")
+    out = f"Carry check: {c['carried']:,} carried transitions"
+    if c["carried"]:
+        pad = c["carried"] - c["continuation"] - c["broken"] - c["contaminated"]
+        out += (f" ({c['continuation']:,} continue their sequence, {c['broken']:,} broken, "
+                f"{c['contaminated']:,} land on another sequence"
+                + (f", {pad:,} padding" if pad else "") + ")")
+        if c["max_carry_error"]:
+            out += f", but h0 differs from the hT before it by up to {_num(c['max_carry_error'])}"
+    err = c["max_replay_error"]
+    start = "the recorded h0" if trace.stateful() else "zeros (the recorded h0)"
+    m = f"{c['replayed']:,} batch{'es' if c['replayed'] != 1 else ''}"
+    if err is None:
+        out += " · no replay data in this trace"
+    elif err <= trace_mod.REPLAY_TOLERANCE:
+        out += (f" · replay of {m} from {start} matches "
+                + ("exactly" if err == 0 else f"to {err:.0e}"))
+    else:
+        out += (f" · replay of {m} from {start} does NOT match: "
+                f"off by up to {_num(err)}")
+    out += f" · {c['fresh_starts']:,} fresh starts"
+    if c["fresh_starts"]:
+        out += (" from exactly 0" if c["max_fresh_abs"] == 0
+                else f", but |h0| reaches {_num(c['max_fresh_abs'])}")
+    return out + "."
 
 
 def flow_html(trace: Trace, autoplay: bool = False, **kwargs) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from models.trace import Trace
-from viz.flow import CONTAMINATION_COLOUR, contamination, empty_figure, transitions
+from models.trace import BROKEN, CONTAMINATED, Trace, carry_kinds
+from viz.flow import BROKEN_COLOUR, CONTAMINATION_COLOUR, LEGEND, empty_figure, transitions
 
 H_SCALE = "RdBu_r"  # diverging: blue negative, white zero, red positive
 
@@ -22,7 +22,8 @@ def _heatmap(z: np.ndarray, x, xlabel: str) -> go.Heatmap:
 
 def hidden_heatmap(trace: Trace, slot: int, which: str = "hT") -> go.Figure:
     """Units (y) x recorded batches (x) of one slot's h0 or hT. A marker row above the units:
-    '0' where the batch started from zeros, red ✕ where a carried state changed sequence."""
+    '0' where the batch started from zeros, orange ring where a carried state landed on the wrong
+    part of its sequence, red ✕ where it changed sequence."""
     if which not in ("h0", "hT"):
         raise ValueError("which must be 'h0' or 'hT'")
     if trace.n == 0:
@@ -38,12 +39,14 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT") -> go.Figure:
                 hovertemplate="unit %{y} · batch #%{customdata}: %{z:.3f}<extra></extra>")
     fig = go.Figure(heat)
     tr = transitions(trace)
-    contam = contamination(trace, tr["carried"])[:, slot]
+    kinds = carry_kinds(trace)[:, slot]  # the flow view and the carry check use the same kinds
     marks = (("starts from zeros", tr["fresh"], dict(symbol="line-ns-open", size=12, color="#111",
                                                      line=dict(width=2))),
              ("batches not recorded before", tr["gap"], dict(symbol="line-ns-open", size=12,
                                                              color="#999", line=dict(width=2))),
-             ("✕ carried into another sequence", contam,
+             (LEGEND["broken"], kinds == BROKEN,
+              dict(symbol="circle-open", size=10, color=BROKEN_COLOUR, line=dict(width=2))),
+             (LEGEND["contaminated"], kinds == CONTAMINATED,
               dict(symbol="x", size=11, color=CONTAMINATION_COLOUR)))
     for name, flag, marker in marks:
         k = np.nonzero(flag)[0]
