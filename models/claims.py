@@ -174,8 +174,12 @@ def alphabet_summary(answers: dict[str, list[str]]) -> str:
     firsts = [answers[s][0] for s in starts]
     common = max(set(firsts), key=firsts.count)
     n = len(starts)
+    nxt = sum(answers[s][0] == LETTERS[LETTERS.index(s) + 1] for s in starts)
     if firsts.count(common) == n:
         first = f"From a fresh state the first answer is {common} from all {n} start letters"
+    elif firsts.count(common) == 1:
+        first = (f"From a fresh state the first answer differs with the start letter: it is the "
+                 f"next letter from {nxt} of {n} start letters")
     else:
         others = ", ".join(f"{s}->{answers[s][0]}" for s in starts if answers[s][0] != common)
         first = (f"From a fresh state the first answer is {common} from {firsts.count(common)} of "
