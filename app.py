@@ -50,9 +50,11 @@ settings.write_url(cfg)  # after collecting: a run that just finished adds its r
 if runs.any_active():
     st.fragment(run_every=0.5)(views.live_panel)()
 
-# 4. Views of the last finished run (the Data layout and Keras code follow the settings).
+# 4. Views of the last finished run (the Data layout and Keras code follow the settings,
+#    and say whether those are the run's).
 slot, res = views.shown_result()
 if res is not None:
+    views.mismatch_notice(res, cfg)  # the sidebar changed since: say which run is shown
     views.result_header(res, cfg)
 # Lazy tabs: only the open one is computed and sent (on_change="rerun" + tab.open).
 if st.session_state.pop("new_result", False) and st.session_state.get("view") in (None, "Data layout"):

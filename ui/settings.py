@@ -11,7 +11,7 @@ from models.config import FIELD, FIELDS, RunConfig
 from models.presets import PRESETS, matching
 
 CUSTOM = "(custom)"
-APP_PARAMS = ("preset", "lock", "run")
+APP_PARAMS = ("preset", "lock", "run", "compare")
 
 
 def key(name: str) -> str:
@@ -49,11 +49,36 @@ def read_url_once() -> None:
         else:
             cfg = stored["cfg"]
             st.session_state.setdefault("results", {})["run"] = stored
+            problems += _open_compare(qp.get("compare"), stored)
+    elif "compare" in qp:
+        problems.append("A compare= link needs the run= it is compared with; ignored.")
     _set_widgets(cfg)
     st.session_state.preset = preset or matching(cfg) or CUSTOM  # a bare link is a preset too
     st.session_state.locked = qp.get("lock", "").lower() in ("1", "true", "yes", "on")
     st.session_state.url_problems = problems
     st.session_state.url_read = True
+
+
+def _open_compare(other_id: str | None, stored: dict) -> list[str]:
+    """?run=<id>&compare=<id>: reopen a Compare (the same settings, stateful and stateless).
+    The run= run stays the one whose settings the sidebar shows. Problems as sentences."""
+    if other_id is None:
+        return []
+    from ui import runs
+    other = runs.load_result(other_id)
+    if other is None:
+        return [f"The stored run {other_id[:40]!r} to compare with is not on this server (or "
+                "could not be read); only the run= run is opened."]
+    if other["cfg"] != stored["cfg"].replace(stateful=not stored["cfg"].stateful):
+        return ["The compare= run is not the same settings with stateful flipped, so it is not "
+                "a Compare; only the run= run is opened."]
+    results = st.session_state["results"]
+    results.pop("run")
+    for r in (stored, other):
+        results["stateful" if r["cfg"].stateful else "stateless"] = r
+    st.session_state.mode = "compare"
+    st.session_state.show_run = "stateful" if stored["cfg"].stateful else "stateless"
+    return []
 
 
 def load_preset(name: str | None = None) -> None:
@@ -137,9 +162,14 @@ def write_url(cfg: RunConfig) -> None:
     name = st.session_state.get("preset")
     if name in PRESETS and PRESETS[name].config == cfg:
         want = {"preset": name, **want}
-    shown = st.session_state.get("results", {}).get("run")
+    results = st.session_state.get("results", {})
+    shown = results.get("run")
     if shown is not None and shown.get("run_id") and shown["cfg"] == cfg:
         want["run"] = shown["run_id"]  # the link opens this very run, even after a restart
+    pair = [results.get(k) for k in ("stateful", "stateless")]
+    if all(r is not None and r.get("run_id") for r in pair) and cfg in [r["cfg"] for r in pair]:
+        this, other = pair if pair[0]["cfg"] == cfg else pair[::-1]
+        want["run"], want["compare"] = this["run_id"], other["run_id"]  # reopens the Compare
     if st.query_params.to_dict() != want:
         st.query_params.from_dict(want)
 

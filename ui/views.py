@@ -9,12 +9,12 @@ import streamlit as st
 
 import viz
 from models import jobs, layouts
-from models.config import ConfigError, RunConfig
+from models.config import FIELDS, ConfigError, RunConfig
 from models.tasks import make_task
 from ui import runs, text
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
-LIVE_BATCHES = 24  # batches shown in the live state-flow figure while training
+LIVE_SLOTS = 16  # slots shown in the live state-flow figure
 FLOW_PAGE = 20  # batches per page of the finished run's flow figure: one window, drawn in ~0.3 s
 
 
@@ -53,12 +53,15 @@ def live_panel() -> None:
         return
     slot = active[0]
     trace = runs.live(slot, "trace")
+    recent = runs.live(slot, "recent")
     epochs = runs.live(slot, "epochs") or []
-    if trace is None:
+    if trace is None or recent is None:
         return
-    (k_flow, flow), (k_batch, batch), (k_epoch, epoch) = _live_figures(slot, trace, epochs)
+    done = int((sts[slot].info or {}).get("done", trace.n))
+    (k_flow, flow), (k_batch, batch), (k_epoch, epoch) = _live_figures(slot, trace, recent,
+                                                                       epochs, done)
     _chart(flow, key=k_flow)
-    st.caption(viz.carry_summary(trace))
+    st.caption(f"Newest {recent.n} batches: " + viz.carry_summary(recent))
     c1, c2 = st.columns(2)
     with c1:
         _chart(batch, key=k_batch)
@@ -66,18 +69,37 @@ def live_panel() -> None:
         _chart(epoch, key=k_epoch)
 
 
-def _live_figures(slot: str, trace, epochs: list) -> list:
+def live_flow_title(recent, total_epochs: int, max_slots: int) -> str:
+    """What the live flow shows: the newest trained batches, whatever the record keeps."""
+    a, b = int(recent.index[0]), int(recent.index[-1])
+    cfg = recent.config_dict()
+    mode = (f"stateful, reset: {cfg.get('reset', '?')}" if recent.stateful()
+            else "stateless: every sample starts from zeros")
+    notes = [f"the newest {recent.n} trained batches, #{a:,}–#{b:,} "
+             f"(epoch {int(recent.epoch[-1])} of {total_epochs})"]
+    if recent.batch_size > max_slots:
+        notes.append(f"showing slots 0–{max_slots - 1} of {recent.batch_size}")
+    return f"<b>Live state flow</b> · {mode}<br><sup>{' · '.join(notes)}</sup>"
+
+
+def _live_figures(slot: str, trace, recent, epochs: list, done: int) -> list:
     """Figures of the live run, rebuilt only when the job published something new (the
-    fragment reruns every half second; building figures competes with training for the CPU)."""
-    version = (slot, id(trace), trace.n, len(epochs))
+    fragment reruns every half second; building figures competes with training for the CPU).
+    The flow shows the newest trained batches (`recent`), which a thinned record may not keep;
+    the batch curves show the record, shaded where it skips batches already trained."""
+    version = (slot, id(trace), id(recent), trace.n, len(epochs))
     cached = st.session_state.get("live_figs")
     if cached and cached[0] == version:
         return cached[1]
-    metric = _metric_of(runs_cfg(slot))
-    first = max(0, trace.n - LIVE_BATCHES)  # the newest batches only: small, cheap to resend
-    figs = [(f"live_flow_{slot}", viz.flow_figure(trace, window=LIVE_BATCHES, max_slots=16,
-                                                  max_batches=LIVE_BATCHES, first=first)),
-            (f"live_batch_{slot}", viz.batch_curves(trace.loss, trace.accuracy, metric, x=trace.index)),
+    cfg = runs_cfg(slot)
+    metric = _metric_of(cfg)
+    flow = viz.flow_figure(recent, window=runs.LIVE_BATCHES, max_slots=LIVE_SLOTS,
+                           max_batches=runs.LIVE_BATCHES)
+    if recent.n:  # its own title: viz would call 24 newest batches a "thinned" record
+        flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS))
+    figs = [(f"live_flow_{slot}", flow),
+            (f"live_batch_{slot}", viz.batch_curves(trace.loss, trace.accuracy, metric,
+                                                    x=trace.index, total=max(done, trace.n))),
             (f"live_epoch_{slot}", viz.epoch_curves(epochs, metric))]
     st.session_state.live_figs = (version, figs)
     return figs
@@ -120,15 +142,95 @@ def result_header(res: dict, current: RunConfig) -> None:
     mode = "stateful" if cfg.stateful else "stateless"
     what = "stopped early, partial record" if res["cancelled"] else "finished"
     st.markdown(f"**Last run:** {mode}, {cfg.task}, layout {cfg.layout}, batch size "
-                f"{cfg.batch_size}: {what} after {len(res['epochs'])} epoch(s) in "
-                f"{res['seconds']:.1f} s.")
+                f"{cfg.batch_size}: {what} after {len(res['epochs'])} epoch(s) "
+                f"({res['batches_trained']:,} batches) in {res['seconds']:.1f} s.")
     for n in res["notes"]:
         if n in current.notes():
             continue  # already shown above for the current settings
         st.caption(f"Note: {n}")
-    if res["trace"].thinned:
-        st.caption(f"The record is thinned to {res['trace'].n:,} batches to bound memory; "
-                   "dotted bars in the flow mark batches that were not recorded.")
+    tr = res["trace"]
+    if tr.thinned:
+        st.caption(f"The record keeps {tr.n:,} of the run's {res['batches_trained']:,} batches "
+                   f"({kept_text(tr, res['batches_per_epoch'])}) to bound memory; dotted bars "
+                   "in the flow and grey bands in the curves mark batches trained but not recorded.")
+
+
+def kept_text(trace, per_epoch: int) -> str:
+    """Which batches a thinned record kept, in words: 'epochs 1 and 10', 'epoch 10',
+    'epochs 1 (its first 1,000 of 3,000 batches) and 2 (its first 1,000 of 3,000 batches)'."""
+    kept = sorted(set(trace.epoch.tolist()))
+    if len(kept) > 6:
+        return f"{len(kept)} epochs from {kept[0]} to {kept[-1]}"
+
+    def one(e: int) -> str:
+        m = int((trace.epoch == e).sum())
+        return f"{e}" if m >= per_epoch else f"{e} (its first {m:,} of {per_epoch:,} batches)"
+    names = [one(e) for e in kept]
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return ("epoch " if len(kept) == 1 else "epochs ") + joined
+
+
+def settings_diff(a: RunConfig, b: RunConfig) -> list[str]:
+    """'Label: a → b' for every setting that differs."""
+    return [f"{f.label}: {getattr(a, f.name)} → {getattr(b, f.name)}" for f in FIELDS
+            if getattr(a, f.name) != getattr(b, f.name)]
+
+
+def shown_configs() -> list[RunConfig]:
+    return [r["cfg"] for r in st.session_state.get("results", {}).values()]
+
+
+def results_link(current: RunConfig | None = None) -> str | None:
+    """A link that reopens the results shown (stored runs only): ?run=<id>, and for Compare
+    ?run=<id>&compare=<id> (run= the one whose settings the sidebar shows). None: not stored."""
+    results = st.session_state.get("results", {})
+    if set(results) == {"stateful", "stateless"}:
+        ids = [results[k].get("run_id") for k in ("stateful", "stateless")]
+        if not all(ids):
+            return None
+        if current is not None and current == results["stateless"]["cfg"]:
+            ids.reverse()
+        return _with_base(urlencode({"run": ids[0], "compare": ids[1]}))
+    res = results.get("run")
+    if res is None or not res.get("run_id"):
+        return None
+    return _with_base(urlencode({"run": res["run_id"]}))
+
+
+def mismatch_notice(res: dict, current: RunConfig) -> bool:
+    """Say so when the sidebar's settings are not those of the run shown (after a change,
+    e.g. with Stop): the views show that run, the Data layout, Keras code and share link
+    follow the sidebar. Offers the link that reopens the run shown, if it was stored.
+    True when they differ."""
+    if current in shown_configs():
+        return False
+    diff = settings_diff(res["cfg"], current)
+    if current in [r["cfg"] for r in st.session_state.get("runs", {}).values()]:
+        st.info("A run with the sidebar's settings is training; until it finishes, the views "
+                "below show the previous run (" + "; ".join(diff) + ").")
+        return True
+    link = results_link(current)
+    again = (f" [Reopen the run shown]({link}) (its own settings)." if link else
+             " That run was not stored (stopped early, or your own series), so no link "
+             "reopens it.")
+    st.warning("**The settings in the sidebar differ from the run shown** ("
+               + "; ".join(diff) + "). The State flow, Hidden state, Curves and Answers show "
+               "that run; the Data layout, the Keras code and the share link follow the "
+               "sidebar." + again)
+    return True
+
+
+def follows_caption(current: RunConfig) -> None:
+    """Which settings a settings-based tab (Data layout, Keras code) follows."""
+    results = st.session_state.get("results", {})
+    if not results:
+        st.caption("Follows the settings in the sidebar.")
+    elif current in shown_configs():
+        st.caption("Follows the settings in the sidebar: those of the run shown.")
+    else:
+        shown = next(iter(results.values()))["cfg"]
+        st.caption("Follows the settings in the sidebar, **not those of the run shown** ("
+                   + "; ".join(settings_diff(shown, current)) + ").")
 
 
 # ---- tabs -----------------------------------------------------------------------------------
@@ -205,6 +307,7 @@ def _preview(cfg_json: str, series_digest: str | None, _series=None):
 
 def layout_tab(cfg: RunConfig, series) -> None:
     st.caption(text.CAPTIONS["layout"])
+    follows_caption(cfg)
     if cfg.problems():
         st.info("Fix the settings first (see the error above).")
         return
@@ -235,13 +338,15 @@ def curves_tab(res: dict | None) -> None:
     tr = res["trace"]
     c1, c2 = st.columns(2)
     with c1:
-        _chart(viz.batch_curves(tr.loss, tr.accuracy, res["metric"], x=tr.index), key="batch_fig")
+        _chart(viz.batch_curves(tr.loss, tr.accuracy, res["metric"], x=tr.index,
+                                total=res["batches_trained"]), key="batch_fig")
     with c2:
         _chart(viz.epoch_curves(res["epochs"], res["metric"]), key="epoch_fig")
 
 
 def code_tab(cfg: RunConfig) -> None:
     st.caption(text.CAPTIONS["code"])
+    follows_caption(cfg)
     if cfg.problems():
         st.info("Fix the settings first (see the error above).")
         return
@@ -254,12 +359,20 @@ def code_tab(cfg: RunConfig) -> None:
 
 # ---- share and export -------------------------------------------------------------------------
 
-def share_link() -> str:
-    """The page's address as the browser sees it (so behind a proxy too) plus the settings."""
-    qs = urlencode(st.query_params.to_dict())
+def _base() -> str:
+    """The page's address as the browser sees it (so behind a proxy too), without a query."""
     base = (st.context.url or "").split("?")[0]
-    base = base.rstrip("/") + "/" if base else ""  # ".../?a=1", as the address bar shows it
-    return f"{base}?{qs}" if qs else (base or "(all defaults)")
+    return base.rstrip("/") + "/" if base else ""  # ".../?a=1", as the address bar shows it
+
+
+def _with_base(qs: str) -> str:
+    return f"{_base()}?{qs}"
+
+
+def share_link() -> str:
+    """The page's address plus the settings (and run=/compare= when they are the run shown)."""
+    qs = urlencode(st.query_params.to_dict())
+    return _with_base(qs) if qs else (_base() or "(all defaults)")
 
 
 def exports(cfg: RunConfig, res: dict | None) -> None:
