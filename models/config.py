@@ -104,8 +104,12 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     # ---- validation -----------------------------------------------------------------------
-    def problems(self) -> list[str]:
-        """Every reason this config cannot run, as sentences for the user (empty: fine)."""
+    def problems(self, budget: bool = True) -> list[str]:
+        """Every reason this config cannot run, as sentences for the user (empty: fine).
+
+        With `budget` (the default), also the server's memory and time budgets for a run
+        (models/cost.py: estimated from the settings, nothing is built). The "user" task's
+        budget depends on the upload: see `cost.upload_problems`."""
         out = []
         for f in FIELDS:
             out += _field_problems(f, getattr(self, f.name))
@@ -121,6 +125,9 @@ class RunConfig:
             out.append("The alphabet has 25 letter pairs (A->B ... Y->Z): sequence length at most 25.")
         if self.n_train < 1:
             out.append("Need at least one training sequence.")
+        if budget and not out:
+            from models import cost
+            out += cost.problems(self)
         return out
 
     def check(self) -> "RunConfig":

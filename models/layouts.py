@@ -77,13 +77,20 @@ def arrange(x: np.ndarray, y: np.ndarray, cfg: RunConfig, pad: bool = False) -> 
     return Samples(xs, ys, seq_id, part, last, order.astype(np.int64), notes)
 
 
-def _rows(n: int, B: int, pad: bool, cfg: RunConfig, what: str, notes: list[str]) -> np.ndarray:
-    """0..n-1 laid out in rows of B: a partial last row is padded with -1, or trimmed."""
+def _row_count(n: int, B: int, pad: bool, cfg: RunConfig, what: str, notes: list[str]) -> int:
+    """Rows of B that 0..n-1 fill: a partial last row counts when padded, else is trimmed
+    (with a note) or refused (ConfigError)."""
     rows, rest = divmod(n, B)
     if rest and pad:
         rows += 1
     elif rest:
         _remainder(cfg, rest, what, n, notes)
+    return rows
+
+
+def _rows(n: int, B: int, pad: bool, cfg: RunConfig, what: str, notes: list[str]) -> np.ndarray:
+    """0..n-1 laid out in rows of B: a partial last row is padded with -1, or trimmed."""
+    rows = _row_count(n, B, pad, cfg, what, notes)
     flat = np.full(rows * B, -1)
     flat[:min(n, rows * B)] = np.arange(min(n, rows * B))
     return flat.reshape(rows, B)
@@ -132,11 +139,83 @@ def resets(s: Samples, order: np.ndarray, cfg: RunConfig, first_epoch: bool) -> 
     return r
 
 
-def preview(x: np.ndarray, y: np.ndarray, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(seq_id, part) per batch and slot for the first epoch, before training (Data layout view)."""
-    s = arrange(x, y, cfg)
-    order = epoch_order(s, cfg, 1)
-    return s.seq_id[order], s.part[order], s.notes
+def parts_per_sequence(cfg: RunConfig) -> int:
+    """Samples cut from one sequence (P in cut())."""
+    T, L = cfg.seq_len, cfg.sample_len
+    if cfg.layout == "windows":
+        return max(0, T - L + 1)
+    return -(-T // L)  # len(range(0, T, L))
+
+
+def count_batches(cfg: RunConfig, n_sequences: int, pad: bool = False,
+                  notes: list[str] | None = None) -> int:
+    """Batches per epoch that arrange() makes of `n_sequences` sequences, from the sizes alone
+    (nothing is cut or allocated). Raises the same ConfigErrors as arrange()."""
+    B, P, N = cfg.batch_size, parts_per_sequence(cfg), int(n_sequences)
+    notes = [] if notes is None else notes
+    if cfg.layout in ("chunks", "steps"):
+        n = _row_count(N, B, pad, cfg, "sequences", notes) * P
+    else:
+        n = _row_count(N * P, B, pad, cfg, "samples", notes)
+    if n == 0:
+        raise ConfigError(f"Batch size {B} is larger than the {N} sequences available "
+                          f"({N * P} samples): choose a batch size of at most "
+                          f"{N if cfg.layout in ('chunks', 'steps') else N * P}.")
+    return n
+
+
+class Preview(tuple):
+    """(seq_id, part, notes) of the first batches; `.n_batches`: the epoch's total."""
+    n_batches: int
+
+    def __new__(cls, seq_id, part, notes, n_batches):
+        t = super().__new__(cls, (seq_id, part, notes))
+        t.n_batches = int(n_batches)
+        return t
+
+
+def preview_indices(cfg: RunConfig, n_sequences: int, max_batches: int = 40) -> Preview:
+    """(seq_id, part) per batch and slot of epoch 1's first `max_batches` batches, computed from
+    indices alone (what arrange() + epoch_order() would place there), plus notes and the
+    epoch's batch count. Memory: O(max_batches x batch size), whatever the data set's size."""
+    B, P, N = cfg.batch_size, parts_per_sequence(cfg), int(n_sequences)
+    notes: list[str] = []
+    nb = count_batches(cfg, N, notes=notes)
+    k = min(nb, max(0, int(max_batches)))
+    if cfg.shuffle == "samples":
+        # The permutation of every sample index is the one thing epoch_order() needs whole
+        # (8 bytes a sample); the samples themselves are never cut.
+        rng = np.random.default_rng([cfg.seed, 1])
+        idx = rng.permutation(_order_rows(cfg, N, P, 0, nb).reshape(-1))[:k * B].reshape(k, B)
+    else:
+        idx = _order_rows(cfg, N, P, 0, k)
+        if cfg.shuffle == "batch":
+            # epoch_order permutes every row with one generator, row after row: the first k
+            # rows come out the same whether or not the rest are there.
+            rng = np.random.default_rng([cfg.seed, 1])
+            idx = rng.permuted(idx, axis=1) if k else idx
+    seq_id = np.where(idx >= 0, idx // max(P, 1), -1).astype(np.int32)
+    part = np.where(idx >= 0, idx % max(P, 1), -1).astype(np.int32)
+    return Preview(seq_id, part, notes, nb)
+
+
+def _order_rows(cfg: RunConfig, N: int, P: int, first: int, stop: int) -> np.ndarray:
+    """Rows first..stop-1 of arrange()'s (unshuffled, unpadded) order, as sample indices
+    (sample = seq_id * P + part), without building the other rows."""
+    B = cfg.batch_size
+    k = np.arange(first, stop)
+    if cfg.layout in ("chunks", "steps"):
+        g, p = k // P, k % P                       # row of B sequences, part
+        seqs = g[:, None] * B + np.arange(B)[None, :]
+        return (seqs * P + p[:, None]).astype(np.int64)
+    return (k[:, None] * B + np.arange(B)[None, :]).astype(np.int64)
+
+
+def preview(x: np.ndarray, y: np.ndarray, cfg: RunConfig, max_batches: int = 40) -> Preview:
+    """(seq_id, part, notes) of the first `max_batches` batches of epoch 1, before training
+    (Data layout view); `.n_batches` is the epoch's batch count. Only x's shape is read:
+    nothing is cut or arranged."""
+    return preview_indices(cfg, x.shape[0], max_batches)
 
 
 def check_budget(s: Samples, cfg: RunConfig) -> int:

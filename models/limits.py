@@ -26,6 +26,14 @@ MAX_RECORDED_BATCHES = _env_int("LSTM_MAX_RECORDED_BATCHES", 2000)
 MAX_RECORDED_SLOTS = _env_int("LSTM_MAX_RECORDED_SLOTS", 20_000)
 # Batches (epochs x batches per epoch) one run may train: bounds CPU per job.
 MAX_TOTAL_BATCHES = _env_int("LSTM_MAX_TOTAL_BATCHES", 200_000)
+# What one run may cost, estimated before anything is built (models/cost.py): peak memory
+# while it trains (data, recorded states and the engine's buffers, figures) and seconds of
+# training (a cautious estimate). Sized so that a class of 40 fits a 2 GB server: ~1.2 GB for
+# the process with the presets' nets compiled, + 2 runs training at once x 48 MB, + what 40
+# sessions keep afterwards (the trace and figures: at most ~1/3 of the peak, ~16 MB) ~= 1.95 GB.
+MAX_RUN_MB = _env_int("LSTM_MAX_RUN_MB", 48)
+# 120 s: on 2 cores a class of 40 is served within 40 min even if everyone asks for the most.
+MAX_RUN_SECONDS = _env_int("LSTM_MAX_RUN_SECONDS", 120)
 MAX_UPLOAD_ROWS = _env_int("LSTM_MAX_UPLOAD_ROWS", 100_000)
 MAX_UPLOAD_BYTES = _env_int("LSTM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 # Jobs training at once (the rest queue); default: one per core.
@@ -34,3 +42,7 @@ MAX_QUEUED_JOBS = _env_int("LSTM_MAX_QUEUED_JOBS", 200)
 # Compiled models kept for reuse (each ~25-30 MB resident): a rerun of a kept shape starts in
 # milliseconds, any other shape first compiles for ~3 s. 13: the presets' distinct shapes.
 MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 13)
+# Queued + running jobs one session (a browser tab) / one client (an address or browser id)
+# may hold; more are refused with a message. 2 per session: the compare mode trains two runs.
+MAX_JOBS_PER_SESSION = _env_int("LSTM_MAX_JOBS_PER_SESSION", 2)
+MAX_JOBS_PER_CLIENT = _env_int("LSTM_MAX_JOBS_PER_CLIENT", 4)

@@ -112,3 +112,57 @@ def test_runs_over_the_servers_batch_budget_are_refused_with_a_message(monkeypat
     monkeypatch.setattr(limits, "MAX_TOTAL_BATCHES", 599)
     with pytest.raises(ConfigError, match="would train 600 batches; this server allows 599"):
         layouts.check_budget(s, cfg)
+
+
+def _full_preview(cfg):
+    """What preview() must equal: arrange the whole set, shuffle epoch 1, look up the tags."""
+    d = make_task(cfg)
+    s = layouts.arrange(d.x_train, d.y_train, cfg)
+    order = layouts.epoch_order(s, cfg, 1)
+    return d, s, s.seq_id[order], s.part[order]
+
+
+@pytest.mark.parametrize("layout,length", [("full", 20), ("windows", 7), ("chunks", 5),
+                                           ("naive_chunks", 4), ("steps", 1)])
+@pytest.mark.parametrize("shuffle", ["off", "samples", "batch"])
+@pytest.mark.parametrize("batch_size", [4, 5])  # 12 train sequences: 5 leaves a remainder
+def test_preview_and_count_agree_exactly_with_arrange(layout, length, shuffle, batch_size):
+    cfg = RunConfig(sequences=14, seq_len=20, layout=layout, length=length, shuffle=shuffle,
+                    batch_size=batch_size, seed=7)
+    d, s, seq, part = _full_preview(cfg)
+    assert layouts.count_batches(cfg, d.x_train.shape[0]) == s.n_batches
+    val = layouts.arrange(d.x_val, d.y_val, cfg, pad=True)
+    assert layouts.count_batches(cfg, d.x_val.shape[0], pad=True) == val.n_batches
+    for k in (3, 40):
+        p = layouts.preview(d.x_train, d.y_train, cfg, max_batches=k)
+        got_seq, got_part, notes = p
+        np.testing.assert_array_equal(got_seq, seq[:k])
+        np.testing.assert_array_equal(got_part, part[:k])
+        assert notes == s.notes and p.n_batches == s.n_batches
+        assert got_seq.shape == (min(k, s.n_batches), batch_size)
+
+
+def test_preview_builds_only_what_it_draws():
+    """The issue's largest config: arrange() would materialise ~170 MB of windows; the preview
+    of its first 40 batches allocates a few hundred KB (tracemalloc)."""
+    import tracemalloc
+    cfg = RunConfig(layout="windows", length=100, units=64, sequences=5000, seq_len=200,
+                    batch_size=1000)
+    x = np.zeros((4167, 200, 1), np.float32)  # make_task's array: the view has it already
+    tracemalloc.start()
+    try:
+        p = layouts.preview(x, None, cfg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert p.n_batches == 4167 * 101 // 1000 and p[0].shape == (40, 1000)
+    assert peak < 2_000_000
+
+
+def test_count_batches_refuses_like_arrange():
+    cfg = RunConfig(layout="chunks", length=5, batch_size=5, sequences=14, seq_len=20,
+                    remainder="refuse")
+    with pytest.raises(ConfigError, match="partial final batch"):
+        layouts.count_batches(cfg, 12)
+    with pytest.raises(ConfigError, match="larger than the 3 sequences"):
+        layouts.count_batches(cfg.replace(batch_size=4, remainder="trim"), 3)
