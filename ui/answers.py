@@ -1,11 +1,18 @@
-"""The Answers tab: the questions people ask, each answer tied to the runs that measure it."""
+"""The Answers tab: the questions people ask, each answer tied to the claims and runs that check it.
+
+The page does not run every claim on load. For each claim it shows the statement and, when the
+run(s) it needs are this session's results or in the server's result store, what they measured
+and whether the claim holds; otherwise it says so and offers the presets to run.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
+from models import claims as claims_mod
 from models.presets import PRESETS
+from models.store import run_key
 from models.tasks import LETTERS
-from ui import settings, text
+from ui import runs, settings, text
 
 
 def answers_tab(res: dict | None) -> None:
@@ -23,22 +30,105 @@ def answers_tab(res: dict | None) -> None:
                       on_click=settings.load_preset, args=(name,), disabled=locked)
         if q == 3:
             alphabet_probe(res)
+        claims_block(q, locked)
 
 
+# ---- claims ---------------------------------------------------------------------------------
+def _result_for(name: str) -> dict | None:
+    """The finished run of a preset: this session's own result, or the server's stored one."""
+    cfg = PRESETS[name].config
+    for r in (st.session_state.get("results") or {}).values():
+        if r and r.get("cfg") == cfg and not r.get("cancelled") and r.get("trace") is not None:
+            return r
+    try:
+        key = run_key(cfg.to_json(), runs._versions())
+        return runs.load_result(key) if runs.store().has(key) else None
+    except Exception:  # noqa: BLE001  (a store problem must not break the page; it reports itself)
+        return None
+
+
+def _measure(name: str) -> dict | None:
+    """What the claims read from a preset's run, computed once per run per session."""
+    res = _result_for(name)
+    if res is None:
+        return None
+    cache = st.session_state.setdefault("claim_measures", {})
+    key = (name, res.get("run_id") or id(res["trace"]))
+    if key not in cache:
+        m = claims_mod.measure({**res, "preset": name}, probe=False)
+        if res["cfg"].task == "alphabet":
+            m["alphabet"] = _alphabet_answers(res)
+        cache[key] = m
+    return cache[key]
+
+
+def _alphabet_answers(res: dict) -> dict[str, list[str]]:
+    """The probe from every start letter A-Y (5 answers each), once per run per session."""
+    from models import engine
+    cache = st.session_state.setdefault("claim_measures", {})
+    key = ("alphabet", res.get("run_id") or id(res["trace"]))
+    if key not in cache:
+        cache[key] = {s: engine.probe_alphabet(res["weights"], res["cfg"], s, 5) for s in LETTERS[:-1]}
+    return cache[key]
+
+
+def claim_lines(q: int) -> tuple[list[str], list[str]]:
+    """(markdown lines, presets not measured yet) for the claims behind question q."""
+    names = [p.name for p in PRESETS.values() if p.question == q]
+    cs = [c for c in claims_mod.CLAIMS if c.preset in names]
+    lines, missing = [], []
+    trap = st.session_state.get("trap_demo") or {}
+    for c in cs:
+        if isinstance(c, claims_mod.Trap):
+            if f"trap{c.leftover}" not in trap:
+                lines.append(f"- ⏳ {c.statement} *Not measured in this session yet: run the "
+                             f"plain-Keras demo below.*")
+                continue
+            v = claims_mod.evaluate(c, dict(trap))
+        else:
+            measures = {n: m for n in c.runs if (m := _measure(n)) is not None}
+            need = [n for n in c.runs if n not in measures]
+            if need:
+                missing += [n for n in need if n not in missing]
+                lines.append(f"- ⏳ {c.statement} *Not measured on this server yet "
+                             f"(needs {', '.join(need)}).*")
+                continue
+            v = claims_mod.evaluate(c, measures)
+        mark = "✅ holds" if v.holds else "❌ does not hold"
+        lines.append(f"- {mark}: {c.statement} *Measured:* {v.measured}.")
+    return lines, missing
+
+
+def claims_block(q: int, locked: bool) -> None:
+    lines, missing = claim_lines(q)
+    if not lines:
+        return
+    st.markdown("**Checked by runs** (each contrast changes one setting against its control):\n"
+                + "\n".join(lines))
+    for n in missing:
+        st.button(f"Load preset: {PRESETS[n].title}", key=f"claim_{q}_{n}",
+                  on_click=settings.load_preset, args=(n,), disabled=locked)
+    if q == 5 and "trap_demo" not in st.session_state:
+        if st.button("Run the plain-Keras partial-batch demo (a few seconds)", key="trap_demo_btn"):
+            from models import traps
+            with st.spinner("Training a tiny stateful LSTM with model.fit…"):
+                st.session_state["trap_demo"] = {f"trap{n}": traps.partial_batch(n) for n in (1, 2)}
+            st.rerun()
+
+
+# ---- the alphabet probe ---------------------------------------------------------------------
 def alphabet_probe(res: dict | None) -> None:
     if res is None or res["cfg"].task != "alphabet" or res["trace"].n == 0:
         st.caption("After training the alphabet preset, try it here from any start letter.")
         return
     from models import engine  # loaded already: a run has finished
-    probe = getattr(engine, "probe_alphabet", None)
     c1, c2 = st.columns([1, 3])
     # A list, not the string: a str of options is one option to st.selectbox (index 12 crashed).
     start = c1.selectbox("Start letter", list(LETTERS[:-1]), index=12, key="probe_start")
-    if probe is None:
-        c2.info("The probe needs models.engine.probe_alphabet (not installed yet).")
-        return
     n = min(8, 25 - LETTERS.index(start))
-    out = probe(res["weights"], res["cfg"], start, n)
+    out = engine.probe_alphabet(res["weights"], res["cfg"], start, n)
     right = LETTERS[LETTERS.index(start) + 1:LETTERS.index(start) + 1 + n]
     c2.markdown(f"From a fresh state, fed **{start}** and then its own answers, the model "
                 f"says: **{' '.join(out)}** (the next letters are {' '.join(right)}).")
+    st.markdown(f"*Measured on this run, every start letter:* "
+                f"{claims_mod.alphabet_summary(_alphabet_answers(res))}")

@@ -5,8 +5,8 @@ so it can be tested without a browser.
 """
 from __future__ import annotations
 
-import numpy as np
 
+from models.claims import epoch_counts, final_val
 from models.presets import PRESETS
 
 CAPTIONS = {
@@ -24,7 +24,8 @@ CAPTIONS = {
     "curves": "Loss and metric per batch (noisy) and per epoch. Validation runs on held-out "
               "sequences from a zero state and never touches the training state.",
     "answers": "Five questions people keep asking about stateful LSTMs in Keras, each with a "
-               "short answer and a preset you can run to see it for yourself.",
+               "short answer, the claims that check it (each measured by a run) and the "
+               "presets you can run to see it for yourself.",
     "code": "A standalone Keras 3 script that trains the same model on the same data with the "
             "same settings. Copy it with the button in the corner of the code box.",
 }
@@ -38,24 +39,30 @@ QUESTIONS = (
     (2, "Why keep the state from the previous sequence, and doesn't shuffling contradict it?",
      "You keep the state only when the next sample *continues* the previous one (a long "
      "sequence cut into chunks): slot i of batch k+1 must hold the chunk after slot i of batch "
-     "k. Reset when a sequence ends, so nothing leaks into the next one. Shuffling does break "
-     "this: `shuffle=True` (fit's default) and `shuffle='batch'` both move samples between "
-     "slots. Stateful training needs `shuffle=False`."),
+     "k. Reset when a sequence ends, so nothing leaks into the next one. Shuffling breaks "
+     "this. `shuffle='batch'` moves chunks between slots, so the carried state lands on "
+     "another sequence. `shuffle=True` (fit's default) moves them over the whole set; with a "
+     "reset after each sequence, some sequence ends in every shuffled batch, so the states are "
+     "zeroed before every batch and nothing is carried at all. Stateful training needs "
+     "`shuffle=False`. The runs below each change one setting of the unshuffled chunks run."),
     (3, "Does passing state from sample to sample force batch_size=1?",
      "No. Each slot of a batch keeps its own state, so a batch of 100 streams 100 sequences "
      "side by side. Batch size 1 is only one stream, and slow. The classic alphabet tutorial "
-     "with batch size 1 reaches 100%, but started from a fresh state on any letter it answers "
-     "B, C, D…: it learned positions in the stream, not letters."),
+     "with batch size 1 fits its stream, but what did it learn? Start it from a fresh state "
+     "on other letters: the claim below and the probe say what the trained model answers, "
+     "per start letter."),
     (4, "Why does the blog's 'first value' experiment stay near 50% with windows?",
      "Each window of 10 steps only sees the first value if it starts at step 0, and stateful "
      "does not help because consecutive windows in a slot are not continuations. Fed one step "
      "per batch with the state carried and reset after each sequence, the first value travels "
-     "through all 20 steps and accuracy reaches about 1.0."),
+     "through all 20 steps; the runs below say how far each gets."),
     (5, "Why must a stateful model know its batch size?",
      "The state is a variable of shape (batch size, units): one row per slot, created when the "
      "layer is built. So the input needs `keras.Input(batch_shape=(B, L, F))` (`shape=` alone "
-     "raises \"the batch size must be static\"). A final partial batch is a trap: 1 leftover "
-     "row is silently broadcast over every slot, 2 or more fail. Trim to a multiple of B."),
+     "raises \"the batch size must be static\"). A final partial batch is a trap: with 1 "
+     "sample left over, `fit` trains without a word and that one sample advances every slot's "
+     "state; with 2 or more it fails with \"Incompatible shapes\". Trim to a multiple of B. "
+     "The plain-Keras demo below measures both."),
 )
 
 
@@ -75,19 +82,8 @@ def fmt_seconds(s: float | None) -> str:
 
 def last_epoch_counts(trace) -> dict | None:
     """Carry check restricted to the last recorded epoch (what one epoch of training did)."""
-    if trace is None or trace.n == 0:
-        return None
-    from models.trace import Trace
-    e = int(trace.epoch[-1])
-    sel = np.nonzero(trace.epoch == e)[0]
-    sl = slice(int(sel[0]), int(sel[-1]) + 1)
-    keys = ("h0", "c0", "hT", "cT", "seq_id", "part", "epoch", "batch", "reset_before", "loss",
-            "accuracy")
-    sub = Trace(**{k: getattr(trace, k)[sl] for k in keys}, config=trace.config,
-                recorded=trace.index[sl].astype(np.int32))
-    c = sub.carry_check()
     # The first batch of an epoch is a fresh start only if it was reset (or is the run's first).
-    return {**c, "epoch": e, "batches": len(sel)}
+    return epoch_counts(trace)
 
 
 def measured(question: int, result: dict | None) -> str | None:
@@ -118,7 +114,4 @@ def measured(question: int, result: dict | None) -> str | None:
 
 
 def _final_val(result: dict) -> float | None:
-    for e in reversed(result.get("epochs") or []):
-        if e.get("val_accuracy") is not None:
-            return float(e["val_accuracy"])
-    return None
+    return final_val(result.get("epochs") or [])
