@@ -103,8 +103,14 @@ def cmd_bench(a) -> int:
 
 def cmd_claims(a) -> int:
     from models import claims
+    chosen = claims.CLAIMS
+    if a.only:
+        unknown = [i for i in a.only if i not in claims.BY_ID]
+        if unknown:
+            return _err(f"no claim {', '.join(map(repr, unknown))}; claims: {', '.join(claims.BY_ID)}")
+        chosen = tuple(claims.BY_ID[i] for i in a.only)
     t = time.perf_counter()
-    verdicts, info = claims.run_all(progress=lambda s: print(f"claims: {s}...", file=sys.stderr,
+    verdicts, info = claims.run_all(chosen, progress=lambda s: print(f"claims: {s}...", file=sys.stderr,
                                                              flush=True))
     seconds = time.perf_counter() - t
     if a.json:
@@ -147,6 +153,7 @@ def main(argv=None) -> int:
     b.add_argument("--json", action="store_true")
     c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--only", nargs="+", metavar="CLAIM", help="check only these claims (ids)")
     a = ap.parse_args(argv)
     if a.cmd == "presets":
         print("\n".join(PRESETS))

@@ -28,6 +28,9 @@ def test_run_json_reports_epochs_and_carry_check_and_saves_the_trace(tmp_path):
     assert r["preset"] == "chunks-stateful" and len(r["epochs"]) == 2
     assert set(r["epochs"][0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
     assert r["carry_check"]["carried"] > 0 and r["carry_check"]["max_carry_error"] == 0.0
+    # every key of the trace's carry check, not a copied subset
+    assert set(r["carry_check"]) == set(Trace.load(path).carry_check())
+    assert r["carry_check"]["continuation"] == r["carry_check"]["carried"]
     assert "epoch 2" in out.stderr
     t = Trace.load(path)
     assert t.n == 160 and t.h0.shape == (160, 50, 10) and t.seq_id.dtype == np.int32
@@ -40,3 +43,17 @@ def test_bad_input_gets_a_message_not_a_traceback():
         out = cli(*args)
         assert out.returncode == 2 and words in out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_claims_checks_the_chosen_claims_and_says_what_was_measured():
+    out = cli("claims", "--only", "keras-two-leftover-fails", "shuffle-samples-carries-nothing", "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    got = {c["id"]: c for c in r["claims"]}
+    assert set(got) == {"keras-two-leftover-fails", "shuffle-samples-carries-nothing"}
+    assert all(c["holds"] for c in got.values())
+    assert "Incompatible shapes" in got["keras-two-leftover-fails"]["measured"]
+    assert got["shuffle-samples-carries-nothing"]["values"]["value"] == 0
+    assert set(r["run_seconds"]) == {"shuffle-samples-resets", "trap2"}  # only what they need
+    bad = cli("claims", "--only", "no-such-claim")
+    assert bad.returncode == 2 and "no claim 'no-such-claim'" in bad.stderr and "Traceback" not in bad.stderr
