@@ -12,7 +12,8 @@ sampled batches, the first S = min(B, REPLAY_SLOTS) slots:
   replay_kernel     float32 (m, F, 4U)    the LSTM's kernel as that batch's step used it (read
   replay_recurrent  float32 (m, U, 4U)      before the step's optimizer update), recurrent
   replay_bias       float32 (m, 4U)         kernel and bias; gates in Keras's order i, f, c, o
-The carry check recomputes hT/cT of those slots from the recorded h0/c0 with NumPy (`replay_errors`):
+The carry check recomputes hT/cT of those slots from the recorded h0/c0 with NumPy
+(`replay_errors`; it matches when within REPLAY_TOLERANCE):
 the identity h0[k+1] == hT[k] compares two reads of one state variable, the replay shows the
 layer actually started from the recorded h0 (from zeros, for a stateless run).
 
@@ -25,6 +26,7 @@ still be checked on them.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -38,7 +40,8 @@ EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "secon
 REPLAY_KEYS = ("replay_batch", "replay_x", "replay_kernel", "replay_recurrent", "replay_bias")
 REPLAY_SLOTS = 32      # slots replayed per sampled batch
 REPLAY_BATCHES = 16    # sampled batches per run (the first batch of up to this many chunks)
-REPLAY_TOLERANCE = 1e-4  # float32 XLA vs float64 NumPy over <= 200 steps: measured ~1e-7
+# float32 XLA vs float64 NumPy: measured <= 1e-6 on every preset and on 200-step, 64-unit runs
+REPLAY_TOLERANCE = 1e-4
 
 # What happened to the state of one slot between two recorded neighbouring batches.
 NOT_CARRIED = 0    # fresh start (reset, stateless, start of run) or previous batch not recorded
@@ -65,6 +68,7 @@ class Trace:
     recorded: np.ndarray | None = None  # None: every batch was recorded
     epochs: list[dict] = field(default_factory=list)  # per-epoch train/val metrics
     replay: dict[str, np.ndarray] | None = None  # REPLAY_KEYS (module docstring), or None
+    _replay_memo: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -216,15 +220,18 @@ def carry_kinds(t: Trace) -> np.ndarray:
 
 
 def _lstm_numpy(x, h, c, kernel, recurrent, bias):
-    """Keras's LSTM equations in float64 NumPy: z = x W + h U + b, gates i, f, c, o;
-    i, f, o = sigmoid, c' = f c + i tanh(z_c), h' = o tanh(c'). x (S, L, F); h, c (S, U)."""
-    W, U_, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
+    """Keras's LSTM equations in float64 NumPy: z = x W + h U + b, gates i, f, c, o in that
+    order; i, f, o = sigmoid(z), c' = f c + i tanh(z_c), h' = o tanh(c').
+    Batched over m replayed batches, each with its own weights: x (m, S, L, F); h, c (m, S, U);
+    kernel (m, F, 4U), recurrent (m, U, 4U), bias (m, 4U). Returns the final h, c."""
+    W, R, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
     h, c = np.asarray(h, np.float64), np.asarray(c, np.float64)
+    x = np.asarray(x, np.float64)
     u = h.shape[-1]
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
-    for step in range(x.shape[1]):
-        z = np.asarray(x[:, step], np.float64) @ W + h @ U_ + b
-        i, f, g, o = sig(z[:, :u]), sig(z[:, u:2 * u]), np.tanh(z[:, 2 * u:3 * u]), sig(z[:, 3 * u:])
+    for step in range(x.shape[2]):
+        z = x[:, :, step] @ W + h @ R + b[:, None, :]
+        i, f, g, o = sig(z[..., :u]), sig(z[..., u:2 * u]), np.tanh(z[..., 2 * u:3 * u]), sig(z[..., 3 * u:])
         c = f * c + i * g
         h = o * np.tanh(c)
     return h, c
@@ -247,18 +254,33 @@ def _replay_problem(t: Trace) -> str | None:
 
 
 def replay_errors(t: Trace) -> np.ndarray:
-    """Largest |hT, cT recorded - recomputed| per replayed batch, (m,) float (empty: none)."""
-    if t.replay is None:
+    """Per replayed batch, (m,) float (empty: nothing to replay): the largest difference
+    between the recorded hT, cT and the ones recomputed from the recorded h0, c0. h is
+    compared as is (|h| < 1); c relative to its size where |c| > 1 (c is unbounded: float32
+    keeps ~7 significant digits, so a c of 40 differs by 1e-5 where h differs by 1e-7).
+
+    Remembered on the trace (a page shows it on every rerun) until any array it reads changes.
+    """
+    if t.replay is None or not len(t.replay["replay_batch"]):
         return np.zeros(0)
     r = t.replay
-    out = np.zeros(len(r["replay_batch"]))
-    for j, k in enumerate(r["replay_batch"].tolist()):
-        x = r["replay_x"][j]
-        S = x.shape[0]
-        h, c = _lstm_numpy(x, t.h0[k, :S], t.c0[k, :S], r["replay_kernel"][j],
-                           r["replay_recurrent"][j], r["replay_bias"][j])
-        out[j] = max(np.abs(h - t.hT[k, :S]).max(initial=0.0), np.abs(c - t.cT[k, :S]).max(initial=0.0))
-    return out
+    k = r["replay_batch"]
+    S = r["replay_x"].shape[1]
+    used = (t.h0[k, :S], t.c0[k, :S], t.hT[k, :S], t.cT[k, :S]) + tuple(r[n] for n in REPLAY_KEYS)
+    digest = hashlib.blake2b(digest_size=16)
+    for a in used:
+        digest.update(np.ascontiguousarray(a).tobytes())
+    key = digest.hexdigest()
+    if t._replay_memo is not None and t._replay_memo[0] == key:
+        return t._replay_memo[1].copy()
+    h, c = _lstm_numpy(r["replay_x"], t.h0[k, :S], t.c0[k, :S], r["replay_kernel"],
+                       r["replay_recurrent"], r["replay_bias"])
+    cT = t.cT[k, :S].astype(np.float64)
+    dh = np.abs(h - t.hT[k, :S]).reshape(len(k), -1)
+    dc = (np.abs(c - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
+    out = np.maximum(dh.max(axis=1, initial=0.0), dc.max(axis=1, initial=0.0))
+    t._replay_memo = (key, out)
+    return out.copy()
 
 
 def carry_check(t: Trace) -> dict:
