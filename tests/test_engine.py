@@ -259,6 +259,8 @@ def test_an_epoch_longer_than_the_cap_keeps_the_start_of_the_first_and_last_epoc
     c = t.carry_check()
     assert c["max_carry_error"] == 0.0 and c["continuation"] > 0
     assert c["replayed"] == 2 and c["max_replay_error"] < 1e-5
+    from viz import flow_figure
+    assert "from the first 6 batches of epochs 1, 3 of 3" in flow_figure(t).layout.title.text
 
 
 def test_alphabet_probe_shows_positions_not_letters():

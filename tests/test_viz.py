@@ -178,6 +178,13 @@ def test_thinned_trace_title_and_gap_instead_of_arrow():
     t.epoch = np.array([1, 1, 5, 5, 9], np.int32)
     t.config = json.dumps({"stateful": True, "reset": "sequence", "epochs": 9})
     assert "5 batches recorded, from epochs 1, 5, 9 of 9" in flow_figure(t).layout.title.text
+    # epochs longer than the recording cap: the first batches of the first and last epochs
+    part = make_trace([[0, 1]] * 4, recorded=[0, 1, 40, 41])
+    part.epoch = np.array([1, 1, 3, 3], np.int32)
+    part.batch = np.array([0, 1, 0, 1], np.int32)
+    part.config = json.dumps({"stateful": True, "reset": "never", "epochs": 3})
+    assert "4 batches recorded, from the first 2 batches of epochs 1, 3 of 3" in \
+        flow_figure(part).layout.title.text
     gap = trace_by_name(fig, LEGEND["gap"])
     x = np.asarray(gap.x, float)
     assert sorted(set((x[~np.isnan(x)] + 0.5).tolist())) == [3.0]

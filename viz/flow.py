@@ -334,14 +334,27 @@ def _bar_traces(trace: Trace, tr: dict, S: int, cols: np.ndarray) -> list[go.Sca
     return out
 
 
+def _batches_per_epoch(trace: Trace) -> int | None:
+    """The run's batches per epoch, from a recorded batch after epoch 1 (index = (epoch - 1) x
+    batches per epoch + batch); None when only epoch 1 was recorded."""
+    later = np.nonzero(trace.epoch > 1)[0]
+    if not len(later):
+        return None
+    k = int(later[0])
+    return int((int(trace.index[k]) - int(trace.batch[k])) // (int(trace.epoch[k]) - 1))
+
+
 def _kept_epochs(trace: Trace, cfg: dict) -> str:
     kept = sorted(set(trace.epoch.tolist()))
     of = f" of {cfg['epochs']}" if "epochs" in cfg else ""
+    per, nb = int((trace.epoch == kept[0]).sum()), _batches_per_epoch(trace)
+    # An epoch longer than the recording cap is kept as its first batches (recorded_epochs).
+    head = f"the first {per} batches of " if nb is not None and per < nb else ""
     if len(kept) == 1:
-        return f"from epoch {kept[0]}{of}"
+        return f"from {head}epoch {kept[0]}{of}"
     if len(kept) <= 4:
-        return f"from epochs {', '.join(map(str, kept))}{of}"
-    return f"from {len(kept)}{of} epochs"
+        return f"from {head}epochs {', '.join(map(str, kept))}{of}"
+    return f"from {head}{len(kept)}{of} epochs"
 
 
 def _title(trace: Trace, B: int, S: int, n: int, contaminated: int, broken: int) -> str:
