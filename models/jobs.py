@@ -1,11 +1,19 @@
-"""Background jobs shared by every session of the server: bounded concurrency, a FIFO queue,
-progress, live partial values, cancellation, and de-duplication of identical runs.
+"""Background jobs shared by every session of the server: bounded concurrency, a fair queue,
+progress, live partial values, cancellation, time budgets, and de-duplication of identical runs.
+
+Fair queueing: each job belongs to a lane, its client (an address or browser id passed to
+`submit`) or, without one, its owner (session). Lanes take turns: a job's turn is one more
+than its lane's previous queued job, and never earlier than the turn now starting, so a
+client that queues 30 jobs holds one place per turn and a newcomer starts within one turn.
+Per owner and per client at most `limits.MAX_JOBS_PER_SESSION` / `MAX_JOBS_PER_CLIENT` jobs
+may be queued or running (a refusal raises a `QueueFull` subclass that says why).
 
 Threads: each *running* job gets its own daemon thread "lstm-job-<id>", which ends when the job
 ends (after starting whichever queued jobs now fit). There is no idle pool. The only other
-thread is the optional session watcher ("lstm-session-watch", see `watch_sessions`): it lives
-only while there are queued or running jobs, exits when there are none, and is restarted by the
-next `submit`.
+thread is the watcher ("lstm-session-watch"): it stops running jobs that overshoot their time
+budget (`limits.MAX_RUN_SECONDS`), cancels the jobs of ended sessions (`watch_sessions`) and
+drops the results of finished jobs no live session owns. It lives only while there is such
+work, exits when there is none, and is restarted by the next `submit`.
 
 `Jobs` is the whole interface the app uses, so a Redis+RQ backend can replace `JobManager`
 later (it would need picklable `fn`s and a ctx that talks to Redis).
@@ -13,6 +21,7 @@ later (it would need picklable `fn`s and a ctx that talks to Redis).
 from __future__ import annotations
 
 import atexit
+import bisect
 import heapq
 import itertools
 import logging
@@ -43,6 +52,14 @@ class QueueFull(RuntimeError):
     """The server's queue is full. The message is written for the user."""
 
 
+class SessionLimit(QueueFull):
+    """This session already has as many queued or running jobs as one session may."""
+
+
+class ClientLimit(QueueFull):
+    """This client (address or browser) already has as many jobs as one client may."""
+
+
 @dataclass
 class JobStatus:
     id: str
@@ -57,6 +74,7 @@ class JobStatus:
     started: float | None = None
     finished: float | None = None
     cancel_requested: bool = False    # running but asked to stop ("stopping...")
+    stopped_reason: str | None = None # why the server stopped it (e.g. its time budget)
 
 
 class JobContext:
@@ -77,7 +95,7 @@ class JobContext:
 
 class Jobs(Protocol):
     def submit(self, fn: Callable[[JobContext], Any], *, owner: str, key: str | None = None,
-               label: str = "") -> str: ...
+               label: str = "", client: str | None = None) -> str: ...
     def status(self, job_id: str) -> JobStatus | None: ...
     def result(self, job_id: str) -> Any: ...
     def live(self, job_id: str, name: str) -> Any: ...
@@ -109,19 +127,33 @@ class _Job:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    submitter: str = ""             # the owner that submitted it (counts against its limit)
+    client: str | None = None
+    lane: str = ""
+    turn: int = 0
+    seq: int = 0
+    stopped_reason: str | None = None
 
 
 class JobManager:
     """In-process implementation of `Jobs`. Thread-safe; one lock guards all bookkeeping."""
 
     def __init__(self, max_workers: int | None = None, max_queued: int | None = None,
-                 keep_finished: int = KEEP_FINISHED, keep_seconds: float = KEEP_SECONDS):
+                 keep_finished: int = KEEP_FINISHED, keep_seconds: float = KEEP_SECONDS,
+                 max_seconds: float | None = None, per_session: int | None = None,
+                 per_client: int | None = None):
         self._max_workers = max_workers    # None: limits.MAX_CONCURRENT_JOBS, read at call time
         self._max_queued = max_queued      # None: limits.MAX_QUEUED_JOBS
+        self._max_seconds = max_seconds    # None: limits.MAX_RUN_SECONDS
+        self._per_session = per_session    # None: limits.MAX_JOBS_PER_SESSION
+        self._per_client = per_client      # None: limits.MAX_JOBS_PER_CLIENT
         self._keep_finished = keep_finished
         self._keep_seconds = keep_seconds
         self._lock = threading.RLock()
-        self._queue: deque[_Job] = deque()
+        self._queue: list[_Job] = []       # in start order: (turn, seq)
+        self._turn = 0                     # the turn of the job started last
+        self._lane_turn: dict[str, int] = {}  # lane -> turn of its last queued job
+        self._seq = itertools.count()
         self._running: dict[str, _Job] = {}
         self._finished: OrderedDict[str, _Job] = OrderedDict()
         self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
@@ -138,22 +170,69 @@ class JobManager:
     def max_queued(self) -> int:
         return max(0, self._max_queued if self._max_queued is not None else limits.MAX_QUEUED_JOBS)
 
+    @property
+    def max_seconds(self) -> float:
+        return float(self._max_seconds if self._max_seconds is not None else limits.MAX_RUN_SECONDS)
+
+    @property
+    def per_session(self) -> int:
+        return max(1, self._per_session or limits.MAX_JOBS_PER_SESSION)
+
+    @property
+    def per_client(self) -> int:
+        return max(1, self._per_client or limits.MAX_JOBS_PER_CLIENT)
+
     # ---- submit -------------------------------------------------------------------------------
     def submit(self, fn: Callable[[JobContext], Any], *, owner: str, key: str | None = None,
-               label: str = "") -> str:
+               label: str = "", client: str | None = None) -> str:
+        """Queue `fn`; returns the job id. `client` (an address or browser id) groups the
+        sessions of one visitor: limits and turns count per client as well as per owner.
+        Raises QueueFull (SessionLimit, ClientLimit) with a sentence for the user."""
         with self._lock:
             shared = self._active_with_key(key)
             if shared is not None:
                 shared.owners.add(owner)  # the class trains one copy; each owner holds it
                 return shared.id
+            mine = [j for j in self._active() if j.submitter == owner]
+            if len(mine) >= self.per_session:
+                raise SessionLimit(
+                    f"This page already has {len(mine)} run{'s' if len(mine) != 1 else ''} "
+                    f"queued or training (at most {self.per_session} per page on this server): "
+                    f"stop one, or wait until it finishes.")
+            if client is not None:
+                theirs = [j for j in self._active() if j.client == client]
+                if len(theirs) >= self.per_client:
+                    raise ClientLimit(
+                        f"Your browser or network already has {len(theirs)} runs queued or "
+                        f"training (at most {self.per_client} on this server): stop one in "
+                        f"another tab, or wait until one finishes.")
             if len(self._running) >= self.max_workers and len(self._queue) >= self.max_queued:
                 raise QueueFull(f"The server is busy: {len(self._queue)} runs are already "
                                 f"waiting. Try again in a minute, or stop one of your runs.")
-            job = _Job(uuid.uuid4().hex[:12], fn, label, key, {owner})
-            self._queue.append(job)
+            job = _Job(uuid.uuid4().hex[:12], fn, label, key, {owner}, submitter=owner,
+                       client=client)
+            job.lane = f"client:{client}" if client is not None else f"owner:{owner}"
+            job.turn = max(self._turn, self._lane_turn.get(job.lane, self._turn)) + 1
+            job.seq = next(self._seq)
+            self._lane_turn[job.lane] = job.turn
+            bisect.insort(self._queue, job, key=lambda j: (j.turn, j.seq))
             self._start_ready()
             self._ensure_watcher()
             return job.id
+
+    def _active(self):
+        """Queued and running jobs that are not stopping (caller holds the lock)."""
+        return [j for j in itertools.chain(self._running.values(), self._queue)
+                if not j.cancel_event.is_set()]
+
+    def _unqueue(self, job: _Job) -> None:
+        """Take a queued job out; its lane's next job keeps its place (caller holds the lock)."""
+        self._queue.remove(job)
+        left = [j.turn for j in self._queue if j.lane == job.lane]
+        if left:
+            self._lane_turn[job.lane] = max(left)
+        else:
+            self._lane_turn.pop(job.lane, None)
 
     def _active_with_key(self, key: str | None) -> _Job | None:
         if key is None:
@@ -167,7 +246,10 @@ class JobManager:
     def _start_ready(self) -> None:
         """Move queued jobs to running while there is room (caller holds the lock)."""
         while self._queue and len(self._running) < self.max_workers:
-            job = self._queue.popleft()
+            job = self._queue.pop(0)
+            self._turn = max(self._turn, job.turn)
+            if not any(j.lane == job.lane for j in self._queue):
+                self._lane_turn.pop(job.lane, None)  # an idle lane starts from the current turn
             job.state, job.started = RUNNING, time.time()
             self._running[job.id] = job
             job.thread = threading.Thread(target=self._run, args=(job,),
@@ -188,6 +270,7 @@ class JobManager:
             self._running.pop(job.id, None)
             job.result, job.error = result, error
             self._finish(job, state)
+            self._ensure_watcher()  # a result now waits for its owners
             if state == DONE:
                 self._durations.append(job.finished - job.started)
             self._start_ready()
@@ -198,9 +281,17 @@ class JobManager:
         job.state, job.finished = state, time.time()
         if state == DONE:
             job.live.clear()  # the result supersedes partial values; frees memory
+        if not job.owners:
+            self._abandon(job)  # cancelled because nobody holds it: nobody will read it
         job.fn = None  # drop closures (data, models) as soon as possible
         self._finished[job.id] = job
         self._prune()
+
+    @staticmethod
+    def _abandon(job: _Job) -> None:
+        """Drop what a finished job holds (partial values, result): no live session owns it."""
+        job.live.clear()
+        job.result = None
 
     def _prune(self) -> None:
         cutoff = time.time() - self._keep_seconds
@@ -230,9 +321,11 @@ class JobManager:
                 eta_seconds=self._eta(pos) if pos else None, progress=job.progress,
                 info=dict(job.info), error=job.error, submitted=job.submitted,
                 started=job.started, finished=job.finished,
-                cancel_requested=job.state == RUNNING and job.cancel_event.is_set())
+                cancel_requested=job.state == RUNNING and job.cancel_event.is_set(),
+                stopped_reason=job.stopped_reason)
 
     def _position(self, job: _Job) -> int:
+        """1-based place in the start order (turns first), 0 unless queued."""
         if job.state != QUEUED:
             return 0
         return next(i for i, j in enumerate(self._queue, 1) if j is job)
@@ -302,7 +395,7 @@ class JobManager:
     def _stop(self, job: _Job) -> bool:
         job.cancel_event.set()
         if job.state == QUEUED:  # never started: finished at once, no thread involved
-            self._queue.remove(job)
+            self._unqueue(job)
             self._finish(job, CANCELLED)
             job.ended.set()
         return True
@@ -351,40 +444,85 @@ class JobManager:
         """Cancel the jobs of owners whose session has ended.
 
         Every `interval` s a daemon thread asks `is_alive(owner)` for each owner with queued or
-        running jobs and calls `cancel_owner` for the dead ones. Idempotent (a second call only
-        replaces the function and interval). The thread exits when no job is active and the next
-        `submit` starts it again, so an idle server runs no thread at all.
+        running jobs, or with a finished result not yet `collected`, and calls `cancel_owner`
+        for the dead ones (their abandoned jobs' partial values and results are dropped).
+        Idempotent (a second call only replaces the function and interval). The thread exits
+        when no job is active and no result waits for a live owner; the next `submit` starts
+        it again, so an idle server runs no thread at all.
         """
         with self._lock:
             self._is_alive, self._watch_interval = is_alive, interval
             self._ensure_watcher()
 
+    def _held(self) -> list[_Job]:
+        """Finished jobs still holding a result or live values for some owner (lock held)."""
+        return [j for j in self._finished.values()
+                if j.owners and (j.result is not None or j.live)]
+
+    def _needs_watch(self) -> bool:
+        """Is there work for the watcher (caller holds the lock)?"""
+        if self._running and self.max_seconds > 0:
+            return True  # time budgets
+        if self._is_alive is None:
+            return False
+        return bool(self._running or self._queue or self._held())
+
     def _ensure_watcher(self) -> None:
-        """Start the watcher if one is wanted, needed and not running (caller holds the lock)."""
-        if self._is_alive is None or self._watcher is not None:
-            return
-        if not self._running and not self._queue:
+        """Start the watcher if it is needed and not running (caller holds the lock)."""
+        if self._watcher is not None or not self._needs_watch():
             return
         self._watcher = threading.Thread(target=self._watch, name="lstm-session-watch",
                                          daemon=True)
         self._watcher.start()
 
+    def _stop_overdue(self) -> None:
+        """Stop running jobs past their time budget; they keep what they recorded (lock held)."""
+        budget, now = self.max_seconds, time.time()
+        if budget <= 0:
+            return
+        for job in self._running.values():
+            if not job.cancel_event.is_set() and now - job.started > budget:
+                job.stopped_reason = (
+                    f"Stopped after {_seconds(budget)}, this server's time budget for one run "
+                    f"(LSTM_MAX_RUN_SECONDS); what it recorded until then is kept.")
+                log.info("job %s (%s) over its time budget: stopping", job.id, job.label)
+                job.cancel_event.set()
+
     def _watch(self) -> None:
         missed: dict[str, int] = {}  # owner -> checks in a row that found no session
         while True:
             with self._lock:
-                if not self._running and not self._queue:
+                if not self._needs_watch():
                     self._watcher = None  # under the lock, so submit sees it and restarts us
                     return
+                self._stop_overdue()
                 is_alive, interval = self._is_alive, self._watch_interval
-            owners = self.active_owners()
-            missed = {o: missed.get(o, 0) + 1 for o in owners if not _alive(is_alive, o)}
-            # Two misses in a row: a websocket that drops and reconnects at once (a busy
-            # browser) keeps its run; a closed tab is still stopped within ~2 intervals.
-            for owner in [o for o, n in missed.items() if n >= DEAD_AFTER_MISSES]:
-                log.info("session %s ended: cancelling its jobs", owner)
-                self.cancel_owner(owner)
-            time.sleep(interval)
+                held = {o for j in self._held() for o in j.owners}
+            if is_alive is not None:
+                owners = self.active_owners() | held
+                missed = {o: missed.get(o, 0) + 1 for o in owners if not _alive(is_alive, o)}
+                # Two misses in a row: a websocket that drops and reconnects at once (a busy
+                # browser) keeps its run; a closed tab is still stopped within ~2 intervals.
+                for owner in [o for o, n in missed.items() if n >= DEAD_AFTER_MISSES]:
+                    log.info("session %s ended: cancelling its jobs", owner)
+                    self.cancel_owner(owner)
+                    self._drop_results_of(owner)
+            time.sleep(min(interval, 0.5) if is_alive is not None else 0.25)
+
+    def _drop_results_of(self, owner: str) -> None:
+        """An ended session never collects: drop its hold on finished jobs, and a job's record
+        with its result once nobody holds it."""
+        with self._lock:
+            for job in list(self._finished.values()):
+                if owner in job.owners:
+                    job.owners.discard(owner)
+                    if not job.owners:
+                        self._abandon(job)
+                        del self._finished[job.id]
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.3g} s" if s < 120 else f"{s / 60:.0f} min"
 
 
 def _alive(is_alive: Callable[[str], bool], owner: str) -> bool:

@@ -39,6 +39,14 @@ def looper(ctx):
     return "partial"
 
 
+@pytest.fixture(autouse=True)
+def roomy_limits(monkeypatch):
+    """Most tests queue many jobs for one owner: the per-session and per-client limits are
+    tested on their own below (with explicit JobManager arguments)."""
+    monkeypatch.setattr(limits, "MAX_JOBS_PER_SESSION", 1000)
+    monkeypatch.setattr(limits, "MAX_JOBS_PER_CLIENT", 1000)
+
+
 @pytest.fixture
 def gate():
     g = threading.Event()
@@ -279,7 +287,7 @@ def test_no_leaked_threads_after_many_cycles():
     for j in ids:
         assert m.wait(j, 2).state == "cancelled"
     assert job_threads() == []
-    assert threading.active_count() == baseline
+    assert until(lambda: threading.active_count() == baseline)  # the watcher leaves when idle
 
 
 def test_watch_sessions_cancels_dead_owners_and_exits_when_idle(gate):
@@ -367,3 +375,132 @@ def test_a_finished_job_is_dropped_once_every_owner_has_collected_it(gate):
     assert m.result(j) == "trace"  # bob has not taken it yet
     m.collected(j, "bob")
     assert m.status(j) is None and m.result(j) is None  # nothing held for KEEP_SECONDS
+
+
+# ---- fair queueing, per-session / per-client limits, time budget, abandoned results ------------
+
+def test_one_session_may_hold_only_so_many_jobs_and_is_told_why(gate):
+    m = JobManager(max_workers=1, per_session=2, per_client=100)
+    first = m.submit(blocker(gate), owner="a")
+    m.submit(blocker(gate), owner="a")
+    with pytest.raises(jobs.SessionLimit, match="already has 2 runs queued or training") as e:
+        m.submit(blocker(gate), owner="a")
+    assert isinstance(e.value, QueueFull)  # the app's existing handler catches it
+    m.submit(blocker(gate), owner="b")  # another session is not affected
+    assert m.submit(blocker(gate), owner="c", key="k") == m.submit(blocker(gate), owner="a", key="k")
+    m.cancel(first)  # a job asked to stop no longer counts: Stop then Train works at once
+    m.submit(blocker(gate), owner="a")
+
+
+def test_one_client_may_hold_only_so_many_jobs_across_its_sessions(gate):
+    m = JobManager(max_workers=1, per_session=100, per_client=3)
+    for i in range(3):
+        m.submit(blocker(gate), owner=f"tab{i}", client="10.0.0.9")
+    with pytest.raises(jobs.ClientLimit, match="at most 3 on this server"):
+        m.submit(blocker(gate), owner="tab3", client="10.0.0.9")
+    m.submit(blocker(gate), owner="student", client="10.0.0.7")
+
+
+def test_the_queue_interleaves_clients_so_a_newcomer_waits_one_turn(gate):
+    """30 jobs from one client (30 sessions) do not stand in front of everyone else."""
+    m = JobManager(max_workers=1, per_session=100, per_client=100)
+    m._durations.append(10.0)  # a known history: every job takes 10 s
+    started = []
+    m.submit(blocker(gate, started, "running"), owner="x0", client="abuser")
+    flood = [m.submit(blocker(gate, started, f"x{i}"), owner=f"x{i}", client="abuser")
+             for i in range(1, 31)]
+    victim = m.submit(blocker(gate, started, "victim"), owner="v", client="student")
+    s = m.status(victim)
+    assert s.queue_position == 2  # behind the abuser's job of this turn, not behind all 30
+    assert s.eta_seconds == pytest.approx(20, abs=1)  # one job ahead of it, one running
+    assert m.status(flood[-1]).eta_seconds > s.eta_seconds
+    assert [m.status(j).queue_position for j in flood[:3]] == [1, 3, 4]
+    gate.set()
+    for j in flood + [victim]:
+        m.wait(j, 5)
+    assert started.index("victim") == 2  # the running job, one abuser job, then the victim
+
+
+def test_two_busy_clients_take_turns_in_submission_order(gate):
+    m = JobManager(max_workers=1, per_session=100, per_client=100)
+    started = []
+    m.submit(blocker(gate, started, "first"), owner="z")
+    ids = [m.submit(blocker(gate, started, f"A{i}"), owner="a") for i in range(3)]
+    ids += [m.submit(blocker(gate, started, f"B{i}"), owner="b") for i in range(3)]
+    ids += [m.submit(blocker(gate, started, "C0"), owner="c")]
+    gate.set()
+    for j in ids:
+        m.wait(j, 5)
+    assert started == ["first", "A0", "B0", "C0", "A1", "B1", "A2", "B2"]
+
+
+def test_a_cancelled_queued_job_gives_its_turn_back(gate):
+    m = JobManager(max_workers=1, per_session=100)
+    m.submit(blocker(gate), owner="z")
+    a = [m.submit(blocker(gate), owner="a") for _ in range(3)]
+    for j in a:
+        m.cancel(j)
+    b = m.submit(blocker(gate), owner="b")
+    again = m.submit(blocker(gate), owner="a")
+    # a's cancelled jobs do not push its next one back behind later turns
+    assert m.status(again).queue_position == 2 and m.status(b).queue_position == 1
+
+
+def test_a_job_over_its_time_budget_is_stopped_keeps_its_record_and_says_so():
+    m = JobManager(max_workers=1, max_seconds=0.2)
+
+    def long_run(ctx):
+        n = 0
+        while not ctx.cancelled.is_set():
+            n += 1
+            ctx.publish("trace", n)
+            ctx.cancelled.wait(0.01)
+        return f"recorded {n}"
+
+    jid = m.submit(long_run, owner="a")
+    assert until(lambda: m.status(jid).state == "cancelled", timeout=10)
+    s = m.status(jid)
+    assert "time budget" in s.stopped_reason and "LSTM_MAX_RUN_SECONDS" in s.stopped_reason
+    assert m.result(jid).startswith("recorded ")  # what it recorded is kept for its owner
+    # the control: the same job on a server with a long budget runs on until its user stops it
+    m2 = JobManager(max_workers=1, max_seconds=1000)
+    ok = m2.submit(long_run, owner="b")
+    assert until(lambda: (m2.live(ok, "trace") or 0) > 30)  # well past 0.2 s of running
+    assert m2.status(ok).state == "running" and m2.status(ok).stopped_reason is None
+    m2.cancel(ok)
+    assert m2.wait(ok, 2).stopped_reason is None  # a user's Stop is not a time stop
+
+
+def test_an_abandoned_jobs_partial_results_are_dropped(gate):
+    """A closed tab's run: cancelled because nobody holds it, so nobody will read it."""
+    m = JobManager(max_workers=1)
+
+    def publisher(ctx):
+        ctx.publish("trace", "big partial trace")
+        while not ctx.cancelled.is_set():
+            ctx.cancelled.wait(0.01)
+        return "partial"
+
+    kept = m.submit(publisher, owner="a")
+    assert until(lambda: m.live(kept, "trace") is not None)
+    m.cancel(kept)  # the user's own Stop: the session still wants the partial run
+    assert m.wait(kept, 2).state == "cancelled" and m.result(kept) == "partial"
+    assert m.live(kept, "trace") == "big partial trace"
+    gone = m.submit(publisher, owner="b")
+    assert until(lambda: m.live(gone, "trace") is not None)
+    m.cancel_owner("b")  # the session ended
+    assert m.wait(gone, 2).state == "cancelled"
+    assert m.live(gone, "trace") is None and m.result(gone) is None
+
+
+def test_a_finished_result_nobody_collects_is_dropped_when_its_session_ends():
+    m = JobManager(max_workers=1)
+    dead = set()
+    m.watch_sessions(lambda o: o not in dead, interval=0.02)
+    jid = m.submit(lambda ctx: "trace", owner="a")
+    assert m.wait(jid, 2).state == "done" and m.result(jid) == "trace"
+    time.sleep(0.1)
+    assert m.result(jid) == "trace"  # a live session may still collect it
+    dead.add("a")  # the tab closed without collecting
+    assert until(lambda: m.status(jid) is None)
+    assert until(lambda: not [t for t in threading.enumerate() if t.name == "lstm-session-watch"])
