@@ -148,7 +148,7 @@ def test_broken_carry_identity_spells_out_h0():
     other = trace_by_name(fig, "other")
     assert list(zip(other.x, other.y)) == [(2, 1)]
     assert "≠ hT of the batch before!" in other.hovertext[0]
-    assert "but h0 differs from the hT before it by up to 0.5 ·" in carry_summary(t)
+    assert "largest |h0[k+1]−hT[k]| = 0.5 ·" in carry_summary(t)
 
 
 def test_one_frame_per_recorded_batch_moving_only_the_window():
@@ -277,11 +277,12 @@ def test_flow_table_stateless_and_start_of_run():
 
 def test_carry_summary_numbers():
     t = make_trace([[0, 1], [0, 1], [0, 7]])
-    assert carry_summary(t) == ("Carry check: 4 carried transitions (3 continue their sequence, "
-                                "0 broken, 1 land on another sequence) · no replay data in this "
-                                "trace · 2 fresh starts from exactly 0.")
+    assert carry_summary(t) == ("Carry check: 4 carried transitions: 3 continue their sequence, "
+                                "0 broken (same sequence, wrong part), 1 contaminated (another "
+                                "sequence); largest |h0[k+1]−hT[k]| = 0 (exact) · no replay data "
+                                "in this trace · 2 fresh starts, largest |h0| = 0 (exact).")
     t.h0[0, 1, 0] = 0.25  # a fresh start that is not zero is said
-    assert "2 fresh starts, but |h0| reaches 0.25." in carry_summary(t)
+    assert "2 fresh starts, largest |h0| = 0.25." in carry_summary(t)
     big = make_trace([list(range(10))] * 200)
     assert "1,990 carried transitions" in carry_summary(big)
 
@@ -425,7 +426,7 @@ def test_three_kinds_drawn_apart_and_counted_like_the_carry_check():
     assert "not the next part" in cells.hovertemplate
     assert cells.customdata[0].tolist() == [1, 1, 0, 2, 0]  # s0·p2, its state came from p0
     assert "⋯ 2 carried states land on the wrong part" in fig.layout.title.text
-    assert "2 broken, 2 land on another sequence" in carry_summary(t)
+    assert "2 broken (same sequence, wrong part), 2 contaminated" in carry_summary(t)
     assert [r["carry"] for r in flow_table(t)][2:] == ["same sequence, wrong part"] * 2 + \
         ["another sequence"] * 2
 

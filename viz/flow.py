@@ -496,34 +496,32 @@ def _num(x: float) -> str:
 
 
 def carry_summary(trace: Trace) -> str:
-    """One sentence from trace.carry_check(): the three kinds of carry, the replay, the fresh
-    starts. Each clause is what the check measured; a failed identity or replay says so."""
+    """One sentence from trace.carry_check(): the three kinds of carry and the carry identity,
+    the replay, the fresh starts. Each clause is what the check measured; a failed identity or
+    replay says so."""
     if trace.n == 0:
         return "Carry check: no batches recorded yet."
     c = trace.carry_check()
     out = f"Carry check: {c['carried']:,} carried transitions"
     if c["carried"]:
         pad = c["carried"] - c["continuation"] - c["broken"] - c["contaminated"]
-        out += (f" ({c['continuation']:,} continue their sequence, {c['broken']:,} broken, "
-                f"{c['contaminated']:,} land on another sequence"
-                + (f", {pad:,} padding" if pad else "") + ")")
-        if c["max_carry_error"]:
-            out += f", but h0 differs from the hT before it by up to {_num(c['max_carry_error'])}"
+        out += (f": {c['continuation']:,} continue their sequence, {c['broken']:,} broken "
+                f"(same sequence, wrong part), {c['contaminated']:,} contaminated (another "
+                f"sequence)" + (f", {pad:,} padding" if pad else "")
+                + f"; largest |h0[k+1]−hT[k]| = {_num(c['max_carry_error'])}")
     err = c["max_replay_error"]
-    start = "the recorded h0" if trace.stateful() else "zeros (the recorded h0)"
     m = f"{c['replayed']:,} batch{'es' if c['replayed'] != 1 else ''}"
+    start = "the recorded h0" if trace.stateful() else "zeros (the recorded h0)"
     if err is None:
         out += " · no replay data in this trace"
     elif err <= trace_mod.REPLAY_TOLERANCE:
         out += (f" · replay of {m} from {start} matches "
                 + ("exactly" if err == 0 else f"to {err:.0e}"))
     else:
-        out += (f" · replay of {m} from {start} does NOT match: "
-                f"off by up to {_num(err)}")
+        out += f" · replay of {m} from {start} does NOT match: off by up to {_num(err)}"
     out += f" · {c['fresh_starts']:,} fresh starts"
     if c["fresh_starts"]:
-        out += (" from exactly 0" if c["max_fresh_abs"] == 0
-                else f", but |h0| reaches {_num(c['max_fresh_abs'])}")
+        out += f", largest |h0| = {_num(c['max_fresh_abs'])}"
     return out + "."
 
 
