@@ -405,6 +405,12 @@ CLAIMS: tuple[Claim, ...] = (
     Contrast("long-memory-needs-state", "long-memory-stateful", control="long-memory-stateless",
              direction="above", margin=0.4),
     Range("sine-beats-zero", "sine-forecast", 0.0, 0.2),
+    Count("sine-slot-continues", "sine-forecast",
+          words="every carried state is a continuation of the same sequence (0 contaminated).",
+          fn=lambda m: (m["carry"]["continuation"],
+                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
+                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
     Count("sine-third-of-zero-guess", "sine-forecast",
           words="validation MAE is less than a third of the MAE of always guessing 0 on the same "
                 "validation samples.",

@@ -113,7 +113,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                             reset="sequence", batch_size=111, epochs=5), 5),
     Preset("alphabet-batch1-positions", "Alphabet, batch 1: positions, not letters",
            "The tutorial: a stateful LSTM, batch size 1, learns A->B ... Y->Z one letter per "
-           "batch, reset after each pass. It reaches 100%, but what did it learn?",
+           "batch, reset after each pass. It fits the stream, but what did it learn?",
            "It fits the stream (validation accuracy at least 0.99), but from a fresh state it "
            "answers B to every start letter A-Y: it counts positions since the reset instead of "
            "reading the letter. The Answers tab shows its answers per start letter.",
@@ -137,7 +137,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                      sequences=1200, seq_len=100, seed=4), 3),
     Preset("sine-forecast", "Noisy sine: forecast the next value",
            "Each sequence is a noisy sine with its own frequency and phase, cut into chunks of 10 "
-           "and streamed statefully, so the model can keep estimating frequency across chunks.",
+           "and streamed statefully: slot i continues sequence i, so the state can carry what "
+           "the earlier chunks of that sine showed.",
            "Validation MAE ends at most 0.2, less than a third of the MAE of always guessing 0.",
            RunConfig(task="sine", layout="chunks", length=10, stateful=True, shuffle="off",
                      reset="sequence", batch_size=50, units=16, epochs=10, lr=0.01,
