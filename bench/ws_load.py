@@ -179,6 +179,7 @@ class Session:
     query: str
     want_header: str
     want_query: dict  # settings the Share line must show (RunConfig.to_query() + seed)
+    cookie: str | None = None  # the browser's XSRF cookie: tabs of one browser share it
     ws: object = None
     reader: asyncio.Task | None = None
     session_id: str = ""
@@ -252,7 +253,8 @@ class Session:
     # ---- connecting and pressing Train -------------------------------------------------------
     async def open(self) -> None:
         self.t_open = time.perf_counter()
-        cookie = await asyncio.to_thread(xsrf_cookie, self.base, self.query)
+        cookie = self.cookie or await asyncio.to_thread(xsrf_cookie, self.base, self.query)
+        self.cookie = cookie
         ws_url = "ws" + self.base[len("http"):] + "/_stcore/stream"
         # Like `new WebSocket(url, ["streamlit", xsrf])` from the page's own origin: the
         # server checks the second subprotocol entry against the cookie. (Streamlit 1.67
