@@ -106,6 +106,8 @@ def claims_block(q: int, locked: bool) -> None:
     st.markdown("**Checked by runs** (each contrast changes one setting against its control):\n"
                 + "\n".join(lines))
     for n in missing:
+        if n == text.preset_for(q):
+            continue  # its button is right under the answer already
         st.button(f"Load preset: {PRESETS[n].title}", key=f"claim_{q}_{n}",
                   on_click=settings.load_preset, args=(n,), disabled=locked)
     if q == 5 and "trap_demo" not in st.session_state:
