@@ -262,13 +262,12 @@ def _cell_traces(trace: Trace, tr: dict, kinds: np.ndarray, S: int,
 
 def _segments(ks: np.ndarray, slots: np.ndarray, points: tuple[float, ...]) -> tuple:
     """NaN-separated polyline: one segment per (k, slot) across the boundary before column k.
-    float32 arrays serialise as compact base64; NaN breaks the line."""
+    Typed arrays serialise as compact base64; a NaN x breaks the line, so y can be int16."""
     m = len(points) + 1
     x = np.full((len(ks), m), np.nan, np.float32)
     x[:, :-1] = ks[:, None] - 0.5 + np.array(points, np.float32)
-    y = np.full((len(ks), m), np.nan, np.float32)
-    y[:, :-1] = slots[:, None]
-    return x.ravel(), y.ravel()
+    y = np.repeat(np.asarray(slots, np.int16), m)
+    return x.ravel(), y
 
 
 def _bars(ks: np.ndarray, S: int) -> tuple:
