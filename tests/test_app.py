@@ -139,9 +139,9 @@ def test_lock_disables_the_settings():
 def test_data_layout_and_keras_code_before_training():
     at = app(preset="partial-batch-trap")
     assert at.session_state["view"] == "Data layout"  # before any run, the layout tab is open
-    assert any("Trimmed 1 of 1000 sequences" in c for c in texts(at, "caption"))
+    assert any("Trimmed 1 of 1000 " in c for c in texts(at, "caption"))
     show(at, "Keras code")
-    assert not any("Trimmed 1 of 1000 sequences" in c for c in texts(at, "caption"))  # lazy
+    assert not any("Trimmed 1 of 1000 " in c for c in texts(at, "caption"))  # lazy
     code = at.code[0].value if len(at.code) == 1 else "\n".join(c.value for c in at.code)
     assert "keras.Input(batch_shape=(BATCH_SIZE, SAMPLE_LEN, N_FEATURES))" in code
     assert "BATCH_SIZE, UNITS, EPOCHS, LR = 111" in code
@@ -159,9 +159,11 @@ def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     assert "0 contaminated" in carry[0]
     assert at.session_state["view"] == "State flow"  # a finished run opens its flow
     # Long runs are shown a page of batches at a time; the slider moves to later ones.
-    assert flow_columns(at)[0] == "e1·b0" and len(flow_columns(at)) == views.FLOW_PAGE
+    tr = res["trace"]
+    label = [f"e{e}·b{b}" for e, b in zip(tr.epoch, tr.batch)]
+    assert flow_columns(at) == label[:views.FLOW_PAGE]
     at.select_slider(key="flow_first").set_value(views.FLOW_PAGE).run()
-    assert flow_columns(at)[0] == f"e1·b{views.FLOW_PAGE}"
+    assert flow_columns(at) == label[views.FLOW_PAGE:2 * views.FLOW_PAGE]
     show(at, "Answers")
     assert any(m.startswith("*Measured:*") for m in texts(at, "markdown"))
     labels = [b.label for b in at.get("download_button")]
@@ -285,3 +287,87 @@ def test_train_click_waits_only_for_runs_that_can_finish_in_time():
     assert not _may_finish_within(status(phase="training", left=2.0), 0.5)
     assert not _may_finish_within(status(phase=COMPILING), 0.5)
     assert not _may_finish_within(status(state="queued"), 0.5)
+
+
+def _live_flow_ticks(at: AppTest) -> list[str]:
+    charts = [c for c in at.get("plotly_chart") if "live_flow_run" in c.proto.id]
+    if not charts:
+        return []
+    return json.loads(charts[0].proto.spec)["layout"]["xaxis"].get("ticktext") or []
+
+
+def test_live_flow_follows_training_past_what_the_record_keeps():
+    """A long run's record keeps few epochs; the live flow still shows the newest batches
+    trained, in the epoch the progress bar names (it used to stay on epoch 1)."""
+    from ui.runs import manager
+    at = app(preset="seed004-streams-stateful", epochs="300", seed="12")
+    at.sidebar.button(key="btn_train").click().run()
+    t0, seen = time.time(), None
+    while time.time() - t0 < 60 and seen is None:
+        time.sleep(0.3)
+        job = at.session_state["runs"]["run"]["job"]
+        before = manager().status(job).info.get("epoch", 0)
+        at.run()
+        assert not at.exception, at.exception
+        if not at.session_state["runs"]:
+            break  # finished (300 short epochs) without a live flow: fails below
+        ticks = _live_flow_ticks(at)
+        after = manager().status(job).info.get("epoch", 0)
+        if before >= 3 and ticks:
+            seen = (before, after, ticks)
+    at.sidebar.button(key="btn_stop").click().run()
+    wait_until_idle(at, limit=10)
+    assert seen, "no live flow from epoch 3 on while training"
+    before, after, ticks = seen
+    epochs = {int(t.split("·")[0][1:]) for t in ticks}
+    # the newest batches: from the epoch in progress (or the one just before, at its start)
+    assert max(epochs) >= before - 1 and max(epochs) <= after, (before, after, ticks)
+
+
+def test_settings_changed_after_a_run_say_which_run_is_shown():
+    at = app(preset="chunks-stateful", epochs="2", seed="21")
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    run_id = at.session_state["results"]["run"]["run_id"]
+    assert run_id and not any("differ from the run shown" in w for w in texts(at, "warning"))
+    show(at, "Data layout")
+    assert any("those of the run shown" in c for c in texts(at, "caption"))
+    at.sidebar.number_input(key="f_units").set_value(11).run()
+    at.sidebar.button(key="btn_stop").click().run()
+    [warn] = [w for w in texts(at, "warning") if "differ from the run shown" in w]
+    assert "Units: 10 → 11" in warn and f"?run={run_id})" in warn
+    assert "run" not in at.query_params  # the share link follows the sidebar, and says so
+    for view in ("Data layout", "Keras code"):
+        show(at, view)
+        assert any("not those of the run shown" in c and "Units: 10 → 11" in c
+                   for c in texts(at, "caption")), view
+    reopened = app(run=run_id)  # the notice's link reopens the run shown, its settings too
+    assert config(reopened) == at.session_state["results"]["run"]["cfg"]
+    assert not any("differ from the run shown" in w for w in texts(reopened, "warning"))
+    at.sidebar.number_input(key="f_units").set_value(10).run()  # back: nothing to say
+    assert not any("differ from the run shown" in w for w in texts(at, "warning"))
+    assert at.query_params["run"] == run_id
+
+
+def test_compare_has_one_link_that_reopens_both_runs():
+    at = app(**SMALL, seed="22")
+    at.sidebar.button(key="btn_compare").click().run()
+    wait_until_idle(at)
+    results = at.session_state["results"]
+    ids = {k: results[k]["run_id"] for k in ("stateful", "stateless")}
+    assert all(ids.values())
+    # the sidebar is stateful: run= is that run, compare= the stateless one
+    assert at.query_params["run"] == ids["stateful"]
+    assert at.query_params["compare"] == ids["stateless"]
+    linked = app(run=ids["stateful"], compare=ids["stateless"])
+    assert {k: r["run_id"] for k, r in linked.session_state["results"].items()} == ids
+    show(linked, "Curves")
+    assert any(m.startswith("**Compare:**") for m in texts(linked, "markdown"))
+    assert linked.query_params["compare"] == ids["stateless"]
+    # not a pair (the same run twice), or missing: said, and run= alone is opened
+    for other, words in ((ids["stateful"], "not the same settings with stateful flipped"),
+                         ("0123456789abcdef", "to compare with is not on this server")):
+        bad = app(run=ids["stateful"], compare=other)
+        assert any(words in w for w in texts(bad, "warning"))
+        assert set(bad.session_state["results"]) == {"run"}
+    assert any("needs the run=" in w for w in texts(app(compare=ids["stateless"]), "warning"))
