@@ -11,10 +11,14 @@ from models.presets import PRESETS
 
 CAPTIONS = {
     "flow": "Each column is one batch, each row one **slot** (a row of the batch). A cell is the "
-            "sample in that slot: `s12·p3` means sequence 12, part 3. A grey arrow means the "
-            "state this slot ended the batch with was handed to the same slot in the next batch "
-            "(that is all `stateful=True` does). Red arrows land on a *different* sequence: "
-            "the state is contaminated. A dashed bar means the states were zeroed.",
+            "sample in that slot: `s12·p3` means sequence 12, part 3. A solid dark arrow (→): "
+            "the state this slot ended the batch with was handed to the same slot in the next "
+            "batch and continues the same sequence (that is all `stateful=True` does). A dotted "
+            "orange line with a ring (⋯): it lands on the same sequence but not its next part "
+            "(skipped, repeated or overlapping). A dashed red line with ✕: it lands on another "
+            "sequence, so the state is contaminated. A dotted bar (┆): the states were reset to "
+            "zero. The carry check replays sampled batches from the recorded h0 with NumPy to "
+            "show the layer really started from it.",
     "hidden": "The LSTM's hidden state h of one slot, right before each batch (h0) and right "
               "after it (hT). With `stateful=True` and no reset, each batch's h0 column equals "
               "the previous hT column: that is the carried state.",
