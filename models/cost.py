@@ -27,6 +27,7 @@ to what; `upload_problems(cfg, n_values)` does the same for an uploaded series.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -258,9 +259,17 @@ def _duration(s: float) -> str:
 
 
 def problems(cfg: RunConfig, n_sequences: int | None = None) -> list[str]:
-    """Budget problems of a config whose settings are otherwise valid (empty: it fits)."""
+    """Budget problems of a config whose settings are otherwise valid (empty: it fits).
+    Cached per config and limits: the page asks on every rerun."""
     if cfg.task == "user" and n_sequences is None:
         return []  # the sequence count comes from the upload: see upload_problems
+    budgets = (limits.MAX_RUN_MB, limits.MAX_RUN_SECONDS, limits.MAX_TOTAL_BATCHES,
+               limits.MAX_RECORDED_BATCHES, limits.MAX_RECORDED_SLOTS)
+    return list(_problems(cfg, n_sequences, budgets))
+
+
+@functools.lru_cache(maxsize=512)
+def _problems(cfg: RunConfig, n_sequences: int | None, budgets: tuple) -> tuple[str, ...]:
     c = estimate(cfg, n_sequences)
     if c.batches_per_epoch == 0:
         return []  # nothing fits a batch: layouts.count_batches says so, with the fix
@@ -284,7 +293,7 @@ def problems(cfg: RunConfig, n_sequences: int | None = None) -> list[str]:
         else:
             how = " No one setting is enough: lower epochs and sequences together."
         out.append(_what(which, needed, allowed, c) + how)
-    return out
+    return tuple(out)
 
 
 def upload_sequences(cfg: RunConfig, n_values: int) -> int:

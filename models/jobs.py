@@ -127,7 +127,7 @@ class _Job:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    submitter: str = ""             # the owner that submitted it (counts against its limit)
+    submitter: str = ""             # the owner that submitted it
     client: str | None = None
     lane: str = ""
     turn: int = 0
@@ -193,7 +193,7 @@ class JobManager:
             if shared is not None:
                 shared.owners.add(owner)  # the class trains one copy; each owner holds it
                 return shared.id
-            mine = [j for j in self._active() if j.submitter == owner]
+            mine = [j for j in self._active() if owner in j.owners]
             if len(mine) >= self.per_session:
                 raise SessionLimit(
                     f"This page already has {len(mine)} run{'s' if len(mine) != 1 else ''} "

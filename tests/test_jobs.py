@@ -387,9 +387,21 @@ def test_one_session_may_hold_only_so_many_jobs_and_is_told_why(gate):
         m.submit(blocker(gate), owner="a")
     assert isinstance(e.value, QueueFull)  # the app's existing handler catches it
     m.submit(blocker(gate), owner="b")  # another session is not affected
-    assert m.submit(blocker(gate), owner="c", key="k") == m.submit(blocker(gate), owner="a", key="k")
     m.cancel(first)  # a job asked to stop no longer counts: Stop then Train works at once
     m.submit(blocker(gate), owner="a")
+    with pytest.raises(jobs.SessionLimit):
+        m.submit(blocker(gate), owner="a")
+
+
+def test_a_session_holding_shared_jobs_counts_them(gate):
+    m = JobManager(max_workers=1, per_session=1)
+    k = m.submit(blocker(gate), owner="b", key="k")
+    assert m.submit(blocker(gate), owner="a", key="k") == k  # joining a copy is allowed...
+    with pytest.raises(jobs.SessionLimit, match="at most 1 per page"):
+        m.submit(blocker(gate), owner="a")  # ...and counts: a holds one run
+    m.cancel(k, owner="a")  # a lets go; b still holds (and trains) it
+    assert m.status(k).state == "running"
+    m.submit(blocker(gate), owner="a")  # so it no longer counts for a
 
 
 def test_one_client_may_hold_only_so_many_jobs_across_its_sessions(gate):
