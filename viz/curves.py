@@ -91,19 +91,20 @@ def batch_curves(loss, accuracy, metric_name: str = "accuracy", smooth: float = 
     fig.update_layout(shapes=[dict(band, x0=a - 0.5, x1=b + 0.5, xref=xr, yref=f"{yr} domain",
                                    y0=0, y1=1)
                               for a, b in gaps for xr, yr in (("x", "y"), ("x2", "y2"))])
-    if len(gaps) <= MAX_GAP_LABELS:
+    if len(gaps) <= MAX_GAP_LABELS:  # inside the band of the top plot, clear of its title
         for a, b in gaps:
-            fig.add_annotation(x=(a + b) / 2, y=1, xref="x", yref="y domain", yanchor="bottom",
-                               text=f"not recorded: #{a:,}–#{b:,}" if b > a else
-                               f"not recorded: #{a:,}", showarrow=False,
+            fig.add_annotation(x=(a + b) / 2, y=0.5, xref="x", yref="y domain",
+                               text=f"not recorded<br>#{a:,}–#{b:,}" if b > a else
+                               f"not recorded<br>#{a:,}", showarrow=False,
                                font=dict(size=10, color="#555"))
     n = int(loss.size)
     run = total if total is not None else int(x[-1]) + 1
-    title = f"<b>Per batch</b> · all {n:,} batches recorded" if n >= run and not gaps else \
-        f"<b>Per batch</b> · {n:,} of {run:,} batches recorded; grey: trained, not recorded"
+    title = f"<b>Per batch</b><br><sup>all {n:,} batches recorded</sup>" if n >= run and not gaps \
+        else (f"<b>Per batch</b><br><sup>{n:,} of {run:,} batches recorded · grey: trained, "
+              "not recorded</sup>")
     fig.update_xaxes(title_text="batch (global index)", row=2, col=1)
     fig.update_xaxes(range=[-0.5, max(run, int(x[-1]) + 1) - 0.5])
-    fig.update_layout(height=500, margin=dict(l=60, r=20, t=70, b=50), template="plotly_white",
+    fig.update_layout(height=500, margin=dict(l=60, r=20, t=80, b=50), template="plotly_white",
                       title=dict(text=title, x=0, font=dict(size=14)),
                       legend=dict(orientation="h", y=-0.18))
     return fig
