@@ -56,13 +56,17 @@ PER_BATCH_SLOT_UNIT = 6e-8
 PER_STEP = 1e-4
 PER_STEP_FLOP = 1.6e-10
 
-# Figure JSON bytes, measured on maximal traces (viz.flow_figure page of 20 x 32 cells,
-# hidden_heatmap, batch_curves, layout_figure): per drawn item, rounded up.
-FIG_FLOW_CELL = 2000     # per (batch, slot) cell of one flow page (cell, hover, arrow)
-FIG_HEAT_VALUE = 40      # per (recorded batch, unit) of the hidden heatmap
-FIG_CURVE_POINT = 120    # per recorded batch on the batch curves
-FIG_LAYOUT_CELL = 120    # per (batch, slot) cell of the layout view
-FLOW_PAGE, FLOW_SLOTS, LAYOUT_BATCHES = 20, 32, 40
+# Figure bytes per drawn item. Measured (len(fig.to_json()) of viz.flow_figure,
+# hidden_heatmap, batch_curves, layout_figure on traces of 20-2000 batches, 10-1000 slots,
+# 10-64 units): flow 300-360 B a cell, heatmap 13-18 B a value, curves 42-457 B a point
+# (a ~9 KB frame), layout 18-32 B a cell. Counted at 3x that: an allowance, not a
+# measurement, for the plotly object beside its JSON and the message Streamlit keeps.
+FIG_FLOW_CELL = 1100     # per (batch, slot) cell of one flow page
+FIG_HEAT_VALUE = 55      # per (recorded batch, unit) of the hidden heatmap
+FIG_CURVE_POINT = 250    # per recorded batch on the batch curves
+FIG_LAYOUT_CELL = 100    # per (batch, slot) cell of the layout view
+FIG_FIXED = 100_000      # layouts, axes, titles of the few figures a run shows
+FLOW_PAGE, FLOW_SLOTS, LAYOUT_BATCHES = 20, 32, 40  # ui/views.py FLOW_PAGE, viz max_slots
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def estimate(cfg: RunConfig, n_sequences: int | None = None) -> Cost:
     trace = (chunked + recorded + recent) * per_batch + 4 * K * B * u * 4  # + chunk outputs
 
     S = min(B, FLOW_SLOTS)
-    figures = (min(recorded, FLOW_PAGE) * S * FIG_FLOW_CELL + recorded * u * FIG_HEAT_VALUE
+    figures = (FIG_FIXED + min(recorded, FLOW_PAGE) * S * FIG_FLOW_CELL + recorded * u * FIG_HEAT_VALUE
                + recorded * FIG_CURVE_POINT + min(nb, LAYOUT_BATCHES) * S * FIG_LAYOUT_CELL)
 
     spb = seconds_per_batch(B, L, u)
