@@ -313,6 +313,9 @@ def test_live_flow_follows_training_past_what_the_record_keeps():
             break  # finished (300 short epochs) without a live flow: fails below
         ticks = _live_flow_ticks(at)
         after = manager().status(job).info.get("epoch", 0)
+        batch_fig = [c for c in at.get("plotly_chart") if "live_batch_run" in c.proto.id]
+        if ticks and batch_fig:  # batches were trained: not "waiting for the first batch"
+            assert "Waiting for the first batch" not in batch_fig[0].proto.spec
         if before >= 3 and ticks:
             seen = (before, after, ticks)
     at.sidebar.button(key="btn_stop").click().run()

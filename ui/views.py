@@ -12,6 +12,7 @@ from models import jobs, layouts
 from models.config import FIELDS, ConfigError, RunConfig
 from models.tasks import make_task
 from ui import runs, text
+from viz.flow import empty_figure
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
 LIVE_SLOTS = 16  # slots shown in the live state-flow figure
@@ -98,11 +99,20 @@ def _live_figures(slot: str, trace, recent, epochs: list, done: int) -> list:
     if recent.n:  # its own title: viz would call 24 newest batches a "thinned" record
         flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS))
     figs = [(f"live_flow_{slot}", flow),
-            (f"live_batch_{slot}", viz.batch_curves(trace.loss, trace.accuracy, metric,
-                                                    x=trace.index, total=max(done, trace.n))),
+            (f"live_batch_{slot}", _live_batch_curves(trace, metric, done)),
             (f"live_epoch_{slot}", viz.epoch_curves(epochs, metric))]
     st.session_state.live_figs = (version, figs)
     return figs
+
+
+def _live_batch_curves(trace, metric: str, done: int):
+    if trace.n == 0 and done > 0:  # "waiting for the first batch" would be false here
+        return empty_figure(f"{done:,} batches trained, none recorded yet: a long run's "
+                            "record keeps a few whole epochs<br>(to bound memory), and "
+                            "this one has not reached them. The per-epoch curves follow "
+                            "training.")
+    return viz.batch_curves(trace.loss, trace.accuracy, metric, x=trace.index,
+                            total=max(done, trace.n))
 
 
 def server_status() -> None:
