@@ -17,10 +17,9 @@ Pure arithmetic on the RunConfig (no arrays, no TensorFlow), cheap enough for
   cell, measured with viz/ (see `python -m models.cost`).
 
 Seconds: (training + validation batches) x a *conservative estimate* of seconds per batch:
-a fit to a table measured on a 2-core machine (`MEASURED`), times 2 (`SAFETY`). Compare it
-with a new measurement: `python -m models.cost --measure` (on this machine, under load: the
-estimate was 1.2-13x the measured time, most at batch size 1 where a fixed cost per batch
-dominates). Plus the few seconds a new shape takes to compile.
+a fit to a table measured on a 2-core machine (`MEASURED`), times 2 (`SAFETY`), plus the few
+seconds a new shape takes to compile. Compare it with a new measurement on any machine:
+`python -m models.cost --measure`.
 
 `problems(cfg)` turns an over-budget config into sentences that say which setting to lower and
 to what; `upload_problems(cfg, n_values)` does the same for an uploaded series.
@@ -39,22 +38,22 @@ F = 1  # features per timestep: every task (tasks.py) and an uploaded series hav
 RECENT_BATCHES = 64  # models/engine.py RECENT_BATCHES (a test keeps them equal)
 COMPILE_SECONDS = 5.0  # a shape not in the pool compiles in ~3 s (README); rounded up
 
-# Seconds per batch, measured (engine.run, record=True, validate=False; best of 2 epochs,
-# XLA chunks; a 2-core VM shared with other work):  (B, L, units) -> seconds per batch.
+# Seconds per batch, measured (engine.run, record=True, validate=False; best of 2 epochs, XLA
+# chunks; a 2-core VM shared with other work; the slower of two sessions, one under load):
+# (B, L, units) -> seconds per batch.
 MEASURED = {
-    (1, 1, 10): 2.2e-05, (100, 1, 10): 2.6e-04, (100, 10, 10): 1.24e-03,
-    (50, 10, 64): 2.66e-03, (1000, 1, 64): 6.5e-03, (200, 20, 32): 3.4e-03,
-    (1000, 10, 64): 3.1e-02, (1000, 50, 64): 1.33e-01,
+    (1, 1, 10): 3.9e-05, (100, 1, 10): 3.1e-04, (100, 10, 10): 1.95e-03,
+    (50, 10, 64): 4.54e-03, (1000, 1, 64): 6.5e-03, (200, 20, 32): 3.4e-03,
+    (1000, 10, 64): 3.14e-02, (1000, 50, 64): 1.33e-01,
 }
-# The fit: a fixed cost per batch (Python, recording B x units states), plus per timestep a
-# fixed cost and the gate matmuls (B x units x (units + F + 1) x 4); times SAFETY: measured
-# again with the machine under load (load average ~4 on 2 cores) shapes took up to 1.7x the
-# fit, and a class server runs one job per core beside the pages.
+# The fit (least squares on log time): a cost per batch growing like (B*units)^0.74 (Python,
+# recording B x units states), plus per timestep a cost growing like (B*units)^0.25 and the
+# gate matmuls (B x units x (units + F + 1) x 4). It is within 0.5-1.5x of every measured
+# shape; times SAFETY, so it over-estimates each of them (by 1.4-4x).
 SAFETY = 2.0
-PER_BATCH = 1.5e-4
-PER_BATCH_SLOT_UNIT = 6e-8
-PER_STEP = 1e-4
-PER_STEP_FLOP = 1.6e-10
+PER_BATCH, PER_BATCH_POW = 1.15e-6, 0.74
+PER_STEP, PER_STEP_POW = 2.05e-5, 0.25
+PER_STEP_FLOP = 1.28e-10
 
 # Figure bytes per drawn item. Measured (len(fig.to_json()) of viz.flow_figure,
 # hidden_heatmap, batch_curves, layout_figure on traces of 20-2000 batches, 10-1000 slots,
@@ -103,8 +102,8 @@ def sequence_counts(cfg: RunConfig, n_sequences: int | None = None) -> tuple[int
 def seconds_per_batch(batch_size: int, sample_len: int, units: int) -> float:
     """Conservative seconds per training batch of this shape (see MEASURED)."""
     B, L, u = batch_size, sample_len, units
-    return SAFETY * (PER_BATCH + PER_BATCH_SLOT_UNIT * B * u
-                     + L * (PER_STEP + PER_STEP_FLOP * B * u * (u + F + 1) * 4))
+    return SAFETY * (PER_BATCH * (B * u) ** PER_BATCH_POW
+                     + L * (PER_STEP * (B * u) ** PER_STEP_POW + PER_STEP_FLOP * B * u * (u + F + 1) * 4))
 
 
 def chunk_batches(cfg: RunConfig) -> int:
