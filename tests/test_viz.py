@@ -348,6 +348,13 @@ def test_hidden_heatmap_units_by_batches_with_fresh_and_contamination_marks():
         hidden_heatmap(t, slot=2)
 
 
+def test_hidden_heatmap_title_counts_the_batches_the_run_trained():
+    # A run stopped at batch 1,000 whose record kept batches 0-1 and 198-199.
+    t = make_trace([[0, 1]] * 4, units=2, recorded=np.array([0, 1, 198, 199], np.int32))
+    assert "4 of 1,000 batches recorded" in hidden_heatmap(t, 0, total=1000).layout.title.text
+    assert "4 of 200 batches recorded" in hidden_heatmap(t, 0).layout.title.text
+
+
 def test_timestep_heatmap_shape():
     h = np.linspace(-1, 1, 12).reshape(4, 3)  # 4 timesteps, 3 units
     fig = timestep_heatmap(h, "one batch")

@@ -303,7 +303,8 @@ def hidden_tab(res: dict | None) -> None:
     which = st.radio("State", ("hT", "h0"), horizontal=True, key="hidden_which",
                      format_func=lambda w: {"hT": "after the batch (hT)",
                                             "h0": "before the batch (h0)"}[w])
-    _chart(viz.hidden_heatmap(trace, int(slot), which), key="hidden_fig")
+    _chart(viz.hidden_heatmap(trace, int(slot), which, total=res.get("batches_trained")),
+           key="hidden_fig")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

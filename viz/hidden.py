@@ -20,7 +20,7 @@ def _heatmap(z: np.ndarray, x, xlabel: str) -> go.Heatmap:
                       hovertemplate=f"unit %{{y}} · {xlabel} %{{x}}: %{{z:.3f}}<extra></extra>")
 
 
-def hidden_heatmap(trace: Trace, slot: int, which: str = "hT") -> go.Figure:
+def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None = None) -> go.Figure:
     """Units (y) x recorded batches (x) of one slot's h0 or hT. A marker row above the units:
     '0' where the batch started from zeros, orange ring where a carried state landed on the wrong
     part of its sequence, red ✕ where it changed sequence."""
@@ -57,7 +57,9 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT") -> go.Figure:
     step = max(1, trace.n // 12)
     fig.update_xaxes(tickvals=x[::step], ticktext=[str(i) for i in trace.index[::step]])
     mode = "stateless: every batch starts from zeros" if not trace.stateful() else "stateful"
-    thin = f" · thinned: {trace.n} of {int(trace.index[-1]) + 1} batches" if trace.thinned else ""
+    # total: batches the run trained (a stopped run trained past its last recorded batch).
+    run = total if total is not None else int(trace.index[-1]) + 1
+    thin = f" · thinned: {trace.n:,} of {run:,} batches recorded" if trace.thinned else ""
     fig.update_layout(
         title=dict(text=f"Slot {slot}: {which} after each batch ({mode}){thin}" if which == "hT"
                    else f"Slot {slot}: {which} before each batch ({mode}){thin}", x=0,
