@@ -370,15 +370,16 @@ class JobManager:
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
         """Cancel a job; with `owner`, only drop that owner's hold (it stops when none is left).
 
-        Returns True if the job was stopped or asked to stop."""
+        The last holder's Stop stops the job and that owner keeps holding it: its partial
+        record stays readable until `collected` (a job nobody holds, after `cancel_owner`,
+        is abandoned and dropped). Returns True if the job was stopped or asked to stop."""
         with self._lock:
             job = self._get(job_id)
             if job is None or job.state in FINISHED:
                 return False
-            if owner is not None:
+            if owner is not None and job.owners - {owner}:
                 job.owners.discard(owner)
-                if job.owners:
-                    return False
+                return False
             return self._stop(job)
 
     def cancel_owner(self, owner: str) -> int:

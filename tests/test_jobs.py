@@ -493,11 +493,14 @@ def test_an_abandoned_jobs_partial_results_are_dropped(gate):
             ctx.cancelled.wait(0.01)
         return "partial"
 
-    kept = m.submit(publisher, owner="a")
-    assert until(lambda: m.live(kept, "trace") is not None)
-    m.cancel(kept)  # the user's own Stop: the session still wants the partial run
-    assert m.wait(kept, 2).state == "cancelled" and m.result(kept) == "partial"
-    assert m.live(kept, "trace") == "big partial trace"
+    for how in ({}, {"owner": "a"}):  # the user's own Stop: the session wants the partial run
+        kept = m.submit(publisher, owner="a")
+        assert until(lambda: m.live(kept, "trace") is not None)
+        m.cancel(kept, **how)
+        assert m.wait(kept, 2).state == "cancelled" and m.result(kept) == "partial"
+        assert m.live(kept, "trace") == "big partial trace"
+        m.collected(kept, "a")
+        assert m.status(kept) is None  # taken: gone
     gone = m.submit(publisher, owner="b")
     assert until(lambda: m.live(gone, "trace") is not None)
     m.cancel_owner("b")  # the session ended
