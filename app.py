@@ -7,6 +7,7 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 import streamlit as st
 
 from ui import answers, runs, settings, views
+from ui.safe import lines, plain
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
 
@@ -18,10 +19,11 @@ st.title("Stateful LSTM Explorer")
 st.caption("What does `stateful=True` actually carry from one batch to the next? Pick a preset "
            "in the sidebar, press **Train**, and watch every slot's state.")
 if st.session_state.url_problems:
+    # These quote the link's own words: shown as plain text, never as Markdown (ui/safe.py).
     st.warning("Some settings in the link could not be used:\n\n"
-               + "\n".join(f"- {p}" for p in st.session_state.url_problems))
+               + lines(st.session_state.url_problems))
 for p in cfg.problems():
-    st.error(p)
+    st.error(plain(p))
 for n in cfg.notes():
     st.info(n)
 
@@ -34,14 +36,14 @@ if pressed["train"] or pressed["compare"]:
              {"stateful": cfg.replace(stateful=True), "stateless": cfg.replace(stateful=False)})
     err = runs.start(slots, series)
     if err:
-        st.error(err)
+        st.error(plain(err))
     else:
         runs.wait_briefly()
 if pressed["stop"]:
     runs.stop_all()
 
 for slot, err in st.session_state.get("errors", {}).items():
-    st.error(f"{views.SLOT_NAMES.get(slot, slot)} did not finish: {err}")
+    st.error(plain(f"{views.SLOT_NAMES.get(slot, slot)} did not finish: {err}"))
 runs.collect()
 settings.write_url(cfg)  # after collecting: a run that just finished adds its run= id
 # The live panel exists only while a job runs. Registered on an idle page, its leftover

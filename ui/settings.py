@@ -9,6 +9,7 @@ import streamlit as st
 
 from models.config import FIELD, FIELDS, RunConfig
 from models.presets import PRESETS, matching
+from ui.safe import plain
 
 CUSTOM = "(custom)"
 APP_PARAMS = ("preset", "lock", "run", "compare")
@@ -189,7 +190,7 @@ def upload_series(cfg: RunConfig):
     try:
         parsed = parse_series(up.getvalue(), st.session_state.get("upload_column"))
     except UploadError as e:
-        sb.error(str(e))
+        sb.error(plain(e))  # may quote the file's own cells
         return None
     if len(parsed.columns) > 1:
         sb.selectbox("Column", parsed.columns, key="upload_column",
@@ -197,7 +198,7 @@ def upload_series(cfg: RunConfig):
     try:
         check_length(len(parsed.values), cfg.seq_len + 1)  # inputs plus the next value
     except UploadError as e:
-        sb.error(str(e))
+        sb.error(plain(e))
         return None
-    sb.caption(f"Column {parsed.column!r}: {len(parsed.values):,} values. " + " ".join(parsed.notes))
+    sb.caption(plain(f"Column {parsed.column!r}: {len(parsed.values):,} values. " + " ".join(parsed.notes)))
     return parsed.values

@@ -12,6 +12,7 @@ from models import jobs, layouts
 from models.config import FIELDS, ConfigError, RunConfig
 from models.tasks import make_task
 from ui import runs, text
+from ui.safe import plain
 from viz.flow import empty_figure
 
 SLOT_NAMES = {"run": "Run", "stateful": "Stateful", "stateless": "Stateless"}
@@ -157,7 +158,7 @@ def result_header(res: dict, current: RunConfig) -> None:
     for n in res["notes"]:
         if n in current.notes():
             continue  # already shown above for the current settings
-        st.caption(f"Note: {n}")
+        st.caption(plain(f"Note: {n}"))
     tr = res["trace"]
     if tr.thinned:
         st.caption(f"The record keeps {tr.n:,} of the run's {res['batches_trained']:,} batches "
@@ -326,13 +327,13 @@ def layout_tab(cfg: RunConfig, series) -> None:
     try:
         seq_id, part, notes, n = _preview(cfg.to_json(), digest, series)
     except ConfigError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return
     _chart(viz.layout_figure(seq_id, part), key="layout_fig")
     st.caption(f"{n:,} batches of {cfg.batch_size} per epoch, samples of {cfg.sample_len} "
                f"timestep(s). Shuffling shown as epoch 1 will see it.")
     for n_ in notes + cfg.notes():
-        st.caption(f"Note: {n_}")
+        st.caption(plain(f"Note: {n_}"))
 
 
 def curves_tab(res: dict | None) -> None:
