@@ -81,8 +81,13 @@ class Probe(Session):
             self.texts.append(("exception", el.exception.message, False))
         super()._element(el, path)
 
+    def plain(self) -> list[tuple[str, str]]:
+        """(kind, body) with Markdown escapes removed (the app escapes what visitors send:
+        'LSTM\\_MAX\\_RUN\\_MB' reads as LSTM_MAX_RUN_MB)."""
+        return [(k, re.sub(r"\\(.)", r"\1", b)) for k, b, _ in self.texts]
+
     def refusals(self) -> list[str]:
-        return [b for k, b, _ in self.texts if k == "alert" and REFUSAL_RE.search(b)]
+        return [b for k, b in self.plain() if k == "alert" and REFUSAL_RE.search(b)]
 
     def rendered(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -173,7 +178,7 @@ async def sc_open(base, pid, n, budget, train=False) -> dict:
         else:
             await settle(sessions, min(3.0, max(0.0, deadline - time.monotonic())))
         out = {"sessions": n, "loaded": sum(s.loaded.is_set() for s in sessions),
-               "pages_saying_over_budget": sum(any("LSTM_MAX_RUN" in b for _, b, _ in s.texts)
+               "pages_saying_over_budget": sum(any("LSTM_MAX_RUN" in b for _, b in s.plain())
                                                for s in sessions),
                "runs_started": sum(bool(s.queue_positions) or s.run_live == "running"
                                    or s.t_result is not None for s in sessions),
