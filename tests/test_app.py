@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def config(at: AppTest) -> RunConfig:
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    """What a reader sees: a visitor's words are backslash-escaped in the Markdown source
+    (ui/safe.py), shown without the backslashes."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in getattr(at, kind)]
 
 
 def flow_columns(at: AppTest) -> list[str]:

@@ -9,6 +9,7 @@ already computed is lost while a new run trains.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import threading
@@ -28,7 +29,8 @@ PUBLISH_EVERY = 0.3  # seconds between partial traces
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
 COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
 LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
-PREWARM_DELAY = 8.0  # seconds after the first page before compiling the presets' nets
+# Seconds after the first page before compiling the presets' nets (LSTM_PREWARM_DELAY).
+PREWARM_DELAY = float(os.environ.get("LSTM_PREWARM_DELAY", 8.0))
 
 
 def _keep_keras_state_across_reruns() -> None:
@@ -69,17 +71,41 @@ def _is_alive(sid: str) -> bool:
 def manager() -> jobs.JobManager:
     m = jobs.get_manager()
     m.watch_sessions(_is_alive)
-    _start_prewarm(m)
+    stop = _start_prewarm(m)
+    atexit.register(_exit_quickly, m, stop)  # registered last: runs before the manager's own
     return m
 
 
-def _start_prewarm(m: jobs.JobManager) -> None:
+EXIT_SECONDS = 1.0  # SIGTERM -> process gone: jobs and prewarm get this long to stop
+
+
+def _exit_quickly(m: jobs.JobManager, prewarm_stop: threading.Event | None) -> None:
+    """At exit (SIGTERM or Ctrl-C): stop the prewarm and every job at their next chunk
+    boundary and wait for them at most EXIT_SECONDS. An XLA compile cannot be interrupted
+    (3-5 s), and letting the interpreter finalise under it aborts the process or prints a
+    traceback from half-torn-down Keras modules; so if TensorFlow is still busy then, the
+    process ends there (results of runs in flight are lost either way; finished runs are
+    in the store already, committed)."""
+    deadline = time.monotonic() + EXIT_SECONDS
+    if prewarm_stop is not None:
+        prewarm_stop.set()
+    m.shutdown(timeout=EXIT_SECONDS)
+    busy = [t for t in threading.enumerate() if t.name.startswith(("lstm-job", "lstm-prewarm"))]
+    for t in busy:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in busy):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _start_prewarm(m: jobs.JobManager) -> threading.Event | None:
     """On a real server, compile the presets' nets in the background while no one is training
     (up to LSTM_MAX_POOLED_NETS), so a preset's first frame comes in about a second.
-    The thread ends when done; LSTM_PREWARM=0 turns it off."""
+    The thread ends when done; LSTM_PREWARM=0 turns it off. Returns its stop event."""
     from streamlit.runtime import Runtime
     if os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists():
-        return
+        return None
 
     stop = threading.Event()
 
@@ -90,15 +116,14 @@ def _start_prewarm(m: jobs.JobManager) -> None:
         from models.presets import PRESETS
         # Presets first, the default (streams) at the front; the pool's size bounds memory.
         configs = sorted((p.config for p in PRESETS.values()), key=lambda c: c != RunConfig())
-        prewarm(configs, idle=lambda: not m.active_owners(), stop=stop)
+        try:
+            prewarm(configs, idle=lambda: not m.active_owners(), stop=stop)
+        except Exception:  # noqa: BLE001  (a warm-up is an optimisation: never a crash)
+            if not stop.is_set():
+                logging.getLogger(__name__).exception("prewarm failed; presets compile on first use")
 
-    th = threading.Thread(target=work, name="lstm-prewarm", daemon=True)
-    th.start()
-
-    @atexit.register
-    def _end_prewarm():  # a compile still running at interpreter exit would abort it
-        stop.set()
-        th.join(60)
+    threading.Thread(target=work, name="lstm-prewarm", daemon=True).start()
+    return stop
 
 
 @st.cache_resource
@@ -158,18 +183,53 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
     from models.engine import Engine  # TensorFlow loads here, never on the first paint
     ctx.progress(0.0, {"phase": "building the model"})
     eng = Engine(cfg, series)
+    if not eng.compiled:
+        ctx.progress(0.0, {"phase": COMPILING})
+        if not _compile_unless_cancelled(eng, ctx.cancelled):
+            return None  # the compile finishes on its own and gives the net to the pool
     try:
         return _train(eng, cfg, ctx, run_id)
     finally:
         eng.close()  # back to the pool: the next run of this shape skips the XLA compile
 
 
+def _compile_unless_cancelled(eng, cancelled: threading.Event, poll: float = 0.1) -> bool:
+    """Compile a new shape (3-5 s of XLA that cannot be interrupted) in its own thread, so
+    that Stop or a closed tab ends the job within `poll` instead of after the compile.
+    False: cancelled; the compile goes on and then returns the net to the pool (a later run
+    of this shape starts at once). An error in the compile is raised here, as before."""
+    state = {"done": threading.Event(), "error": None, "abandoned": False}
+    lock = threading.Lock()
+
+    def work():
+        try:
+            eng.warm_up()
+        except BaseException as e:  # noqa: BLE001  (re-raised in the job thread)
+            state["error"] = e
+        with lock:
+            state["done"].set()
+            abandoned = state["abandoned"]
+        if abandoned:
+            eng.close()
+
+    threading.Thread(target=work, name="lstm-job-compile", daemon=True).start()
+    while not state["done"].wait(poll):
+        if cancelled.is_set():
+            with lock:
+                if not state["done"].is_set():
+                    state["abandoned"] = True
+                    return False
+            break
+    if state["error"] is not None:
+        eng.close()
+        raise state["error"]
+    if cancelled.is_set():
+        eng.close()
+        return False
+    return True
+
+
 def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
-    if ctx.cancelled.is_set():
-        return None
-    if not eng.compiled:
-        ctx.progress(0.0, {"phase": COMPILING})
-    eng.warm_up()
     if ctx.cancelled.is_set():
         return None
     t0, last, epochs, done = time.perf_counter(), [0.0], [], [0]
