@@ -150,6 +150,44 @@ def test_data_layout_and_keras_code_before_training():
     assert "BATCH_SIZE, UNITS, EPOCHS, LR = 111" in code
 
 
+def test_data_layout_counts_every_batch_of_the_epoch_though_it_draws_forty():
+    from models.layouts import arrange
+    from models.tasks import make_task
+    cfg = PRESETS["seed004-windows-stateless"].config
+    d = make_task(cfg)
+    n = arrange(d.x_train, d.y_train, cfg).n_batches  # the engine's own count
+    assert n > 40
+    at = app(preset="seed004-windows-stateless")
+    assert any(f"{n:,} batches of {cfg.batch_size} per epoch" in c for c in texts(at, "caption"))
+
+
+def test_an_oversized_link_is_refused_with_the_setting_to_lower():
+    at = app(layout="windows", length="100", units="64", sequences="5000", seq_len="200",
+             batch_size="1000")
+    warning = " ".join(texts(at, "warning"))
+    assert "MB" in warning and "lower" in warning.lower(), warning
+    assert config(at) == RunConfig()  # the defaults instead: nothing of that size is built
+
+
+def test_a_run_over_the_time_budget_is_stopped_and_says_so():
+    from ui import runs
+    m = runs.manager()
+    warm = app(preset="alphabet-batch1-positions", epochs="1")  # compiles its shape first
+    warm.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(warm)
+    m._max_seconds = 0.5  # this server's budget, lowered for the test (the real watcher stops it)
+    try:
+        at = app(preset="alphabet-batch1-positions")  # ~10 s of training
+        at.sidebar.button(key="btn_train").click().run()
+        wait_until_idle(at)
+    finally:
+        m._max_seconds = None
+    res = at.session_state["results"]["run"]
+    assert res["cancelled"] and res["trace"].n > 0  # stopped, what it recorded kept
+    assert any("time budget" in w for w in texts(at, "warning"))
+    assert res["batches_trained"] < 150 * 25
+
+
 def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     at = app(**SMALL)
     at.sidebar.button(key="btn_train").click().run()

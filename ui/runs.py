@@ -20,7 +20,8 @@ import pandas  # noqa: F401  (imported here, once: a first import racing between
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from models import jobs
+from models import jobs, limits
+from models.tasks import make_task
 from models.config import ConfigError, RunConfig
 from models.store import ResultStore, library_versions, run_key
 from models.trace import Trace
@@ -270,18 +271,43 @@ def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
 
 
 def check(cfg: RunConfig, series) -> str | None:
-    """Cheap checks the engine would fail on, as a sentence (None: fine). No TensorFlow."""
-    from models import layouts
-    from models.tasks import make_task
+    """Cheap checks the engine would fail on, as a sentence (None: fine). No TensorFlow, and
+    nothing arranged: batches are counted from the sizes (models/layouts.count_batches)."""
+    from models import cost, layouts
     problems = cfg.problems()
     if problems:
         return " ".join(problems)
     try:
-        d = make_task(cfg, series)
-        layouts.check_budget(layouts.arrange(d.x_train, d.y_train, cfg), cfg)
+        n = None
+        if cfg.task == "user":
+            if series is None:
+                return "The user-series task needs a series: upload a CSV first."
+            errs = cost.upload_problems(cfg, len(series))
+            if errs:
+                return " ".join(errs)
+            make_task(cfg, series)  # its own checks (too short, not finite), in its words
+            n = cost.upload_sequences(cfg, len(series))
+        per_epoch = layouts.count_batches(cfg, cost.sequence_counts(cfg, n)[0])
+        if per_epoch * cfg.epochs > limits.MAX_TOTAL_BATCHES:
+            return (f"This run would train {per_epoch * cfg.epochs:,} batches; this server allows "
+                    f"{limits.MAX_TOTAL_BATCHES:,}. Use fewer epochs or a larger batch.")
     except ConfigError as e:
         return str(e)
     return None
+
+
+def client_id() -> str | None:
+    """Who is asking, across tabs: the browser (its XSRF cookie, shared by its tabs, hashed),
+    else its address. Not the address first: a class behind one school router or a proxy
+    would be one client, and limited like one."""
+    import hashlib
+    try:
+        cookie = st.context.cookies.get("_streamlit_xsrf")
+        addr = st.context.ip_address
+    except Exception:  # noqa: BLE001  (no browser context: AppTest, bare mode)
+        return None
+    who = f"browser:{cookie}" if cookie else (f"address:{addr}" if addr else None)
+    return hashlib.sha256(who.encode()).hexdigest()[:16] if who else None
 
 
 def start(slots: dict[str, RunConfig], series=None) -> str | None:
@@ -305,7 +331,7 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
                 continue
             label = f"{slot}: {cfg.task}/{cfg.layout}"
             jid = m.submit(lambda ctx, c=cfg, k=k: train_job(c, series, ctx, k), owner=sid,
-                           key=k, label=label)
+                           key=k, label=label, client=client_id())
             runs[slot] = {"job": jid, "cfg": cfg}
     except jobs.QueueFull as e:
         for r in runs.values():
@@ -373,12 +399,16 @@ def collect() -> bool:
             for old in ("stateful", "stateless"):
                 results.pop(old, None)
         if isinstance(res, dict):
+            if s is not None and s.stopped_reason:
+                res = {**res, "stopped_reason": s.stopped_reason}  # e.g. its time budget
             results[slot] = res
             st.session_state.new_result = True
         elif s is not None and s.state == jobs.FAILED:
             errors[slot] = s.error or "The run failed."
         elif s is None:
             errors[slot] = "This run's record expired on the server; train again."
+        elif s.stopped_reason:  # the server stopped it (its time budget) before a batch
+            errors[slot] = s.stopped_reason
         else:  # cancelled before its first batch: say so rather than show nothing
             errors[slot] = "it was stopped before its first batch (Stop, or the connection " \
                            "dropped); press Train to run it again."

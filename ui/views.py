@@ -41,7 +41,8 @@ def live_panel() -> None:
                     f"(starts in {eta}). The server trains a few runs at a time.")
             continue
         if s.cancel_requested:
-            st.warning(f"**{name}:** stopping… the batches recorded so far will be kept.")
+            why = f" {s.stopped_reason}" if s.stopped_reason else ""
+            st.warning(f"**{name}:** stopping… the batches recorded so far will be kept.{plain(why)}")
         if info.get("phase") != "training":
             st.progress(0.0, text=f"**{name}:** {info.get('phase', 'starting')}…")
         else:
@@ -152,6 +153,8 @@ def result_header(res: dict, current: RunConfig) -> None:
     cfg = res["cfg"]
     mode = "stateful" if cfg.stateful else "stateless"
     what = "stopped early, partial record" if res["cancelled"] else "finished"
+    if res.get("stopped_reason"):
+        st.warning(plain(res["stopped_reason"]))
     st.markdown(f"**Last run:** {mode}, {cfg.task}, layout {cfg.layout}, batch size "
                 f"{cfg.batch_size}: {what} after {len(res['epochs'])} epoch(s) "
                 f"({res['batches_trained']:,} batches) in {res['seconds']:.1f} s.")
@@ -310,11 +313,16 @@ def hidden_tab(res: dict | None) -> None:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _preview(cfg_json: str, series_digest: str | None, _series=None):
+    """The first batches' (seq_id, part), from indices alone: a page view never arranges
+    (or even cuts) the data set, whatever its size (models/layouts.preview_indices)."""
+    from models import cost
     cfg = RunConfig.from_json(cfg_json)
-    d = make_task(cfg, _series)
-    seq_id, part, notes = layouts.preview(d.x_train, d.y_train, cfg)
-    n_batches = seq_id.shape[0]
-    return seq_id[:40], part[:40], notes, n_batches
+    n = None
+    if cfg.task == "user":
+        make_task(cfg, _series)  # an upload's own problems, in its words
+        n = cost.upload_sequences(cfg, len(_series))
+    p = layouts.preview_indices(cfg, cost.sequence_counts(cfg, n)[0], max_batches=40)
+    return p[0], p[1], p[2], p.n_batches
 
 
 def layout_tab(cfg: RunConfig, series) -> None:
