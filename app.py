@@ -6,7 +6,7 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 """
 import streamlit as st
 
-from ui import answers, runs, settings, views
+from ui import answers, flow, runs, settings, views
 from ui.safe import lines, plain
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
@@ -62,7 +62,7 @@ if res is not None:
 if st.session_state.pop("new_result", False) and st.session_state.get("view") in (None, "Data layout"):
     st.session_state.view = "State flow"  # the first result: show where its state went
 VIEWS = {
-    "State flow": lambda: views.flow_tab(res),
+    "State flow": lambda: flow.flow_tab(res),
     "Hidden state": lambda: views.hidden_tab(res),
     "Data layout": lambda: views.layout_tab(cfg, series),
     "Curves": lambda: views.curves_tab(res),

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from models.config import FIELDS, RunConfig
 from models.presets import PRESETS
-from ui import views
+from ui import flow, views
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SMALL = {"preset": "seed004-streams-stateful", "epochs": "2"}
@@ -202,9 +202,9 @@ def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     # Long runs are shown a page of batches at a time; the slider moves to later ones.
     tr = res["trace"]
     label = [f"e{e}·b{b}" for e, b in zip(tr.epoch, tr.batch)]
-    assert flow_columns(at) == label[:views.FLOW_PAGE]
-    at.select_slider(key="flow_first").set_value(views.FLOW_PAGE).run()
-    assert flow_columns(at) == label[views.FLOW_PAGE:2 * views.FLOW_PAGE]
+    assert flow_columns(at) == label[:flow.FLOW_PAGE]
+    at.select_slider(key="flow_first").set_value(flow.FLOW_PAGE).run()
+    assert flow_columns(at) == label[flow.FLOW_PAGE:2 * flow.FLOW_PAGE]
     show(at, "Answers")
     assert any(m.startswith("*Measured:*") for m in texts(at, "markdown"))
     labels = [b.label for b in at.get("download_button")]
