@@ -22,6 +22,8 @@ if st.session_state.url_problems:
     # These quote the link's own words: shown as plain text, never as Markdown (ui/safe.py).
     st.warning("Some settings in the link could not be used:\n\n"
                + lines(st.session_state.url_problems))
+for n in st.session_state.get("url_notices", []):
+    st.info(n)
 for p in cfg.problems():
     st.error(plain(p))
 for n in cfg.notes():

@@ -48,7 +48,25 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_accessed ON runs (accessed);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
+-- Why a run id is no longer here (evicted to make room, or dropped as corrupt): a link to it
+-- says so instead of "not on this server". Bounded to the newest GONE_KEEP rows.
+CREATE TABLE IF NOT EXISTS gone (
+    run_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    at     REAL NOT NULL
+);
+-- Runs training now, by run id, with the process that trains them. Rows of a process that is
+-- no longer alive are runs a crash or restart interrupted: the page names them on reconnect.
+CREATE TABLE IF NOT EXISTS inflight (
+    run_id  TEXT PRIMARY KEY,
+    config  TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    process TEXT NOT NULL,  -- this process's random token (a restarted container reuses pids)
+    started REAL NOT NULL
+);
 """
+GONE_KEEP = 10_000
 
 
 class StoreError(Exception):
@@ -108,12 +126,17 @@ class ResultStore:
 
     @property
     def problems(self) -> list[str]:
+        """A copy of the newest reports (use `report` to add one)."""
         with self._lock:
             return list(self._problems)
 
-    def _report(self, message: str) -> None:
+    def report(self, message: str) -> None:
+        """Add a problem for the page and the server log."""
         log.warning("result store: %s", message)
-        self._problems.append(message)
+        with self._lock:
+            self._problems.append(message)
+
+    _report = report
 
     # ---- opening and recovery ---------------------------------------------------------------
     def _open(self) -> None:
@@ -221,6 +244,18 @@ class ResultStore:
             doomed.append((rid,))
             total -= size
         conn.executemany("DELETE FROM runs WHERE run_id = ?", doomed)
+        if doomed:
+            self._gone(conn, [d[0] for d in doomed], "evicted")
+            log.info("result store: evicted %d run(s) to stay within %d bytes", len(doomed),
+                     self.max_bytes)
+
+    @staticmethod
+    def _gone(conn: sqlite3.Connection, run_ids: list[str], reason: str) -> None:
+        now = time.time()
+        conn.executemany("INSERT OR REPLACE INTO gone VALUES (?, ?, ?)",
+                         [(r, reason, now) for r in run_ids])
+        conn.execute("DELETE FROM gone WHERE run_id NOT IN "
+                     "(SELECT run_id FROM gone ORDER BY at DESC LIMIT ?)", (GONE_KEEP,))
 
     def get(self, run_id: str) -> tuple[bytes, dict] | None:
         """The run's bytes and meta, or None (unknown, invalid id, or corrupt: see problems)."""
@@ -238,12 +273,65 @@ class ResultStore:
                 self._report(f"Run {run_id} was corrupt and has been dropped: {e}")
                 with conn:
                     conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                    self._gone(conn, [run_id], "corrupt")
                 return None
             with conn:
                 conn.execute("UPDATE runs SET accessed = (SELECT MAX(accessed) + 1 FROM runs) "
                              "WHERE run_id = ?", (run_id,))
             return entry
         return self._guard(op)
+
+    def why_missing(self, run_id: str) -> str:
+        """Why `run_id` is not here, as a sentence for whoever follows a link to it."""
+        if not valid_run_id(run_id):
+            return "That is not a run id of this app."
+        row = self._guard(lambda conn: conn.execute(
+            "SELECT reason, at FROM gone WHERE run_id = ?", (run_id,)).fetchone(), None)
+        if row is None:
+            return ("It is not on this server: stored on another server, or before this "
+                    "server's result store was reset.")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row[1]))
+        if row[0] == "evicted":
+            return (f"It was evicted on {when} to make room: this server keeps the most "
+                    f"recently used {self.max_bytes / 2**20:.0f} MB of runs (LSTM_STORE_MAX_MB).")
+        return f"It was found corrupt on {when} and dropped."
+
+    # ---- runs in flight ---------------------------------------------------------------------
+    def started(self, run_id: str, config_json: str) -> None:
+        """A run with this id is training in this process (see `interrupted`)."""
+        if valid_run_id(run_id):
+            self._guard(lambda conn: _write(conn, "INSERT OR REPLACE INTO inflight VALUES "
+                                            "(?, ?, ?, ?, ?, ?)", (run_id, config_json, _HOST,
+                                                                   os.getpid(), _PROCESS, time.time())))
+
+    def ended(self, run_id: str) -> None:
+        """The run finished, failed or was stopped: it is no longer in flight."""
+        if valid_run_id(run_id):
+            self._guard(lambda conn: _write(conn, "DELETE FROM inflight WHERE run_id = ? "
+                                            "AND process = ?", (run_id, _PROCESS)))
+
+    def interrupted(self, run_id: str) -> float | None:
+        """When a run with this id started, if the process training it died before it ended
+        (a crash or a restart); else None. A row of a live process is a run still training."""
+        if not valid_run_id(run_id):
+            return None
+        row = self._guard(lambda conn: conn.execute(
+            "SELECT host, pid, process, started FROM inflight WHERE run_id = ?",
+            (run_id,)).fetchone(), None)
+        if row is None:
+            return None
+        host, pid, process, started = row
+        if process == _PROCESS:
+            return None  # ours: still training
+        if host != _HOST:
+            return None  # another machine's process: cannot tell; it may still be training
+        if pid != os.getpid() and _alive(pid):
+            return None  # another live process here (a second web process) trains it
+        return float(started)
+
+    def forget_interrupted(self, run_id: str) -> None:
+        if valid_run_id(run_id):
+            self._guard(lambda conn: _write(conn, "DELETE FROM inflight WHERE run_id = ?", (run_id,)))
 
     def has(self, run_id: str) -> bool:
         if not valid_run_id(run_id):
@@ -275,6 +363,27 @@ class ResultStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+_HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+_PROCESS = os.urandom(8).hex()  # this process, as opposed to an earlier one with the same pid
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists (another user's), or cannot tell: assume alive
+    return True
+
+
+def _write(conn: sqlite3.Connection, sql: str, args: tuple) -> None:
+    with conn:
+        conn.execute(sql, args)
 
 
 def _sha(data: bytes) -> str:

@@ -415,3 +415,49 @@ def test_compare_has_one_link_that_reopens_both_runs():
         assert any(words in w for w in texts(bad, "warning"))
         assert set(bad.session_state["results"]) == {"run"}
     assert any("needs the run=" in w for w in texts(app(compare=ids["stateless"]), "warning"))
+
+
+def test_a_link_to_an_evicted_run_says_it_was_evicted():
+    from models.store import ResultStore, data_dir
+    side = ResultStore(data_dir() / "results.sqlite3", max_bytes=10**9)
+    gone = "00000000000000e1"
+    with side._lock:  # record an eviction as the store does when it makes room
+        with side._conn:
+            side._gone(side._conn, [gone], "evicted")
+    at = app(run=gone)
+    assert any("evicted" in w and "LSTM_STORE_MAX_MB" in w for w in texts(at, "warning"))
+    assert at.query_params.get("run") != gone  # no dead link kept in the address
+
+
+def test_a_run_cut_short_by_a_server_restart_is_named_when_its_student_returns():
+    import subprocess
+    import sys
+
+    from models.store import data_dir, run_key
+    from ui import runs
+    cfg = PRESETS["chunks-stateful"].config.replace(seed=77)
+    key = run_key(cfg.to_json(), runs._versions())
+    crash = ("import os, sys\nfrom models.store import ResultStore\n"
+             "ResultStore(sys.argv[1]).started(sys.argv[2], '{}')\nos._exit(0)\n")
+    subprocess.run([sys.executable, "-c", crash, str(data_dir() / "results.sqlite3"), key],
+                   check=True, cwd=Path(APP).parent)
+    at = app(preset="chunks-stateful", seed="77")  # the address kept the student's settings
+    assert any("interrupted by a server restart" in i for i in texts(at, "info"))
+    other = app(preset="chunks-stateful", seed="78")
+    assert not any("interrupted" in i for i in texts(other, "info"))
+
+
+def test_a_run_too_big_to_store_gets_no_link_and_says_why():
+    from ui import runs
+    s = runs.store()
+    keep, s.max_bytes = s.max_bytes, 1000  # this server's store, made too small for one run
+    try:
+        at = app(preset="seed004-streams-stateful", epochs="1", seed="91")
+        at.sidebar.button(key="btn_train").click().run()
+        wait_until_idle(at)
+    finally:
+        s.max_bytes = keep
+    res = at.session_state["results"]["run"]
+    assert res["run_id"] is None and "run" not in at.query_params
+    assert any("could not be stored" in c for c in texts(at, "caption"))
+    assert any("exceed" in c for c in [c.value for c in at.sidebar.caption])  # server notes

@@ -216,3 +216,50 @@ def test_concurrent_puts_and_gets(db):
     assert errors == []
     assert len(s.recent(1000)) == 200
     assert s.problems == []
+
+
+# ---- what a link to a missing run, and a restarted server, can tell the user ------------------
+
+def test_report_reaches_problems(db):
+    s = ResultStore(db)
+    s.report("Stored run 0000000000000001 could not be read (KeyError); skipped.")
+    assert s.problems[-1].startswith("Stored run 0000000000000001")
+
+
+def test_a_missing_run_says_whether_it_was_evicted_dropped_or_never_here(db):
+    s = ResultStore(db, max_bytes=200)
+    entry = 100 - len(json.dumps({}))
+    for i in range(3):
+        s.put(rid(i), b"x" * entry, {})  # the third evicts the first
+    assert not s.has(rid(0))
+    assert "evicted" in s.why_missing(rid(0)) and "LSTM_STORE_MAX_MB" in s.why_missing(rid(0))
+    assert "not on this server" in s.why_missing(rid(9))
+    with sqlite3.connect(db) as conn:  # break run 2's bytes behind the store's back
+        conn.execute("UPDATE runs SET trace = ? WHERE run_id = ?", (b"broken", rid(2)))
+    assert s.get(rid(2)) is None
+    assert "corrupt" in s.why_missing(rid(2))
+    assert ResultStore(db, max_bytes=200).why_missing(rid(0)).startswith("It was evicted")  # kept
+
+
+_CRASH = """
+import os, sys
+from models.store import ResultStore
+s = ResultStore(sys.argv[1])
+s.started(sys.argv[2], '{"task": "first_element"}')
+os._exit(0)  # dies in flight: no ended()
+"""
+
+
+def test_a_run_whose_process_died_is_interrupted_and_a_live_one_is_not(db):
+    import subprocess
+    import sys
+    s = ResultStore(db)
+    s.started(rid(1), "{}")
+    assert s.interrupted(rid(1)) is None  # ours, still training
+    subprocess.run([sys.executable, "-c", _CRASH, str(db), rid(2)], check=True)
+    started = s.interrupted(rid(2))
+    assert started is not None and started <= __import__("time").time()
+    s.ended(rid(1))
+    assert s.interrupted(rid(1)) is None
+    s.started(rid(2), "{}")  # trained again here: no longer interrupted
+    assert s.interrupted(rid(2)) is None

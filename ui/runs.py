@@ -138,12 +138,13 @@ def store() -> ResultStore:
     return ResultStore()
 
 
-def save_result(run_id: str, res: dict) -> None:
+def save_result(run_id: str, res: dict) -> bool:
+    """Store a finished run; False if the store refused it (too big, or an error: reported)."""
     meta = {"config": res["cfg"].to_json(), "epochs": res["epochs"], "notes": res["notes"],
             "seconds": res["seconds"], "metric": res["metric"],
             "batches_per_epoch": res["batches_per_epoch"], "batches_trained": res["batches_trained"],
             "weights": [w.tolist() for w in res["weights"]]}
-    store().put(run_id, res["trace"].to_bytes(), meta)
+    return store().put(run_id, res["trace"].to_bytes(), meta)
 
 
 def load_result(run_id: str) -> dict | None:
@@ -161,7 +162,7 @@ def load_result(run_id: str) -> dict | None:
                 "metric": meta["metric"], "cfg": cfg, "run_id": run_id, "stored": True,
                 **_batch_counts(meta, cfg)}
     except (ValueError, KeyError, TypeError, ConfigError) as e:
-        store().problems.append(f"Stored run {run_id} could not be read ({type(e).__name__}); skipped.")
+        store().report(f"Stored run {run_id} could not be read ({type(e).__name__}); skipped.")
         return None
 
 
@@ -184,14 +185,20 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
     from models.engine import Engine  # TensorFlow loads here, never on the first paint
     ctx.progress(0.0, {"phase": "building the model"})
     eng = Engine(cfg, series)
-    if not eng.compiled:
-        ctx.progress(0.0, {"phase": COMPILING})
-        if not _compile_unless_cancelled(eng, ctx.cancelled):
-            return None  # the compile finishes on its own and gives the net to the pool
+    if run_id:
+        store().started(run_id, cfg.to_json())  # named on reconnect if this process dies
     try:
-        return _train(eng, cfg, ctx, run_id)
+        if not eng.compiled:
+            ctx.progress(0.0, {"phase": COMPILING})
+            if not _compile_unless_cancelled(eng, ctx.cancelled):
+                return None  # the compile finishes on its own and gives the net to the pool
+        try:
+            return _train(eng, cfg, ctx, run_id)
+        finally:
+            eng.close()  # back to the pool: the next run of this shape skips the XLA compile
     finally:
-        eng.close()  # back to the pool: the next run of this shape skips the XLA compile
+        if run_id:
+            store().ended(run_id)
 
 
 def _compile_unless_cancelled(eng, cancelled: threading.Event, poll: float = 0.1) -> bool:
@@ -265,8 +272,11 @@ def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
            "seconds": res.seconds, "cancelled": res.cancelled, "metric": res.metric, "cfg": cfg,
            "run_id": None, "batches_per_epoch": eng.train.n_batches, "batches_trained": done[0]}
     if run_id and not res.cancelled:
-        save_result(run_id, out)
-        out["run_id"] = run_id
+        if save_result(run_id, out):
+            out["run_id"] = run_id  # only a stored run gets a link
+        else:
+            out["not_stored"] = ("This run could not be stored on the server (see the server "
+                                 "notes in the sidebar), so no link can reopen it.")
     return out
 
 

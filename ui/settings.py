@@ -5,13 +5,17 @@ Every widget's value lives in st.session_state under "f_<field>"; the preset pic
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from models.config import FIELD, FIELDS, RunConfig
 from models.presets import PRESETS, matching
+from models.store import run_key
 from ui.safe import plain
 
 CUSTOM = "(custom)"
+INTERRUPTED_FOR = 6 * 3600.0  # seconds after its start that an interrupted run is still named
 APP_PARAMS = ("preset", "lock", "run", "compare")
 
 
@@ -45,8 +49,9 @@ def read_url_once() -> None:
         from ui import runs
         stored = runs.load_result(run_id)
         if stored is None:
-            problems.append(f"The stored run {run_id[:40]!r} is not on this server (or could not "
-                            "be read); its settings, if given, are loaded instead.")
+            problems.append(f"The stored run {run_id[:40]!r} could not be opened. "
+                            f"{runs.store().why_missing(run_id)} Its settings, if the link "
+                            "gives them, are loaded instead.")
         else:
             cfg = stored["cfg"]
             st.session_state.setdefault("results", {})["run"] = stored
@@ -57,7 +62,24 @@ def read_url_once() -> None:
     st.session_state.preset = preset or matching(cfg) or CUSTOM  # a bare link is a preset too
     st.session_state.locked = qp.get("lock", "").lower() in ("1", "true", "yes", "on")
     st.session_state.url_problems = problems
+    st.session_state.url_notices = _interrupted(cfg) if "results" not in st.session_state or \
+        "run" not in st.session_state.results else []
     st.session_state.url_read = True
+
+
+def _interrupted(cfg: RunConfig) -> list[str]:
+    """A run of these settings that a server crash or restart cut short: say so once, on the
+    page the student comes back to (the address kept their settings)."""
+    if cfg.problems():
+        return []
+    from ui import runs
+    key = run_key(cfg.to_json(), runs._versions())
+    started = runs.store().interrupted(key)
+    if started is None or time.time() - started > INTERRUPTED_FOR:
+        return []
+    ago = max(1, round((time.time() - started) / 60))
+    return [f"Your run of these settings, started about {ago} min ago, was interrupted by a "
+            "server restart before it finished. Press Train to run it again."]
 
 
 def _open_compare(other_id: str | None, stored: dict) -> list[str]:

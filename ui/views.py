@@ -121,6 +121,9 @@ def server_status() -> None:
     c = m.counts()
     st.sidebar.caption(f"Server: {c['running']} run(s) training, {c['queued']} waiting "
                        f"(trains {m.max_workers} at a time).")
+    notes = runs.store().problems[-3:]  # store corruption, runs too big to keep, ...
+    if notes:
+        st.sidebar.caption("Server notes: " + " · ".join(plain(n) for n in notes))
 
 
 def runs_cfg(slot: str) -> RunConfig | None:
@@ -160,6 +163,8 @@ def result_header(res: dict, current: RunConfig) -> None:
         if n in current.notes():
             continue  # already shown above for the current settings
         st.caption(plain(f"Note: {n}"))
+    if res.get("not_stored"):
+        st.caption(res["not_stored"])
     tr = res["trace"]
     if tr.thinned:
         st.caption(f"The record keeps {tr.n:,} of the run's {res['batches_trained']:,} batches "
