@@ -1,0 +1,147 @@
+"""Lessons as data (models/lessons.py) and the lesson page (ui/lesson.py), with real Keras runs
+and real Streamlit (AppTest)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from models import claims, lessons
+from models.lessons import LessonError, parse
+from models.presets import PRESETS
+
+SHIPPED = "stateful-basics"
+GOOD_STEP = '''
+[[step]]
+preset = "seed004-streams-stateful"
+question = "What does slot i carry?"
+choices = ["its own sequence", "another one"]
+claim = "streams-slot-continues"
+answer = 1
+explanation = "Slot i continues slot i."
+'''
+
+
+def lesson_text(*steps: str, head: str = 'title = "T"\n') -> str:
+    return head + "".join(steps)
+
+
+# ---- the format -------------------------------------------------------------------------------
+def test_shipped_lesson_walks_the_seed_questions_in_order():
+    lesson = lessons.load(SHIPPED)
+    assert [s.preset for s in lesson.steps] == [
+        "seed004-streams-stateful", "naive-chunks-mistake", "shuffle-breaks-state",
+        "stateless-resets", "alphabet-batch1-positions", "partial-batch-trap"]
+    for s in lesson.steps:
+        assert s.config == PRESETS[s.preset].config
+        assert s.claim in claims.BY_ID and claims.BY_ID[s.claim].runs == (s.preset,)
+        assert (s.kind == "choice") == (s.answer is not None)
+    assert lesson.steps[-1].kind == "guess" and lesson.steps[-1].guess == "val"
+    assert SHIPPED in lessons.available()
+
+
+def test_a_good_step_parses_with_its_line():
+    lesson = parse(lesson_text(GOOD_STEP, GOOD_STEP))
+    assert len(lesson.steps) == 2
+    assert [s.line for s in lesson.steps] == [3, 11]
+    assert lesson.steps[0].choices == ("its own sequence", "another one")
+
+
+def test_settings_change_a_preset_and_are_checked():
+    step = '''
+[[step]]
+preset = "chunks-stateful"
+question = "Accuracy with 2 epochs?"
+guess = "val"
+explanation = "..."
+[step.settings]
+epochs = 2
+'''
+    s = parse(lesson_text(step)).steps[0]
+    assert s.config == PRESETS["chunks-stateful"].config.replace(epochs=2)
+
+
+@pytest.mark.parametrize("step, needle, line", [
+    (GOOD_STEP.replace('"seed004-streams-stateful"', '"no-such-preset"'),
+     "unknown preset 'no-such-preset'", 3),
+    (GOOD_STEP.replace('"streams-slot-continues"', '"no-such-claim"'), "unknown claim", 6),
+    (GOOD_STEP.replace('"streams-slot-continues"', '"chunks-learn"'),
+     "checked on runs of chunks-stateful", 6),
+    (GOOD_STEP.replace("answer = 1", "answer = 3"), "answer must be the number", 7),
+    (GOOD_STEP.replace('choices = ["its own sequence", "another one"]', 'choices = ["one"]'),
+     "choices must be a list of 2-6", 5),
+    (GOOD_STEP.replace('question = "What does slot i carry?"\n', ""), "question must be text", 2),
+    (GOOD_STEP.replace("answer = 1", "answr = 1"), "unknown key 'answr'", 7),
+    (GOOD_STEP + 'guess = "val"\n', "either choices", 5),
+    (GOOD_STEP.replace('choices = ["its own sequence", "another one"]', 'guess = "speed"')
+     .replace("answer = 1\n", ""), "guess must be one of", 5),
+    (GOOD_STEP + "[step.settings]\nbatch_size = 0\n", "setting batch_size: Batch size must be between 1 and", 10),
+    (GOOD_STEP + "[step.settings]\ncolour = 1\n", "unknown setting 'colour'", 10),
+    (GOOD_STEP + "[step.settings]\nepochs = 3\n", "drop the [step.settings] or the claim", 6),
+])
+def test_a_bad_step_names_its_line_and_step(step, needle, line):
+    with pytest.raises(LessonError) as e:
+        parse(lesson_text(GOOD_STEP, step), where="lessons/x.toml")
+    msg = str(e.value)
+    assert needle in msg
+    first = len(lesson_text(GOOD_STEP).splitlines())  # the bad step starts after the good one
+    assert f"lessons/x.toml, line {first + line}, step 2:" in msg, msg
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('title = "T"\n[[step]\npreset = "x"\n', "is not valid TOML: .*line 2"),
+    ('title = "T"\n[[step]]\nquestion = "unclosed\n', "is not valid TOML: .*line 3"),
+    ('[[step]]\npreset = "x"\n', "needs a title"),
+    ('title = "T"\n', "has no steps"),
+    ('title = "T"\nteacher = "me"\n' + GOOD_STEP, "unknown top-level key 'teacher'"),
+])
+def test_a_malformed_file_says_where(text, needle):
+    with pytest.raises(LessonError, match=needle):
+        parse(text)
+
+
+@pytest.mark.parametrize("n, needle", [(0, "no step 0"), (7, "no step 7"), ("x", "not a number"),
+                                       ("-1", "no step -1")])
+def test_out_of_range_step(n, needle):
+    lesson = lessons.load(SHIPPED)
+    with pytest.raises(LessonError, match=f"{needle}.*steps 1-6"):
+        lesson.step(n)
+
+
+@pytest.mark.parametrize("name", ["nope", "../models/config", "stateful-basics.toml", "", "A" * 300])
+def test_unknown_lesson_names_are_never_paths(name):
+    with pytest.raises(LessonError, match=r"There is no lesson .*Lessons: stateful-basics"):
+        lessons.load(name)
+
+
+# ---- the reveal reads the student's own run ---------------------------------------------------
+@pytest.fixture(scope="module")
+def streams_and_naive():
+    return {n: claims.run_preset(n) for n in ("seed004-streams-stateful", "naive-chunks-mistake")}
+
+
+def test_reveal_supports_a_choice_only_when_the_claim_holds_on_the_run(streams_and_naive):
+    lesson = lessons.load(SHIPPED)
+    s1, s2 = lesson.steps[0], lesson.steps[1]
+    r = lessons.reveal(s1, streams_and_naive[s1.preset])
+    assert r["holds"] is True and r["supports"] == 1
+    assert re.search(r"[\d,]+ carried, [\d,]+ continuations, 0 contaminated", r["measured"])
+    # The same claim judged on the naive-chunks run does not hold: no choice is declared.
+    wrong = lessons.reveal(s1, streams_and_naive[s2.preset])
+    assert wrong["holds"] is False and wrong["supports"] is None
+    r2 = lessons.reveal(s2, streams_and_naive[s2.preset])
+    assert r2["holds"] is True and r2["supports"] == 2
+
+
+def test_a_guess_reads_the_measured_value(streams_and_naive):
+    step = parse(lesson_text('''
+[[step]]
+preset = "seed004-streams-stateful"
+question = "Carried states in the last epoch?"
+guess = "carried"
+explanation = "..."
+''')).steps[0]
+    m = streams_and_naive["seed004-streams-stateful"]
+    r = lessons.reveal(step, m)
+    assert r["value"] == m["last_epoch"]["carried"] > 0
+    assert r["claim"] is None
