@@ -17,7 +17,12 @@ What is recorded and how it is read:
   chunks, spread over the run, that batch's inputs (first trace.REPLAY_SLOTS slots) and the
   LSTM weights read right before the chunk is called. The first step of a chunk uses exactly
   those weights (the optimizer updates them after it), so the carry check can recompute hT/cT
-  from the recorded h0/c0 and show the layer used them.
+  from the recorded h0/c0 and show the layer used them. The Dense layer's kernel and bias are
+  kept with them, so readout_h0 of that batch can be recomputed from h0 as well.
+- readout_h0 (every recorded batch): the model's Dense layer applied to h0 inside the step,
+  before the optimizer update; target: the slot's label or value.
+- gradients (Engine(gradients=True), the default): from the train step's own tape, |dL/dh0|
+  and |dL/dc0| per slot and |dL/dx_t| per timestep (trace.EXTRA_KEYS).
 
 Validation runs the same layout and reset policy on the held-out sequences from a zero state,
 forward only, and puts the training state back afterwards (Keras's own `evaluate` would
@@ -123,13 +128,16 @@ class Net:
 
     def __init__(self, sig: tuple):
         self.sig, self.warm = sig, False
-        B, L, F, U, n_out, kind, stateful, self.record = sig
-        self.B, self.U, self.kind, self.stateful = B, U, kind, stateful
+        B, L, F, U, n_out, kind, stateful, rec = sig
+        # rec: 0 nothing recorded; 1 states and readout; 2 also the gradients (signature())
+        self.record, self.gradients = int(rec) >= 1, int(rec) >= 2
+        self.B, self.L, self.U, self.n_out, self.kind, self.stateful = B, L, U, n_out, kind, stateful
         # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
         self.K = int(max(4, min(256, 32768 // (B * L))))
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
                         seq_len=max(L, 2))
         self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
+        self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
         self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
         self.val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
@@ -166,23 +174,65 @@ class Net:
             for v in self.lstm.states:
                 v.assign(tf.where(flag, tf.zeros_like(v), v))
 
+    def _readout(self, h):
+        """What the model would answer from state h: its own Dense layer (the weights of this
+        step, read before the optimizer updates them) applied to h, as the model applies it to
+        the LSTM's last h. From h0 that is the answer the carried state alone gives."""
+        return self.dense(h)
+
     def _step(self, x, y):
-        """One train step, as Model.fit's train_step does it, plus the states around it."""
+        """One train step, as Model.fit's train_step does it, plus the states around it.
+        Recording also returns the readout from h0 and, with gradients, from the same tape:
+        per slot |dL/dh0|, |dL/dc0| (the gradient that would flow into the previous batch: the
+        carried state enters as a read of the state variables, a constant for the tape) and per
+        timestep |dL/dx_t| over the whole batch (how far back inside the batch it reaches)."""
         h0, c0 = self.read_state()
-        with tf.GradientTape() as tape:
-            p, h, c = self.model(x, training=True)
-            loss = self.loss_fn(_target(self.kind, y), p)
-        grads = tape.gradient(loss, self.model.trainable_variables)
+        extra = []
+        if self.record:
+            extra.append(self._readout(h0))
+        if not self.gradients:
+            with tf.GradientTape() as tape:
+                p, h, c = self.model(x, training=True)
+                loss = self.loss_fn(_target(self.kind, y), p)
+            grads = tape.gradient(loss, self.model.trainable_variables)
+        else:
+            x = tf.convert_to_tensor(x)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                if self.stateful:  # the layer reads its state variables: watch those
+                    s0 = [v.value for v in self.lstm.states]
+                    tape.watch(s0)
+                    p, h, c = self.model(x, training=True)
+                else:  # the model's zero initial state is a constant inside it: pass it in
+                    s0 = [tf.zeros((self.B, self.U)), tf.zeros((self.B, self.U))]
+                    tape.watch(s0)
+                    out, h, c = self.lstm(x, initial_state=s0, training=True)
+                    p = self.dense(out, training=True)
+                loss = self.loss_fn(_target(self.kind, y), p)
+            g = tape.gradient(loss, self.model.trainable_variables + [x] + s0)
+            grads, gx, gh0, gc0 = g[:-3], g[-3], g[-2], g[-1]
+            extra += [tf.norm(gh0, axis=-1), tf.norm(gc0, axis=-1),
+                      tf.sqrt(tf.reduce_sum(tf.square(gx), axis=[0, 2]))]
         self.opt.apply(grads, self.model.trainable_variables)
         hT, cT = self.read_state() if self.stateful else (h, c)
-        return h0, c0, hT, cT, loss, tf.reduce_mean(_metric(self.kind, y, p))
+        return (h0, c0, hT, cT, *extra, loss, tf.reduce_mean(_metric(self.kind, y, p)))
+
+    def _outputs(self) -> list:
+        """Zeros shaped like what _step returns (an inactive batch writes these)."""
+        B, U = self.B, self.U
+        if not self.record:
+            return [tf.constant(0.0), tf.constant(0.0)]
+        out = [tf.zeros((B, U))] * 4 + [tf.zeros((B, self.n_out))]
+        if self.gradients:
+            out += [tf.zeros((B,)), tf.zeros((B,)), tf.zeros((self.L,))]
+        return out + [tf.constant(0.0), tf.constant(0.0)]
 
     def _train_chunk_py(self, xs, ys, active, reset):
         K = self.K
         # Without recording only loss and metric leave the loop (the bench compares the two).
-        n_out = 6 if self.record else 2
+        blank = tuple(self._outputs())
+        n_out = len(blank)
         arrays = [tf.TensorArray(tf.float32, size=K) for _ in range(n_out)]
-        blank = ((tf.zeros((self.B, self.U)),) * 4 + (tf.constant(0.0), tf.constant(0.0)))[-n_out:]
         for k in tf.range(K):
             def run(k=k):
                 self._reset_if(reset[k])
@@ -221,10 +271,12 @@ _POOL: dict[tuple, list[Net]] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def signature(cfg: RunConfig, data: TaskData, record: bool = True) -> tuple:
-    """What a compiled net depends on: runs with equal signatures share one (pooled) net."""
+def signature(cfg: RunConfig, data: TaskData, record: bool = True,
+              gradients: bool = True) -> tuple:
+    """What a compiled net depends on: runs with equal signatures share one (pooled) net.
+    The last entry is what the net records: 0 nothing, 1 states and readout, 2 also gradients."""
     return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
-            data.kind, cfg.stateful, record)
+            data.kind, cfg.stateful, (2 if gradients else 1) if record else 0)
 
 
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
@@ -248,15 +300,17 @@ class Engine:
     Safe to use several in parallel threads (one engine per thread).
     """
 
-    def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True):
+    def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True,
+                 gradients: bool = True):
         self.cfg = cfg.check()
         self.record = record
+        self.gradients = bool(record and gradients)
         self.data: TaskData = make_task(cfg, series)
         d = self.data
         self.train = layouts.arrange(d.x_train, d.y_train, cfg)
         self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
         self.total = layouts.check_budget(self.train, cfg)
-        self.net = acquire_net(signature(cfg, d, record), cfg.seed, cfg.lr)
+        self.net = acquire_net(signature(cfg, d, record, gradients), cfg.seed, cfg.lr)
         self.K = self.net.K
         self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]
@@ -339,21 +393,26 @@ class Engine:
                                                          self.lstm.cell.recurrent_kernel,
                                                          self.lstm.cell.bias))
                     replay = {"replay_x": np.array(xs[0, :S], np.float32), "replay_kernel": kernel,
-                              "replay_recurrent": recurrent, "replay_bias": bias}
+                              "replay_recurrent": recurrent, "replay_bias": bias,
+                              "replay_dense_kernel": np.array(self.net.dense.kernel.numpy(), np.float32),
+                              "replay_dense_bias": np.array(self.net.dense.bias.numpy(), np.float32)}
                 out = [a.numpy()[:n] for a in self.net.train_chunk(xs, ys, act, rs)]
                 loss, met = out[-2], out[-1]
                 losses.append(loss)
                 metrics.append(met)
                 if self.record:
-                    h0, c0, hT, cT = out[:4]
+                    h0, c0, hT, cT, readout = out[:5]
                     chunk = {
                         "h0": h0, "c0": c0, "hT": hT, "cT": cT,
+                        "readout_h0": readout, "target": ys[:n].astype(np.float32),
                         "seq_id": s.seq_id[o].astype(np.int32), "part": s.part[o].astype(np.int32),
                         "epoch": np.full(n, epoch, np.int32),
                         "batch": np.arange(start, start + n, dtype=np.int32),
                         "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
                         "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
                     }
+                    if self.gradients:
+                        chunk.update(grad_h0=out[5], grad_c0=out[6], grad_x=out[7])
                     # Every chunk's replay goes to the live view (a few chunks at a time); the
                     # trace keeps it for up to REPLAY_BATCHES chunks spread over the run.
                     self._keep_recent({**chunk, "replay": replay})

@@ -12,10 +12,27 @@ sampled batches, the first S = min(B, REPLAY_SLOTS) slots:
   replay_kernel     float32 (m, F, 4U)    the LSTM's kernel as that batch's step used it (read
   replay_recurrent  float32 (m, U, 4U)      before the step's optimizer update), recurrent
   replay_bias       float32 (m, 4U)         kernel and bias; gates in Keras's order i, f, c, o
+  replay_dense_kernel float32 (m, U, n_out) the Dense layer's kernel and bias at that step
+  replay_dense_bias   float32 (m, n_out)      (optional: lets readout_h0 be recomputed)
 The carry check recomputes hT/cT of those slots from the recorded h0/c0 with NumPy
 (`replay_errors`; it matches when within REPLAY_TOLERANCE):
 the identity h0[k+1] == hT[k] compares two reads of one state variable, the replay shows the
 layer actually started from the recorded h0 (from zeros, for a stateless run).
+
+What the state says and where the gradient stops (optional; older traces load without them):
+  readout_h0  float32 (n, B, n_out)  the model's own Dense layer, with the weights of that batch's
+                                     step, applied to h0: what the model would answer from the
+                                     carried state alone, before it sees the batch (sigmoid
+                                     probability of 1, softmax over classes, or the regression
+                                     value). The model answers Dense(h_L) after the batch, so
+                                     Dense(h0) is that answer read from the state it starts from.
+  target      float32 (n, B)         the slot's true target for that batch (label or value)
+  grad_h0     float32 (n, B)         |dL/dh0| per slot: the gradient of the batch's loss (the mean
+  grad_c0     float32 (n, B)           the optimizer minimised) with respect to the state it
+                                       started from; the gradient that would flow into the
+                                       previous batch and is cut at the boundary (real TF tape)
+  grad_x      float32 (n, L)         |dL/dx_t| over the whole batch, per timestep t of the batch:
+                                       how much of the loss gradient reaches each step inside it
 
 Memory is bounded by `limits.MAX_RECORDED_BATCHES` (see `recorded_epochs`): when a run has
 more batches, whole epochs are kept: all that fit; else the first, the last and evenly spaced
@@ -36,8 +53,10 @@ import numpy as np
 STATE_KEYS = ("h0", "c0", "hT", "cT")
 ROW_KEYS = ("seq_id", "part")
 STEP_KEYS = ("epoch", "batch", "reset_before", "loss", "accuracy")
+EXTRA_KEYS = ("readout_h0", "target", "grad_h0", "grad_c0", "grad_x")  # optional, per batch
 EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 REPLAY_KEYS = ("replay_batch", "replay_x", "replay_kernel", "replay_recurrent", "replay_bias")
+REPLAY_DENSE_KEYS = ("replay_dense_kernel", "replay_dense_bias")  # optional: (m, U, n_out), (m, n_out)
 REPLAY_SLOTS = 32      # slots replayed per sampled batch
 REPLAY_BATCHES = 16    # sampled batches per run (the first batch of up to this many chunks)
 # float32 XLA vs float64 NumPy: measured <= 1e-6 on every preset and on 200-step, 64-unit runs
@@ -69,6 +88,11 @@ class Trace:
     epochs: list[dict] = field(default_factory=list)  # per-epoch train/val metrics
     replay: dict[str, np.ndarray] | None = None  # REPLAY_KEYS (module docstring), or None
     _replay_memo: tuple | None = field(default=None, repr=False, compare=False)
+    readout_h0: np.ndarray | None = None  # EXTRA_KEYS (module docstring): None when not recorded
+    target: np.ndarray | None = None
+    grad_h0: np.ndarray | None = None
+    grad_c0: np.ndarray | None = None
+    grad_x: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -105,6 +129,7 @@ class Trace:
             out["recorded"] = self.recorded
         if self.replay is not None:
             out.update(self.replay)
+        out.update({k: getattr(self, k) for k in EXTRA_KEYS if getattr(self, k) is not None})
         out["val_epochs"] = np.array([[e.get(c, np.nan) if e.get(c) is not None else np.nan
                                        for c in EPOCH_COLUMNS] for e in self.epochs],
                                      dtype=np.float32).reshape(-1, len(EPOCH_COLUMNS))
@@ -151,8 +176,12 @@ class Trace:
             recorded=np.asarray(a["recorded"], np.int32) if "recorded" in a else None,
             epochs=epochs,
         )
+        for k in EXTRA_KEYS:
+            if k in a:
+                setattr(t, k, np.asarray(a[k], np.float32))
         n = t.n
-        if any(getattr(t, k).shape[0] != n for k in STATE_KEYS + ROW_KEYS + STEP_KEYS):
+        if any(getattr(t, k).shape[0] != n for k in STATE_KEYS + ROW_KEYS + STEP_KEYS
+               + tuple(k for k in EXTRA_KEYS if k in a)):
             raise ValueError("not a trace: arrays disagree on the number of batches")
         present = [k for k in REPLAY_KEYS if k in a]
         if present:
@@ -160,7 +189,8 @@ class Trace:
                 missing = sorted(set(REPLAY_KEYS) - set(present))
                 raise ValueError(f"not a trace: replay data without {', '.join(missing)}")
             t.replay = {"replay_batch": np.asarray(a["replay_batch"], np.int32),
-                        **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]}}
+                        **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]
+                           + tuple(d for d in REPLAY_DENSE_KEYS if d in a)}}
             problem = _replay_problem(t)
             if problem:
                 raise ValueError(f"not a trace: replay data {problem}")
@@ -353,8 +383,9 @@ def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray
            if p.get("replay") is not None and o >= 0]
     replay = None
     if rep:
+        dense = tuple(k for k in REPLAY_DENSE_KEYS if all(k in r for _, r in rep))
         replay = {"replay_batch": np.array([o for o, _ in rep], np.int32),
-                  **{k: np.stack([r[k] for _, r in rep]) for k in REPLAY_KEYS[1:]}}
+                  **{k: np.stack([r[k] for _, r in rep]) for k in REPLAY_KEYS[1:] + dense}}
     return cat, idx, replay
 
 
