@@ -1,6 +1,7 @@
 """Named experiments: a config, a short classroom explanation and the expected outcome.
 
-Each answers one of the questions in KERAS-FACTS.md (`question`, 1-5) by a run you can watch.
+Each answers one of the questions in KERAS-FACTS.md (`question`: 1-5, and 6 for its question 6
+on gradients) by a run you can watch.
 """
 from __future__ import annotations
 
@@ -135,6 +136,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            RunConfig(task="long_memory", layout="chunks", length=10, stateful=False, shuffle="off",
                      reset="sequence", batch_size=50, units=10, epochs=10, lr=0.01,
                      sequences=1200, seq_len=100, seed=4), 3),
+    Preset("gradient-stops-streams", "Gradients stop at every batch, yet it learns",
+           "seed004-streams-stateful for 3 epochs, with the gradients recorded: every batch is "
+           "one timestep of 100 streams, so backpropagation reaches exactly one step and stops "
+           "at the batch boundary, where the state came in as a constant. The first value sits "
+           "only in step 0; steps 1-19 are zeros, so their answer exists only in the carried "
+           "state. Watch Gradients in the State-flow tab.",
+           "The gradient reaches 1 step and |dL/dh0| is cut at every carried boundary, yet the "
+           "batches that start from a carried state are right at least 99% of the time in the "
+           "last epoch: the state carries the value forward, and each batch's own step teaches "
+           "the model to keep it and to read it.",
+           _seed004.replace(layout="steps", stateful=True, shuffle="off", reset="sequence",
+                            batch_size=100, epochs=3), 6),
     Preset("sine-forecast", "Noisy sine: forecast the next value",
            "Each sequence is a noisy sine with its own frequency and phase, cut into chunks of 10 "
            "and streamed statefully: slot i continues sequence i, so the state can carry what "

@@ -411,3 +411,32 @@ def recorded_epochs(n_epochs: int, batches_per_epoch: int, cap: int) -> tuple[se
     if k == 1:
         return {n_epochs}, per
     return {int(round(x)) for x in np.linspace(1, n_epochs, k)}, per
+
+
+def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
+    """Where the gradient stops, from the recorded gradients (None when the trace has none).
+
+    steps: timesteps per batch (the gradient reaches at most this far back); carried: batches
+    whose state was carried in (stateful, no reset, not the run's first); grad_h0_median /
+    grad_c0_median: median |dL/dh0|, |dL/dc0| over the slots of carried batches of `epoch` (the
+    first recorded epoch by default: while the model learns); reach: mean |dL/dx_t| per step
+    over those batches, step 0 first; carried_accuracy / fresh_accuracy: mean training accuracy of
+    the carried and of the fresh batches in the last recorded epoch."""
+    if t.grad_h0 is None or t.n == 0:
+        return None
+    tr = transitions(t)
+    carried = ~tr["fresh"]
+    first = int(t.epoch.min()) if epoch is None else int(epoch)
+    sel = carried & (t.epoch == first)
+    last = t.epoch == t.epoch.max()
+    mean = lambda a: float(a.mean()) if a.size else None  # noqa: E731
+    return {
+        "steps": int(t.grad_x.shape[1]), "epoch": first,
+        "carried": int(carried.sum()), "fresh": int((~carried).sum()),
+        "grad_h0_median": float(np.median(t.grad_h0[sel])) if sel.any() else None,
+        "grad_c0_median": float(np.median(t.grad_c0[sel])) if sel.any() else None,
+        "reach": t.grad_x[sel].mean(axis=0).tolist() if sel.any() else [],
+        "carried_accuracy": mean(t.accuracy[last & carried]),
+        "fresh_accuracy": mean(t.accuracy[last & ~carried]),
+        "last_epoch": int(t.epoch.max()),
+    }

@@ -1,4 +1,4 @@
-"""Words for the page: view captions, the five questions and what a run measured.
+"""Words for the page: view captions, the six questions and what a run measured.
 
 Pure (no streamlit, no keras): every function takes plain values or a Trace and returns text,
 so it can be tested without a browser.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from models.claims import epoch_counts, final_val
 from models.presets import PRESETS
+from models.trace import gradient_summary
 
 CAPTIONS = {
     "flow": "Each column is one batch, each row one **slot** (a row of the batch). A cell is the "
@@ -27,7 +28,7 @@ CAPTIONS = {
               "a row should be one colour (one sequence) whose parts go 0, 1, 2, …",
     "curves": "Loss and metric per batch (noisy) and per epoch. Validation runs on held-out "
               "sequences from a zero state and never touches the training state.",
-    "answers": "Five questions people keep asking about stateful LSTMs in Keras, each with a "
+    "answers": "Six questions people keep asking about stateful LSTMs in Keras, each with a "
                "short answer, the claims that check it (each measured by a run) and the "
                "presets you can run to see it for yourself.",
     "code": "A standalone Keras 3 script that trains the same model on the same data with the "
@@ -67,6 +68,16 @@ QUESTIONS = (
      "sample left over, `fit` trains without a word and that one sample advances every slot's "
      "state; with 2 or more it fails with \"Incompatible shapes\". Trim to a multiple of B. "
      "The plain-Keras demo below measures both."),
+    (6, "Gradients do not cross batches; why does stateful training still learn?",
+     "The state crosses the boundary, the gradient does not. The carried state enters the next "
+     "batch as a constant (a read of the state variables), so backpropagation stops at the "
+     "batch's first step: training is truncated BPTT with a window of one batch's timesteps. "
+     "It still learns long memory because every batch's own steps teach the model two things "
+     "it can learn locally: to *read* what its starting state holds (the loss depends on h0: "
+     "|dL/dh0| is measured at every boundary) and to *keep* it in the state it hands on. The "
+     "memory travels forward in the state, one batch at a time. The State-flow tab shows both: "
+     "colour by *readout from h0* to watch the first value ride along a row, and turn on "
+     "*gradients* to see how far back inside each batch the gradient reaches and where it is cut."),
 )
 
 
@@ -110,6 +121,15 @@ def measured(question: int, result: dict | None) -> str | None:
     if question == 4 and val is not None:
         return (f"Your last run ({mode}, layout {cfg.layout}): validation {result['metric']} "
                 f"{val:.3f} after {len(result['epochs'])} epoch(s).")
+    if question == 6:
+        g = gradient_summary(tr)
+        if g is None or g["grad_h0_median"] is None:
+            return None
+        acc = g["carried_accuracy"]
+        return (f"Your last run ({mode}, {g['steps']} timestep(s) per batch): median |dL/dh0| "
+                f"{g['grad_h0_median']:.2g} at the carried boundaries of epoch {g['epoch']}, cut "
+                f"there" + ("" if acc is None else f"; batches starting from a carried state "
+                            f"right {acc:.3f} of the time in epoch {g['last_epoch']}") + ".")
     if question == 5:
         trims = [n for n in result.get("notes", []) if n.startswith("Trimmed")]
         return (f"Your last run built `keras.Input(batch_shape=({cfg.batch_size}, "
