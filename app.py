@@ -6,10 +6,14 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 """
 import streamlit as st
 
-from ui import answers, flow, runs, settings, views
+from ui import answers, flow, lesson, runs, settings, views
 from ui.safe import lines, plain
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
+
+if lesson.wanted():  # ?lesson=NAME&step=N (a student) or ?teacher=KEY: ui/lesson.py
+    lesson.page()
+    st.stop()
 
 # 1. Settings: from the URL (first run only), then the sidebar (back into the URL in step 3).
 settings.read_url_once()

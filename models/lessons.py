@@ -30,6 +30,7 @@ is right unless the run that the student watched measured it.
 """
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -106,14 +107,21 @@ class Lesson:
         return self.steps[k - 1]
 
 
-def available(directory: Path = LESSON_DIR) -> dict[str, Path]:
+def lesson_dir() -> Path:
+    """lessons/ of the repository, or $LSTM_LESSONS_DIR (a teacher's own folder)."""
+    env = os.environ.get("LSTM_LESSONS_DIR")
+    return Path(env).expanduser() if env else LESSON_DIR
+
+
+def available(directory: Path | None = None) -> dict[str, Path]:
     """Lesson name -> file, from the directory listing (a name is never used as a path)."""
+    directory = lesson_dir() if directory is None else directory
     if not directory.is_dir():
         return {}
     return {p.stem: p for p in sorted(directory.glob("*.toml")) if NAME.match(p.stem)}
 
 
-def load(name: str, directory: Path = LESSON_DIR) -> Lesson:
+def load(name: str, directory: Path | None = None) -> Lesson:
     """The lesson called `name` (from the URL), or a LessonError naming what is wrong."""
     found = available(directory)
     if not isinstance(name, str) or name not in found:

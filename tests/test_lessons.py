@@ -145,3 +145,133 @@ explanation = "..."
     r = lessons.reveal(step, m)
     assert r["value"] == m["last_epoch"]["carried"] > 0
     assert r["claim"] is None
+
+
+# ---- the lesson page (AppTest: real Streamlit, real jobs, real Keras) -------------------------
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown(at: AppTest, kind: str) -> list[str]:
+    """Text as a reader sees it (ui.safe.plain escapes punctuation with backslashes)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in getattr(at, kind)]
+
+
+def button(at: AppTest, key: str):
+    return at.button(key=key)
+
+
+def predict(at: AppTest, step, value) -> None:
+    if step.kind == "choice":
+        at.radio(key=f"lesson_choice_{step.number}").set_value(value)
+    else:
+        at.number_input(key=f"lesson_guess_{step.number}").set_value(value)
+    next(b for b in at.get("form_submit_button") if b.label == "Lock in my prediction").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def train(at: AppTest, limit: float = 180.0) -> None:
+    button(at, "lesson_train").click()
+    at.run()
+    t0 = time.time()
+    while at.session_state["runs"]:
+        assert time.time() - t0 < limit, "the step's run did not finish"
+        time.sleep(0.4)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_a_student_completes_the_shipped_lesson():
+    lesson = lessons.load(SHIPPED)
+    at = page(lesson=SHIPPED, step="1")
+    for step in lesson.steps:
+        assert at.query_params["step"] == str(step.number)
+        assert any(step.question[:40] in m for m in shown(at, "markdown"))
+        assert button(at, "lesson_train").disabled  # no Train before a prediction
+        if step.number < len(lesson.steps):
+            assert button(at, "lesson_next").disabled
+        # Predict the supported choice on odd steps and another one on even steps.
+        wrong = step.number % 2 == 0
+        value = (step.answer if not wrong else step.answer % len(step.choices) + 1) \
+            if step.kind == "choice" else 0.5
+        predict(at, step, value)
+        assert not button(at, "lesson_train").disabled
+        train(at)
+        text = "\n".join(shown(at, "markdown") + shown(at, "success") + shown(at, "warning")
+                         + shown(at, "info"))
+        assert "You predicted" in text and "Your run measured" in text
+        assert "✅ holds on your run" in text, text  # every shipped claim holds on its run
+        assert step.explanation[:40] in text
+        if step.kind == "choice":
+            assert f"Your run supports choice {step.answer}" in text
+            assert ("Your prediction was different." if wrong else "Your prediction was right.") in text
+        else:  # the number measured is shown beside the guess
+            val = claims.final_val(at.session_state["results"]["run"]["epochs"])
+            assert f"You predicted 0.5; your run measured {val:.3g}" in text
+        if step.number < len(lesson.steps):
+            button(at, "lesson_next").click()
+            at.run()
+            assert not at.exception, at.exception
+    assert any("You have finished the lesson" in s for s in shown(at, "success"))
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"lesson": "nope"}, "There is no lesson 'nope'. Lessons: stateful-basics"),
+    ({"lesson": "<b>x</b> [a](http://e.vil)"}, "There is no lesson '<b>x</b> `[a](http://e.vil)"),
+    ({"lesson": SHIPPED, "step": "9"}, "There is no step 9 in lesson 'stateful-basics'"),
+    ({"lesson": SHIPPED, "step": "two"}, "Step 'two' is not a number"),
+    ({"lesson": SHIPPED, "step": "1", "class": "ZZZZZZ"}, "No class has the code ZZZZZZ"),
+    ({"lesson": SHIPPED, "step": "1", "class": "**hi**"}, "'**hi**' is not a class code"),
+    ({"teacher": "nope"}, "This teacher link is not valid"),
+    ({"teacher": "A" * 32}, "This teacher link does not open a class"),
+])
+def test_bad_links_each_get_their_message(params, needle):
+    at = page(**params)
+    assert any(needle in e for e in shown(at, "error")), shown(at, "error")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('title = "T"\n[[step]\n', "lessons/broken.toml is not valid TOML: .*line 2"),
+    ('title = "T"\n' + GOOD_STEP.replace("seed004-streams-stateful", "gone"),
+     "lessons/broken.toml, line 4, step 1: unknown preset 'gone'"),
+])
+def test_a_bad_lesson_file_gets_its_message_on_the_page(tmp_path, monkeypatch, text, needle):
+    (tmp_path / "broken.toml").write_text(text)
+    monkeypatch.setenv("LSTM_LESSONS_DIR", str(tmp_path))
+    at = page(lesson="broken", step="1")
+    assert any(re.search(needle, e) for e in shown(at, "error")), shown(at, "error")
+
+
+def test_a_class_collects_predictions_for_the_teacher():
+    at = page(lesson=SHIPPED, step="1")
+    button(at, "lesson_start_class").click()
+    at.run()
+    key = at.query_params["teacher"]
+    teacher = page(teacher=key)
+    code = re.search(r"Class code: `([A-Z0-9]{6})`", "\n".join(shown(teacher, "markdown"))).group(1)
+    step = lessons.load(SHIPPED).steps[0]
+    for choice in (1, 1, 2):  # three students, each their own session
+        student = page(lesson=SHIPPED, step="1", **{"class": code})
+        assert any(f"Class {code}" in i for i in shown(student, "info"))
+        predict(student, step, choice)
+    other = page(lesson=SHIPPED, step="1")  # alone: not counted
+    predict(other, step, 3)
+    teacher.run()
+    bars = [p.proto.text for p in teacher.get("progress")]
+    assert f"1. {step.choices[0]}: 2" in bars and f"2. {step.choices[1]}: 1" in bars
+    assert f"3. {step.choices[2]}: 0" in bars
+    assert "**3 predictions**" in [m.value for m in teacher.markdown]
