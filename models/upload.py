@@ -9,8 +9,12 @@ Decisions worth knowing:
 - With ';', tab, '|' or spaces as delimiter, decimal commas (1,5) are read as 1.5 (a note says
   so). A file whose only separator is ',' is read the CSV way: "1,5" is two columns, 1 and 5;
   a note explains how to make decimal commas unambiguous (use ';' between columns).
+- In a comma-separated file a cell can hold a comma only inside quotes: "0,5" is a decimal
+  comma, read as 0.5 (a note says so). Quoted "1,500" alone is ambiguous (1.5, or 1500 with a
+  thousands separator): the message says how to make it plain.
 - A first row with non-numbers in numeric columns is a header.
-- Several numeric columns: the first is used and the others are listed.
+- Several numeric columns: the first that is not an index is used and the others are listed;
+  an index is a column of at least 3 whole numbers counting by a fixed step (day 1, 2, 3, ...).
 - `column` picks by header name, or by 0-based position among all the file's columns.
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ SNIFF_ROWS = 50
 SHOW_ROWS = 5  # rows quoted in an error message
 MAX_COLUMNS = 1000  # a univariate series needs one; bounds the padding of ragged rows
 DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+([eE][+-]?\d+)?$")
+THOUSANDS_LIKE = re.compile(r"^[+-]?[1-9]\d{0,2},\d{3}$")  # 1,500: 1.5 or 1500?
 PLAIN_INT = re.compile(r"^\d+$")
 CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
@@ -58,12 +63,20 @@ def parse_series(data: bytes, column: str | int | None = None) -> SeriesResult:
     if not numeric:
         raise UploadError("No column of numbers found: the file needs one column whose rows "
                           "are numbers like 0.5 or -3 (a header row on top is fine).")
-    idx = _pick_column(column, names, numeric)
+    # Skipped by default: index columns, unless the only alternative is constant (1,5 2,5:
+    # decimal commas read as two columns, where the "index" is the better guess).
+    index = [i for i in numeric if _is_index(body, i, rows.delimiter)]
+    if all(_is_constant(body, i, rows.delimiter) for i in numeric if i not in index):
+        index = []
+    idx = _pick_column(column, names, numeric, index)
     values = _column_values(body, idx, names[idx], rows.delimiter, notes)
     if len(values) < 2:
         raise UploadError("The file has only one row of numbers: put the series in a column, "
                           "one value per row (at least 2 rows).")
     notes += _layout_notes(rows, header, names, numeric, idx, body)
+    if column is None and index and idx not in index:
+        skipped = ", ".join(repr(names[i]) for i in index)
+        notes.append(f"Skipped {skipped}: it counts by a fixed step (an index, not a series).")
     return SeriesResult(values, [names[i] for i in numeric], names[idx], notes)
 
 
@@ -144,9 +157,30 @@ def _read_rows(text: str, notes: list[str]) -> _Rows:
                           f"series in a column, one value per row.")
     for r in rows:
         r.cells += [""] * (width - len(r.cells))
+    if delim == ",":
+        _quoted_decimal_commas(rows, notes)
     if width > 1:
         notes.append(f"Columns separated by {DELIMITER_NAMES[delim]}.")
     return rows
+
+
+def _quoted_decimal_commas(rows: _Rows, notes: list[str]) -> None:
+    """Comma-separated: a cell holds a comma only if it was quoted, so "0,5" is one number
+    with a decimal comma. Read them as decimals, unless every one could be a thousands
+    separator ("1,500"): then say how to write the file unambiguously."""
+    cells = [(r, j) for r in rows for j, c in enumerate(r.cells) if DECIMAL_COMMA.match(c)]
+    if not cells:
+        return
+    if all(THOUSANDS_LIKE.match(r.cells[j]) for r, j in cells):
+        r, j = cells[0]
+        raise UploadError(f"Line {r.line} has the quoted number {r.cells[j]!r}: is that a "
+                          f"decimal comma ({r.cells[j].replace(',', '.')}) or a thousands "
+                          f"separator ({r.cells[j].replace(',', '')})? Save the file without "
+                          f"thousands separators, or with ';' between columns and decimal "
+                          f"commas.")
+    for r, j in cells:
+        r.cells[j] = r.cells[j].replace(",", ".")
+    notes.append('Read decimal commas in quoted cells: "0,5" means 0.5.')
 
 
 def _too_many_rows(n: int):
@@ -226,10 +260,24 @@ def _column_names(header: _Row | None, width: int) -> list[str]:
     return names
 
 
-def _pick_column(column: str | int | None, names: list[str], numeric: list[int]) -> int:
+def _is_index(body: list[_Row], i: int, delim: str) -> bool:
+    """At least 3 whole numbers counting by one fixed, nonzero step: 1, 2, 3 or 2000, 2005."""
+    vals = [_number(r.cells[i], delim) for r in body]
+    if len(vals) < 3 or any(v is None or not np.isfinite(v) or v != int(v) for v in vals):
+        return False
+    steps = {vals[k + 1] - vals[k] for k in range(len(vals) - 1)}
+    return len(steps) == 1 and 0 not in steps
+
+
+def _is_constant(body: list[_Row], i: int, delim: str) -> bool:
+    return len({_number(r.cells[i], delim) for r in body}) <= 1
+
+
+def _pick_column(column: str | int | None, names: list[str], numeric: list[int],
+                 index: list[int] = ()) -> int:
     choices = ", ".join(repr(names[i]) for i in numeric)
-    if column is None:
-        return numeric[0]
+    if column is None:  # the first that is not an index (all indices: the first)
+        return next((i for i in numeric if i not in index), numeric[0])
     if isinstance(column, int) and not isinstance(column, bool):
         idx = column if 0 <= column < len(names) else None
     else:

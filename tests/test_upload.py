@@ -199,3 +199,39 @@ def test_random_tables_only_raise_upload_error(rows, delim, column):
 def test_a_huge_cell_is_refused_not_crashing():
     with pytest.raises(UploadError, match="Could not read the line"):
         parse_series(b'"' + b"a" * 200_000 + b'"\n1\n2\n')
+
+
+# ---- issue 13: an index column is not the series; quoted decimal commas ------------------------
+def test_an_index_column_is_skipped_by_default():
+    data = b"day,temperature\n1,20.5\n2,21\n3,19.5\n4,18\n"
+    r = parse_series(data)
+    assert r.column == "temperature" and r.values.tolist() == [20.5, 21, 19.5, 18]
+    assert r.columns == ["day", "temperature"]  # still offered
+    assert any("Skipped 'day'" in n and "index" in n for n in r.notes)
+    assert values(data, column="day") == [1, 2, 3, 4]  # picked on purpose: used
+
+
+@pytest.mark.parametrize("data, column", [
+    (b"day,temperature\n1,20\n2,21\n4,19\n", "day"),        # not a fixed step: a series
+    (b"t,x\n0.5,1\n1.0,2\n1.5,4\n", "t"),                   # not whole numbers
+    (b"day,temperature\n1,20\n2,21\n", "day"),              # too short to tell
+    (b"a,b\n1,10\n2,20\n3,30\n", "a"),                      # both count: the first
+])
+def test_what_is_not_an_index_keeps_the_first_column(data, column):
+    assert parse_series(data).column == column
+
+
+@pytest.mark.parametrize("data", [b'value\n"0,5"\n"1,5"\n"-2,25"\n',
+                                  b'day,value\n1,"0,5"\n2,"1,5"\n3,"-2,25"\n'])
+def test_quoted_decimal_commas_are_read(data):
+    r = parse_series(data)
+    assert r.column == "value" and r.values.tolist() == [0.5, 1.5, -2.25]
+    assert any('"0,5" means 0.5' in n for n in r.notes)
+
+
+def test_quoted_numbers_that_may_be_thousands_say_how_to_fix():
+    with pytest.raises(UploadError, match=r"'1,500': is that a decimal comma \(1\.500\) or a "
+                                          r"thousands separator \(1500\)\?"):
+        parse_series(b'value\n"1,500"\n"2,250"\n"3,125"\n')
+    # One cell that cannot be thousands ("0,5") decides it: decimal commas.
+    assert values(b'value\n"1,500"\n"0,5"\n"2,250"\n') == [1.5, 0.5, 2.25]
