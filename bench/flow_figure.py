@@ -35,12 +35,30 @@ def random_trace(n=200, B=32, units=16, reset_every=20, seed=0) -> Trace:
                  json.dumps({"stateful": True, "reset": "sequence"}))
 
 
-def measure(units: int, repeats: int = 5) -> tuple[float, int, float]:
+def contaminated_trace(units=16, seed=0) -> Trace:
+    """The worst case for bytes: every carry lands on another sequence (a new one each batch)."""
+    t = random_trace(units=units, reset_every=10**9, seed=seed)
+    rng = np.random.default_rng(seed)
+    t.seq_id = np.stack([rng.permutation(t.batch_size) + t.batch_size * k
+                         for k in range(t.n)]).astype(np.int32)
+    return t
+
+
+def with_readout(t: Trace, seed=0) -> Trace:
+    """Binary readout and targets, as the engine records them (readout colour mode)."""
+    rng = np.random.default_rng(seed)
+    t.readout_h0 = rng.random(t.seq_id.shape + (1,)).astype(np.float32)
+    t.target = (rng.random(t.seq_id.shape) < 0.5).astype(np.float32)
+    t.config = json.dumps({"stateful": True, "reset": "sequence", "task": "first_element"})
+    return t
+
+
+def measure(units: int, repeats: int = 5, make=random_trace, **kw) -> tuple[float, int, float]:
     times, size = [], 0
     for seed in range(repeats):
-        t = random_trace(units=units, seed=seed)
+        t = make(units=units, seed=seed)
         start = time.perf_counter()
-        fig = flow_figure(t)
+        fig = flow_figure(t, **kw)
         times.append((time.perf_counter() - start) * 1000)
         t0 = time.perf_counter()
         size = len(fig.to_json())
@@ -52,9 +70,15 @@ def main() -> None:
     flow_figure(random_trace(n=3, B=2))  # warm imports and plotly validators
     print(f"flow_figure, 200 batches x 32 slots (median of 5 builds); budgets "
           f"{BUDGET_MS} ms, {BUDGET_BYTES:,} bytes")
-    for units in (10, 16, 64):
-        ms, size, json_ms = measure(units)
-        print(f"  units={units:>2}: build {ms:6.1f} ms ({ms / BUDGET_MS:.2f} of budget)  "
+    cases = [(f"units={u:>2}", dict(units=u)) for u in (10, 16, 64)] + [
+        ("every carry contaminated, units=16", dict(units=16, make=contaminated_trace)),
+        ("colour: readout vs target, units=16",
+         dict(units=16, make=lambda **k: with_readout(random_trace(**k)), colour="readout")),
+        ("colour: |h0|, units=16", dict(units=16, colour="norm")),
+        ("following a sequence, units=16", dict(units=16, follow=5))]
+    for name, kw in cases:
+        ms, size, json_ms = measure(**kw)
+        print(f"  {name:<36} build {ms:6.1f} ms ({ms / BUDGET_MS:.2f} of budget)  "
               f"json {size:>9,} bytes ({size / BUDGET_BYTES:.2f} of budget)  "
               f"[to_json {json_ms:.0f} ms]")
 

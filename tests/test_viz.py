@@ -158,7 +158,14 @@ def test_one_frame_per_recorded_batch_moving_only_the_window():
     assert [f.name for f in fig.frames] == [str(k) for k in range(30)]
     assert list(fig.frames[0].layout.xaxis.range) == [-0.5, 9.5]
     assert list(fig.frames[29].layout.xaxis.range) == [19.5, 29.5]
-    assert all(len(f.data) == 1 and len(f.data[0].x) == 5 for f in fig.frames)  # cursor only
+    # each frame: the cursor and the cover over the batches not revealed yet, nothing else
+    assert all(len(f.data) == 2 and len(f.data[0].x) == 5 for f in fig.frames)
+    cover = [np.asarray(f.data[1].x, float) for f in fig.frames]
+    assert cover[0].min() == 0.5 and cover[28].min() == 28.5  # frame k covers columns > k
+    assert np.isnan(cover[29]).all()  # the last frame reveals everything
+    names = [d.name for d in fig.data]
+    assert names.index("not revealed yet") == names.index("current batch") - 1  # over the rest
+    assert np.isnan(np.asarray(trace_by_name(fig, "not revealed yet").x, float)).all()  # as sent
     steps = fig.layout.sliders[0].steps
     assert len(steps) == 30 and steps[3].label == "epoch 1 · batch 3"
     labels = [b.label for m in fig.layout.updatemenus for b in m.buttons]

@@ -2,10 +2,11 @@
 
 Imports numpy, plotly and models.trace only: never keras, tensorflow or streamlit."""
 from viz.curves import batch_curves, compare_curves, epoch_curves, epochs_csv, metrics_csv
-from viz.flow import carry_summary, flow_figure, flow_html, flow_table
+from viz.flow import COLOUR_MODES, carry_summary, flow_figure, flow_html, flow_table
+from viz.gradient_view import gradient_figure
 from viz.hidden import hidden_heatmap, timestep_heatmap
 from viz.layout_view import layout_figure
 
-__all__ = ["batch_curves", "carry_summary", "compare_curves", "epoch_curves", "epochs_csv",
-           "flow_figure", "flow_html", "flow_table", "hidden_heatmap", "layout_figure",
+__all__ = ["COLOUR_MODES", "batch_curves", "carry_summary", "compare_curves", "epoch_curves", "epochs_csv",
+           "flow_figure", "flow_html", "flow_table", "gradient_figure", "hidden_heatmap", "layout_figure",
            "metrics_csv", "timestep_heatmap"]

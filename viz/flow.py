@@ -12,8 +12,19 @@ carry is one of trace.carry_kinds (the same function the carry check counts with
   gap            dash-dot bar              batches in between were not recorded (thinned trace)
 Line style and marker tell the kinds apart, not colour alone.
 
+Colour (`colour=`): by sequence (above), or by what the state carries, read from the trace:
+  readout   the model's answer from h0 alone (trace.readout_h0: its Dense layer applied to the
+            state the batch starts from), against the slot's true target (corner square, or the
+            label for classes); on the first-element task the first value's colour rides along a
+            row, turns neutral at a reset and stays in its row when the sequences change rows
+  norm      |h0| (root mean square over units: 0 at a reset, up to 1)
+  unit      one unit of h0, chosen by the user
+`follow=seq` outlines one sequence's cells and joins them in order, and says where the state it
+started from came from and where the state it ended with went.
+
 Size budget (200 batches x 32 slots: <= 1 MB JSON, <= 300 ms): one static figure holds every
-cell; animation frames only move the x range and a one-column cursor, never repeat the cells.
+cell; animation frames only move the x range, a one-column cursor and a white cover over the
+batches not yet revealed (Play reveals batch by batch), never repeat the cells.
 """
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from models import trace as trace_mod
+from models.tasks import LETTERS
 from models.trace import BROKEN, CONTAMINATED, CONTINUATION, PADDING, Trace, carry_kinds
 
 # ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
@@ -37,6 +49,9 @@ LEGEND = {"continuation": "→ continues the same sequence",
           "reset": "┆ reset to zero",
           "gap": "⋮ batches not recorded"}
 HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell's vector
+# Above this many cells (a figure of every batch: 200 x 32 = 6,400) the hover shows 8 units,
+# which keeps such a figure under 1 MB; the app's pages (20 batches) always show 16.
+HOVER_CELLS_FULL = 3200
 SEGMENT = 0.15  # arrows span boundary +- this (cell widths), clear of the centred labels
 
 # ---- shared by the layout view -------------------------------------------------------------
@@ -102,6 +117,140 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
     return fig
 
 
+# ---- what the state carries, as colour -------------------------------------------------------
+COLOUR_MODES = {"sequence": "sequence", "readout": "readout from h0 vs target",
+                "norm": "|h0|", "unit": "one unit of h0"}
+# Light ends, so black labels stay readable on every cell.
+DIVERGING = [[0.0, "#5e9fd8"], [0.5, "#f7f7f7"], [1.0, "#ef8a47"]]
+SEQUENTIAL = [[0.0, "#ffffff"], [1.0, "#b39ddb"]]
+TARGET_WORDS = "▪ corner: the true target"
+
+
+def _task(trace: Trace) -> str:
+    return str(trace.config_dict().get("task", ""))
+
+
+def _probs(trace: Trace) -> np.ndarray | None:
+    return None if trace.readout_h0 is None else np.asarray(trace.readout_h0, np.float32)
+
+
+def colour_values(trace: Trace, mode: str, cols: np.ndarray, S: int, unit: int = 0) -> dict | None:
+    """What colours the cells in `mode` (None: by sequence). Returns z (len(cols), S) float32,
+    zmin, zmax, a colourscale, per-cell label strings, the colour bar's title and, for binary and
+    regression readouts, the target per cell (drawn as a corner square on the same scale)."""
+    if mode == "sequence":
+        return None
+    seq = trace.seq_id[cols, :S]
+    if mode in ("norm", "unit"):
+        h0 = trace.h0[cols, :S]
+        if mode == "norm":
+            z = np.sqrt(np.mean(np.square(h0), axis=2)) if trace.units else np.zeros(seq.shape)
+            lab, lo, hi, scale, title = _num_labels(z, False), 0.0, 1.0, SEQUENTIAL, "|h0| (rms)"
+        else:
+            u = int(min(max(unit, 0), max(trace.units - 1, 0)))
+            z = h0[:, :, u] if trace.units else np.zeros(seq.shape)
+            lab, lo, hi, scale, title = _num_labels(z, True), -1.0, 1.0, DIVERGING, f"h0 unit {u}"
+        return dict(z=z.astype(np.float32), zmin=lo, zmax=hi, scale=scale, text=lab, title=title,
+                    target=None)
+    p = _probs(trace)
+    if p is None or trace.target is None:
+        return None
+    r, y = p[cols, :S], trace.target[cols, :S]
+    if r.shape[-1] > 1:  # classes: colour = probability the state gives the right class
+        yi = np.clip(y.astype(np.int64), 0, r.shape[-1] - 1)
+        z = np.take_along_axis(r, yi[..., None], axis=-1)[..., 0]
+        guess = r.argmax(axis=-1)
+        name = (lambda i: LETTERS[i] if i < 26 else str(i)) if _task(trace) == "alphabet" else str
+        lab = np.array([f"{name(int(g))}/{name(int(t))}" for g, t in zip(guess.ravel().tolist(),
+                                                                          yi.ravel().tolist())],
+                       dtype=object).reshape(z.shape)
+        return dict(z=z.astype(np.float32), zmin=0.0, zmax=1.0, scale=SEQUENTIAL, text=lab,
+                    title="P(target) from h0<br>label: h0 says / target", target=None)
+    z = r[..., 0]
+    if _task(trace) in ("sine", "user"):  # regression: same symmetric scale for both
+        m = float(max(np.abs(y).max(initial=0.0), np.abs(z).max(initial=0.0), 1e-6))
+        return dict(z=z, zmin=-m, zmax=m, scale=DIVERGING, text=_num_labels(z, True),
+                    title="readout from h0<br>▪ target", target=y)
+    return dict(z=z, zmin=0.0, zmax=1.0, scale=DIVERGING, text=_num_labels(z, False),
+                title="P(1) read from h0<br>▪ target (0 or 1)", target=y)
+
+
+def _num_labels(z: np.ndarray, signed: bool) -> np.ndarray:
+    """Two decimals, no leading zero ('.93', '-.41'), via the lookup table of _fmt_units."""
+    q = np.rint(np.clip(z, -1, 1) * 100).astype(np.int64)
+    table = _Q2S if signed else _Q2
+    return table[q + 100]
+
+
+def _colour_grid(values: dict) -> go.Heatmap:
+    return go.Heatmap(z=values["z"].T, zmin=values["zmin"], zmax=values["zmax"],
+                      colorscale=values["scale"], xgap=2, ygap=2, hoverinfo="skip",
+                      name="samples", showlegend=False, text=values["text"].T,
+                      texttemplate="%{text}", textfont=dict(size=10, color="#222"),
+                      colorbar=dict(title=dict(text=values["title"], side="top",
+                                               font=dict(size=11)),
+                                    thickness=10, len=0.5, x=1.0, xanchor="left", y=1,
+                                    yanchor="top", tickfont=dict(size=10)))
+
+
+def _target_marks(values: dict, S: int) -> go.Scatter:
+    """The true target as a small square in each cell's upper-left corner, same colour scale."""
+    xs, slots = np.nonzero(np.ones(values["target"].shape, bool))
+    return go.Scatter(x=(xs - 0.32).astype(np.float32), y=(slots - 0.25).astype(np.float32),
+                      mode="markers", name=TARGET_WORDS, hoverinfo="skip",
+                      marker=dict(symbol="square", size=7, color=values["target"].ravel(),
+                                  cmin=values["zmin"], cmax=values["zmax"],
+                                  colorscale=values["scale"], line=dict(width=1, color="#222")))
+
+
+def alphabet_labels(trace: Trace, cols: np.ndarray, S: int) -> np.ndarray | None:
+    """'A→B' per cell on the alphabet task: the letter fed (the task feeds the letter before
+    its target) and the target letter, read from the recorded targets."""
+    if _task(trace) != "alphabet" or trace.target is None:
+        return None
+    y = np.clip(trace.target[cols, :S].astype(np.int64), 1, 25)
+    return np.array([f"{LETTERS[t - 1]}→{LETTERS[t]}" for t in y.ravel().tolist()],
+                    dtype=object).reshape(y.shape)
+
+
+# ---- following one sequence ------------------------------------------------------------------
+
+
+def follow_traces(trace: Trace, seq: int, cols: np.ndarray, S: int) -> tuple[list, str]:
+    """Outline every drawn cell of sequence `seq`, joined in batch order, and one sentence: where
+    the state it started from came from, where the state it ended with went."""
+    sub = trace.seq_id[cols, :S]
+    xs, slots = np.nonzero(sub == seq)
+    if not len(xs):
+        return [], f"sequence {seq} is not in the batches and slots shown"
+    order = np.lexsort((slots, xs))
+    xs, slots = xs[order], slots[order]
+    kinds = carry_kinds(trace)
+    k0, i0 = int(cols[xs[0]]), int(slots[0])
+    kd = int(kinds[k0, i0])
+    if kd == trace_mod.NOT_CARRIED:
+        came = "from zeros" if (trace.reset_before[k0] or not trace.stateful() or k0 == 0) \
+            else "from a batch not shown"
+    else:
+        came = f"from s{int(trace.seq_id[k0 - 1, i0])} (slot {i0}, batch {int(trace.batch[k0 - 1])})"
+    k1, i1 = int(cols[xs[-1]]), int(slots[-1])
+    if k1 + 1 < trace.n and int(kinds[k1 + 1, i1]) != trace_mod.NOT_CARRIED:
+        went = f"into s{int(trace.seq_id[k1 + 1, i1])} (slot {i1}, batch {int(trace.batch[k1 + 1])})"
+    elif k1 + 1 < trace.n and trace.stateful():
+        went = "nowhere: the slot was reset" if trace.reset_before[k1 + 1] else "out of the record"
+    else:
+        went = "nowhere (stateless)" if not trace.stateful() else "past the last batch shown"
+    jumps = int((np.diff(slots) != 0).sum())
+    words = (f"following s{seq}: {len(xs)} cells, its state started {came} and went {went}"
+             + (f"; it changes slot {jumps} time{'s' if jumps != 1 else ''}" if jumps else
+                "; it stays in slot %d" % i0))
+    path = go.Scatter(x=xs.astype(np.float32), y=slots.astype(np.int16), mode="lines+markers",
+                      name=f"◻ following s{seq}", hoverinfo="skip",
+                      line=dict(color="#000", width=2),
+                      marker=dict(symbol="square-open", size=26, color="#000", line=dict(width=3)))
+    return [path], words
+
+
 # ---- where each batch's state came from ----------------------------------------------------
 
 
@@ -142,6 +291,10 @@ def _start_texts(trace: Trace, tr: dict) -> list[str]:
 # ---- the cells: labels and hover ------------------------------------------------------------
 
 _Q = np.array([f"{v / 1000:.3f}".replace("0.", ".", 1) for v in range(-1000, 1001)], dtype=object)
+_Q2 = np.array([f"{v / 100:.2f}".replace("0.", ".", 1) if v >= 0 else "" for v in range(-100, 101)],
+               dtype=object)
+_Q2S = np.array([f"{v / 100:+.2f}".replace("0.", ".", 1).replace("+.00", "0").replace("-.00", "0")
+                 for v in range(-100, 101)], dtype=object)
 
 
 def _fmt_units(h: np.ndarray, lo: int = 0, hi: int = HOVER_UNITS) -> np.ndarray:
@@ -156,10 +309,10 @@ def _fmt_units(h: np.ndarray, lo: int = 0, hi: int = HOVER_UNITS) -> np.ndarray:
     return np.array(joined, dtype=object).reshape(strs.shape[:-1])
 
 
-def _hover_rows(h: np.ndarray) -> tuple:
+def _hover_rows(h: np.ndarray, units: int = HOVER_UNITS) -> tuple:
     """Two hover lines of up to 8 units: two per-point fields, because a '<br>' inside a
     per-cell string costs 18 bytes of JSON in every cell (to_json escapes "<" and ">")."""
-    return _fmt_units(h, 0, 8), (_fmt_units(h, 8, HOVER_UNITS) if h.shape[-1] > 8 else None)
+    return _fmt_units(h, 0, 8), (_fmt_units(h, 8, units) if h.shape[-1] > 8 and units > 8 else None)
 
 
 # Where h0 came from, one hover line per kind of cell. Each kind is its own scatter trace, so
@@ -226,7 +379,8 @@ def _cell_traces(trace: Trace, tr: dict, kinds: np.ndarray, S: int,
     the heatmap's text: a browser draws those about twice as fast as scatter text).
     tr, kinds: for the whole trace; cols: the recorded positions drawn (x = 0..len(cols)-1)."""
     kind, prev = _cell_kinds(trace, tr, kinds, S, cols)
-    more = f" (+{trace.units - HOVER_UNITS} units)" if trace.units > HOVER_UNITS else ""
+    units = HOVER_UNITS if len(cols) * S <= HOVER_CELLS_FULL else 8
+    more = f" (+{trace.units - units} units)" if trace.units > units else ""
     head = ("<b>s%{customdata[2]}·p%{customdata[3]}</b> · %{y}<br>"
             "epoch %{customdata[0]}, batch %{customdata[1]}<br>")
     big = max(int(trace.batch.max(initial=0)), int(trace.epoch.max(initial=0)),
@@ -240,7 +394,7 @@ def _cell_traces(trace: Trace, tr: dict, kinds: np.ndarray, S: int,
         ks = cols[xs]
         data = np.stack([trace.epoch[ks], trace.batch[ks], trace.seq_id[ks, slots],
                          trace.part[ks, slots], prev[xs, slots]], axis=1).astype(itype)
-        text, text2 = _hover_rows(trace.hT[ks, slots])
+        text, text2 = _hover_rows(trace.hT[ks, slots], units)
         hT_lines = "hT: %{text}" + ("<br>    %{hovertext}" if text2 is not None else "")
         if name == "other":  # rare: the extra per-cell bytes are fine
             notes = _other_notes(trace, tr, ks, slots)
@@ -387,6 +541,15 @@ def _cursor(k: int, S: int) -> dict:
                 y=[-0.5, -0.5, S - 0.5, S - 0.5, -0.5])
 
 
+def _cover(k: int, n: int, S: int) -> dict:
+    """A white sheet over the columns after k (the batches Play has not revealed yet); k >= n-1:
+    nothing covered. Above the cells and arrows, below the cursor."""
+    if k >= n - 1:
+        return dict(x=[np.nan], y=[np.nan])
+    lo, hi = k + 0.5, n + 0.5
+    return dict(x=[lo, hi, hi, lo, lo], y=[-0.6, -0.6, S - 0.4, S - 0.4, -0.6])
+
+
 def _play(ms: int) -> dict:
     return dict(frame=dict(duration=ms, redraw=True), fromcurrent=True, mode="immediate",
                 transition=dict(duration=0))
@@ -417,9 +580,14 @@ def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: in
 
 
 def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: int = 400,
-                max_batches: int = 200, first: int = 0) -> go.Figure:
+                max_batches: int = 200, first: int = 0, colour: str = "sequence", unit: int = 0,
+                follow: int | None = None, large: bool = False) -> go.Figure:
     """The animated flow grid: recorded batches first..first+max_batches-1 (every batch of a run
-    within the size budget), slots 0..max_slots-1, one frame per batch; never autoplays."""
+    within the size budget), slots 0..max_slots-1, one frame per batch; never autoplays.
+    colour: a COLOUR_MODES key (unit: which unit for "unit"); follow: a sequence id to outline;
+    large: projector type (bigger labels and ticks). Play reveals batch by batch: frame k
+    covers the columns after k, so cells fill and carry arrows appear as the state is handed
+    on; the figure as sent shows every batch (reduced motion drops the frames)."""
     if trace.n == 0:
         return empty_figure("Waiting for the first batch…")
     tr = transitions(trace)
@@ -430,12 +598,29 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     # Arrows only between drawn columns: the first column's source may be off-screen.
     shown = kinds[cols, :S].copy()
     shown[:1] = trace_mod.NOT_CARRIED
-    grid = labelled_grid(trace.seq_id[cols, :S], trace.part[cols, :S])
+    values = colour_values(trace, colour, cols, S, unit)
+    missing = colour != "sequence" and values is None
+    if values is None:
+        grid = labelled_grid(trace.seq_id[cols, :S], trace.part[cols, :S])
+        letters = alphabet_labels(trace, cols, S)
+        if letters is not None:
+            grid.update(text=letters.T)
+    else:
+        grid = _colour_grid(values)
     grid.update(hoverinfo="skip", hovertemplate=None)  # the cell markers carry the hover
+    if large:
+        grid.update(textfont=dict(size=15, color="#222"))
     fig = go.Figure(grid)
-    for t in (_cell_traces(trace, tr, kinds, S, cols) + _carry_traces(shown, S)
-              + _bar_traces(trace, tr, S, cols)):
+    extra = [_target_marks(values, S)] if values is not None and values["target"] is not None else []
+    followed, follow_words = (follow_traces(trace, int(follow), cols, S) if follow is not None
+                              else ([], ""))
+    for t in (_cell_traces(trace, tr, kinds, S, cols) + extra + _carry_traces(shown, S)
+              + _bar_traces(trace, tr, S, cols) + followed):
         fig.add_trace(t)
+    fig.add_trace(go.Scatter(**_cover(n, n, S), mode="lines", fill="toself", fillcolor="white",
+                             line=dict(width=0, color="white"), hoverinfo="skip",
+                             hoveron="points", showlegend=False, name="not revealed yet"))
+    cover = len(fig.data) - 1
     fig.add_trace(go.Scatter(**_cursor(0, S), mode="lines", line=dict(color="#000", width=2),
                              hoverinfo="skip", showlegend=False, name="current batch"))
     cursor = len(fig.data) - 1
@@ -446,20 +631,37 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     # (The range only moves when there are more columns than the window: the app's pages are
     # one window wide, so their frames move the cursor alone and skip a relayout each.)
     scrolls = n > window
-    fig.frames = [go.Frame(name=str(k), data=[go.Scatter(**_cursor(k, S))], traces=[cursor],
+    fig.frames = [go.Frame(name=str(k), data=[go.Scatter(**_cursor(k, S)),
+                                              go.Scatter(**_cover(k, n, S))],
+                           traces=[cursor, cover],
                            layout=dict(xaxis=dict(range=_view_range(k, n, window)))
                            if scrolls else None)
                   for k in range(n)]
     _controls(fig, epoch, batch, frame_ms)
     title = _title(trace, B, S, n, int((shown == CONTAMINATED).sum()),
                    int((shown == BROKEN).sum()))
+    if values is not None:
+        title += f"<br><sup>colour: {COLOUR_MODES[colour]}" + (
+            f" (unit {values['title'].rsplit(' ', 1)[-1]})" if colour == "unit" else "") + "</sup>"
+    elif missing:
+        title += "<br><sup>this trace has no recorded readout: coloured by sequence</sup>"
+    if follow_words:
+        title += f"<br><sup>{follow_words}</sup>"
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
         legend=dict(orientation="h", x=0, xanchor="left", y=4, yref="container",
                     yanchor="bottom", font=dict(size=11)),
-        margin=dict(l=60, r=20, t=90, b=130), hoverlabel=dict(font_family="monospace"),
+        margin=dict(l=60, r=90 if values is not None else 20,
+                    t=90 + 18 * ((values is not None or missing) + bool(follow_words)), b=130),
+        hoverlabel=dict(font_family="monospace"),
         hovermode="closest", hoverdistance=-1,
-        height=220 + (24 if S > 8 else 34) * max(S, 3))  # 220: title, controls, legend
+        height=220 + (24 if S > 8 else 34) * max(S, 3)  # 220: title, controls, legend
+        + 18 * ((values is not None or missing) + bool(follow_words)))
+    if large:  # projector: larger type everywhere, taller rows
+        fig.update_layout(font=dict(size=18), title_font=dict(size=22), legend_font=dict(size=16),
+                          height=260 + 40 * max(S, 3))
+        fig.update_xaxes(tickfont=dict(size=15))
+        fig.update_yaxes(tickfont=dict(size=15))
     return fig
 
 
