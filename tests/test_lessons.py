@@ -214,7 +214,7 @@ def test_a_student_completes_the_shipped_lesson():
         text = "\n".join(shown(at, "markdown") + shown(at, "success") + shown(at, "warning")
                          + shown(at, "info"))
         assert "You predicted" in text and "Your run measured" in text
-        assert "✅ holds on your run" in text, text  # every shipped claim holds on its run
+        assert "The claim holds on your run:" in text, text  # every shipped claim holds on its run
         assert step.explanation[:40] in text
         if step.kind == "choice":
             assert f"Your run supports choice {step.answer}" in text
@@ -275,3 +275,34 @@ def test_a_class_collects_predictions_for_the_teacher():
     assert f"1. {step.choices[0]}: 2" in bars and f"2. {step.choices[1]}: 1" in bars
     assert f"3. {step.choices[2]}: 0" in bars
     assert "**3 predictions**" in [m.value for m in teacher.markdown]
+
+
+# ---- in a real browser (Playwright, Debian Chromium) -----------------------------------------
+@pytest.mark.browser
+def test_browser_student_predicts_trains_sees_the_reveal_and_moves_on(streamlit_server,
+                                                                     browser_page, artifacts):
+    from bench._server import wait_for_app_loaded, wait_for_app_run
+    page_ = browser_page
+    step = lessons.load(SHIPPED).steps[0]
+    page_.goto(f"{streamlit_server}/?lesson={SHIPPED}&step=1", wait_until="domcontentloaded")
+    wait_for_app_loaded(page_)
+    train_btn = page_.locator(".st-key-lesson_train button").first
+    assert train_btn.is_disabled()  # no Train before a prediction
+    page_.get_by_text(step.choices[1]).click()
+    page_.get_by_role("button", name="Lock in my prediction").click()
+    wait_for_app_run(page_)
+    assert train_btn.is_enabled()
+    train_btn.click()
+    page_.get_by_text("Your run measured", exact=True).wait_for(timeout=180_000)
+    wait_for_app_run(page_)
+    body = page_.inner_text("[data-testid='stMain']")
+    assert f"2. {step.choices[1]}" in body  # the prediction, beside
+    assert re.search(r"[\d,]+ carried, [\d,]+ continuations, 0 contaminated", body)  # the run
+    assert "Your run supports choice 1" in body and "Your prediction was different." in body
+    page_.screenshot(path=str(artifacts / "lesson-student-reveal.png"))
+    page_.locator(".st-key-lesson_next button").first.click()
+    page_.wait_for_url(re.compile(r"step=2"))
+    wait_for_app_run(page_)
+    second = lessons.load(SHIPPED).steps[1]
+    page_.get_by_text(second.question[:50]).wait_for()
+    assert page_.locator(".st-key-lesson_train button").first.is_disabled()

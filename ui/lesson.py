@@ -25,9 +25,10 @@ from ui.safe import plain
 
 PARAMS = ("lesson", "step", "class", "teacher")
 BIG = """<style>
-.st-key-teacher_view h2 {font-size: 2.6rem;}
-.st-key-teacher_view h3 {font-size: 2.0rem;}
-.st-key-teacher_view p, .st-key-teacher_view li {font-size: 1.5rem;}
+@media (min-width: 800px) { .st-key-teacher_view {zoom: 1.6;} }
+.st-key-teacher_view h2 code {font-size: 1.4em; letter-spacing: 0.15em;}
+.st-key-teacher_view [data-testid="stMarkdownContainer"] p,
+.st-key-teacher_view [data-testid="stProgress"] p {font-size: 1.5rem !important;}
 </style>"""  # constant CSS: large type for a projector (no visitor text in it)
 
 
@@ -196,8 +197,8 @@ def _reveal(step: lessons.Step, answer, res: dict, code: str | None) -> None:
     if r["measured"]:
         c2.markdown(plain(r["measured"]))
     if r["claim"] is not None:
-        mark = "✅ holds on your run" if r["holds"] else "❌ does not hold on your run"
-        st.markdown(f"**The claim** ({mark}): {r['claim']}")
+        mark = "holds on your run" if r["holds"] else "does NOT hold on your run"
+        st.markdown(f"**The claim {mark}:** {r['claim']}")
     if step.kind == "choice":
         if r["supports"]:
             right = int(answer) == r["supports"]
