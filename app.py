@@ -56,7 +56,11 @@ settings.write_url(cfg)  # after collecting: a run that just finished adds its r
 # 0.5 s reruns still counted as live and could replace the run that draws a result before
 # that run's messages were sent (seen under load: a result without its flow figure).
 if runs.any_active():
-    st.fragment(run_every=0.5)(views.live_panel)()
+    # A queued page only updates its position line: polling it less often leaves the CPU to
+    # the pages that draw live states (80 sessions at 0.5 s cut each other's reruns short).
+    every = runs.QUEUE_POLL if runs.all_queued() else runs.LIVE_POLL
+    st.session_state.live_every = every
+    st.fragment(run_every=every)(views.live_panel)()
 
 # 4. Views of the last finished run (the Data layout and Keras code follow the settings,
 #    and say whether those are the run's).

@@ -84,6 +84,9 @@ XSRF_COOKIE = "_streamlit_xsrf"
 FLOW_TITLE = "State flow"  # viz/flow.py _title(): "<b>State flow</b> · ..."
 RESULT_HEADER = "**Last run:**"  # ui/views.py result_header()
 QUEUE_RE = re.compile(r"waiting in the queue, position (\d+)")  # ui/views.py live_panel()
+ETA_RE = re.compile(r"starts in about (\d+) (s|min)")
+QUEUE_GAP_TARGET_S = 2.0   # issue 9: a queued session sees its position at least this often
+ETA_TOLERANCE = 0.30       # ... and its wait estimate is within +-30% of the wait it then had
 PROBLEM_RE = re.compile(r"did not finish|busy|failed|expired|could not", re.I)
 EARLY_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.Value("FINISHED_EARLY_FOR_RERUN")
 STATUS = {v: k.replace("FINISHED_", "").lower() for k, v in ForwardMsg.ScriptFinishedStatus.items()}
@@ -197,6 +200,8 @@ class Session:
     runs: int = 0
     fragment_runs: int = 0
     queue_positions: list = field(default_factory=list)
+    queue_seen: list = field(default_factory=list)  # (time, position, estimated wait s or None)
+    t_started: float | None = None                  # first progress bar after being queued
     run_live: str | None = None  # what this script run's live panel showed: queued/running
     last_live: str | None = None  # ... in the last finished run
     header: str | None = None
@@ -358,11 +363,16 @@ class Session:
             m = QUEUE_RE.search(el.alert.body)
             if m:
                 self.queue_positions.append(int(m.group(1)))
+                e = ETA_RE.search(el.alert.body)
+                eta = None if e is None else int(e.group(1)) * (60 if e.group(2) == "min" else 1)
+                self.queue_seen.append((now, int(m.group(1)), eta))
                 self.run_live = "queued"
             elif PROBLEM_RE.search(el.alert.body) and el.alert.body not in self.problems:
                 self.problems.append(el.alert.body[:200])
         elif et == "progress":
             self.run_live = "running"
+            if self.queue_seen and self.t_started is None:
+                self.t_started = now
         elif et == "exception":
             self.problems.append(f"exception: {el.exception.message[:200]}")
         elif et == "markdown" and el.markdown.body.startswith(RESULT_HEADER):
@@ -407,6 +417,24 @@ class Session:
             r["events"] = list(self.events)  # the evidence
         return r
 
+    def queue_report(self) -> dict:
+        """How often the queue line was refreshed while queued, and how its wait estimates
+        compared with the wait that followed (for sessions that started)."""
+        seen = self.queue_seen
+        if not seen:
+            return {"queue_updates": 0, "queue_max_gap_s": None, "eta_errors": []}
+        times = [t for t, _, _ in seen] + ([self.t_started] if self.t_started else [])
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        errors = []
+        if self.t_started is not None:
+            for t, _, eta in seen:
+                actual = self.t_started - t
+                if eta is not None and actual >= 1.0:  # a wait under a second: nothing to judge
+                    errors.append(round((eta - actual) / actual, 3))
+        return {"queue_updates": len(seen), "queue_max_gap_s": round(max(gaps), 2) if gaps else None,
+                "queue_wait_s": None if self.t_started is None else round(self.t_started - seen[0][0], 2),
+                "eta_errors": errors}
+
     def _report(self) -> dict:
         # Not finished: what the last script run's live panel showed ("queued" is honest only
         # while the page keeps polling, i.e. an auto-rerun timer is still set).
@@ -423,6 +451,7 @@ class Session:
                 "result_before_flow": self.t_result is not None and (
                     self.t_flow is None or self.t_flow > self.t_result),
                 "queued": bool(self.queue_positions),
+                **self.queue_report(),
                 "max_queue_position": max(self.queue_positions, default=0),
                 "runs": self.runs, "fragment_runs": self.fragment_runs,
                 "result_run_end": self.result_run_end,
@@ -505,11 +534,25 @@ def summarize(name: str, results: list[dict], wall: float) -> dict:
         "finished_without_flow": sum(r["flow_s"] is None for r in done),
         "result_run_cut": sum(r["result_run_end"] not in (None, "successfully") for r in results),
         "max_queue_position": max((r["max_queue_position"] for r in results), default=0),
+        **_queue_summary(results),
         "p50_s": pct(flows, 50), "p95_s": pct(flows, 95), "max_s": max(flows, default=None),
         "load_p50_s": pct([r["load_s"] for r in results if r["load_s"] is not None], 50),
         "problems": sorted({p for r in results for p in r["problems"]}),
         "wall_s": round(wall, 1), "per_session": results,
     }
+
+
+def _queue_summary(results: list[dict]) -> dict:
+    queued = [r for r in results if r.get("queue_updates")]
+    gaps = [r["queue_max_gap_s"] for r in queued if r["queue_max_gap_s"] is not None]
+    errs = [e for r in queued for e in r["eta_errors"]]
+    return {"queued_sessions": len(queued),
+            "queue_gap_over_target": sum(g > QUEUE_GAP_TARGET_S for g in gaps),
+            "queue_max_gap_p95_s": pct(gaps, 95), "queue_max_gap_max_s": max(gaps, default=None),
+            "eta_estimates": len(errs),
+            "eta_within_tolerance": sum(abs(e) <= ETA_TOLERANCE for e in errs),
+            "eta_error_p50": pct([abs(e) for e in errs], 50),
+            "eta_error_range": (min(errs), max(errs)) if errs else None}
 
 
 async def sample_rss(pid: int | None, peaks: dict, halt: asyncio.Event) -> None:
@@ -593,6 +636,13 @@ def print_table(out: dict) -> None:
                   "did not finish normally (see result_run_end and events in the JSON)")
         if s["stuck"]:
             print(f"     {s['stuck']} unfinished session(s) no longer polled (no auto-rerun timer)")
+        if s["queued_sessions"]:
+            print(f"     queue: {s['queued_sessions']} sessions queued; longest gap between "
+                  f"queue-line updates p95 {f(s['queue_max_gap_p95_s'])} s, max "
+                  f"{f(s['queue_max_gap_max_s'])} s; {s['queue_gap_over_target']} session(s) over "
+                  f"{QUEUE_GAP_TARGET_S:.0f} s. Wait estimates: {s['eta_within_tolerance']}/"
+                  f"{s['eta_estimates']} within +-{ETA_TOLERANCE:.0%} of the wait that followed "
+                  f"(median |error| {f(s['eta_error_p50'])}, range {s['eta_error_range']})")
         for p in s["problems"]:
             print(f"     problem: {p}")
     print("flows: sessions that received a State-flow figure; p50/p95/max: Train sent -> first "

@@ -15,8 +15,11 @@ import sys
 import threading
 import time
 
-import pandas  # noqa: F401  (imported here, once: a first import racing between the job
-#                 thread (TensorFlow) and the page thread (plotly) leaves it half-initialised)
+# Imported here, once, before any job thread exists: a first import racing between the job
+# thread (TensorFlow, Keras) and the page thread (plotly, Streamlit's images) leaves the module
+# half-initialised ("partially initialized module 'PIL.Image'", seen in a test run).
+import pandas  # noqa: F401
+import PIL.Image  # noqa: F401
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -27,6 +30,8 @@ from models.store import ResultStore, library_versions, run_key
 from models.trace import Trace
 
 PUBLISH_EVERY = 0.3  # seconds between partial traces
+LIVE_POLL = 0.5  # seconds between live-panel reruns while a job of this page trains
+QUEUE_POLL = float(os.environ.get("LSTM_QUEUE_POLL", 1.5))  # ... while all its jobs are queued
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
 COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
 LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
@@ -388,6 +393,11 @@ def stop_all() -> None:
 def statuses() -> dict:
     m = manager()
     return {slot: m.status(r["job"]) for slot, r in st.session_state.get("runs", {}).items()}
+
+
+def all_queued() -> bool:
+    sts = [s for s in statuses().values() if s is not None and s.state not in jobs.FINISHED]
+    return bool(sts) and all(s.state == jobs.QUEUED for s in sts)
 
 
 def any_active() -> bool:

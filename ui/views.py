@@ -28,6 +28,8 @@ def live_panel() -> None:
     if runs.collect():
         st.rerun()  # a run just finished: redraw the whole page with its result
     sts = runs.statuses()
+    if st.session_state.get("live_every") == runs.QUEUE_POLL != runs.LIVE_POLL and not runs.all_queued():
+        st.rerun()  # a queued job started: poll at the live rate from now on
     for slot, s in sts.items():
         if s is None:
             continue
