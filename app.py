@@ -28,13 +28,13 @@ if st.session_state.url_problems:
                + lines(st.session_state.url_problems))
 for n in st.session_state.get("url_notices", []):
     st.info(n)
-for p in cfg.problems():
-    st.error(plain(p))
+if st.session_state.train_blocked and not (cfg.task == "user" and st.session_state.upload_series is None):
+    st.error(plain(st.session_state.train_blocked))  # the settings' problems, or why it cannot train
 for n in cfg.notes():
     st.info(n)
 
 # 2. Data for the "user" task: an uploaded CSV of one numeric column.
-series = settings.upload_series(cfg) if cfg.task == "user" else None
+series = st.session_state.upload_series  # read in the sidebar, before Train could be pressed
 
 # 3. Jobs: buttons start or stop background runs; the live panel polls them.
 if pressed["train"] or pressed["compare"]:

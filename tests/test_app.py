@@ -462,3 +462,25 @@ def test_a_run_too_big_to_store_gets_no_link_and_says_why():
     assert res["run_id"] is None and "run" not in at.query_params
     assert any("could not be stored" in c for c in texts(at, "caption"))
     assert any("exceed" in c for c in [c.value for c in at.sidebar.caption])  # server notes
+
+
+def test_train_is_disabled_and_says_why_before_it_is_pressed():
+    at = app(layout="chunks", length="5", sequences="12", batch_size="50")  # 10 training sequences
+    assert at.sidebar.button(key="btn_train").disabled
+    assert any("larger than the 10 sequences" in e for e in texts(at, "error"))
+    import numpy as np
+    up = app(task="user", seq_len="10", layout="chunks", length="5", batch_size="40")
+    up.sidebar.file_uploader(key="upload").set_value(
+        ("s.csv", _csv(np.sin(np.arange(200) / 5.0)), "text/csv")).run()  # 19 sequences: 16 train
+    assert up.sidebar.button(key="btn_train").disabled
+    assert any("larger than the 16 sequences" in e for e in texts(up, "error"))
+
+
+def test_the_sidebar_drops_a_preset_text_once_its_settings_change():
+    at = app(preset="chunks-stateful")
+    explanation = PRESETS["chunks-stateful"].explanation
+    assert explanation in texts(at.sidebar, "caption")
+    at.sidebar.number_input(key="f_units").set_value(12).run()
+    captions = texts(at.sidebar, "caption")
+    assert explanation not in captions
+    assert any("no longer apply" in c and "Units" in c for c in captions)

@@ -145,16 +145,22 @@ def sidebar() -> tuple[RunConfig, dict]:
                      help="Named experiments, each answering one of the questions.",
                      disabled=locked)
         name = st.session_state.get("preset")
-        if name in PRESETS:
-            p = PRESETS[name]
-            st.caption(p.explanation)
-            st.caption(f"**Expected:** {p.expected}")
         cfg = current_config()
-        if name in PRESETS and cfg != PRESETS[name].config:
+        if name in PRESETS and cfg == PRESETS[name].config:
+            st.caption(PRESETS[name].explanation)
+            st.caption(f"**Expected:** {PRESETS[name].expected}")
+        elif name in PRESETS:  # its words describe its own settings, not these
             changed = [f.label for f in FIELDS
                        if getattr(cfg, f.name) != getattr(PRESETS[name].config, f.name)]
-            st.caption(f"Changed from the preset: {', '.join(changed)}.")
-        bad = bool(cfg.problems())
+            st.caption(f"Changed from the preset *{PRESETS[name].title}*: {', '.join(changed)}; "
+                       "its explanation and expected outcome no longer apply.")
+        # The upload first: whether Train can run is known, and said, before it is pressed.
+        series = upload_series(cfg) if cfg.task == "user" else None
+        st.session_state.upload_series = series
+        from ui import runs
+        why = runs.check(cfg, series)  # cheap: no TensorFlow, nothing arranged
+        st.session_state.train_blocked = why
+        bad = why is not None
         c1, c2 = st.columns(2)
         pressed = {
             "train": c1.button("Train", type="primary", disabled=bad, key="btn_train",
