@@ -88,6 +88,9 @@ def _follow_control(trace, first: int, per_page: int) -> int | None:
     """A sequence to follow: set by clicking a cell, or picked here (keyboard and phones)."""
     seqs = sorted({int(s) for s in trace.seq_id[first:first + per_page].ravel().tolist() if s >= 0})
     options = [None] + seqs
+    clicked = st.session_state.pop("flow_follow_click", None)  # set by a click, last run
+    if clicked in options:
+        st.session_state["flow_follow"] = clicked
     if st.session_state.get("flow_follow") not in options:
         st.session_state["flow_follow"] = None
     return st.selectbox("Follow a sequence", options, key="flow_follow",
@@ -113,7 +116,8 @@ def _follow_from_click(event, trace, first: int, per_page: int) -> None:
         return
     seq = int(trace.seq_id[k, slot])
     if seq >= 0 and st.session_state.get("flow_follow") != seq:
-        st.session_state["flow_follow"] = seq
+        # the selectbox exists already in this run: hand the choice to the next run
+        st.session_state["flow_follow_click"] = seq
         st.rerun()
 
 

@@ -52,7 +52,7 @@ HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell'
 # Above this many cells (a figure of every batch: 200 x 32 = 6,400) the hover shows 8 units,
 # which keeps such a figure under 1 MB; the app's pages (20 batches) always show 16.
 HOVER_CELLS_FULL = 3200
-SEGMENT = 0.15  # arrows span boundary +- this (cell widths), clear of the centred labels
+SEGMENT = 0.1  # arrows span boundary +- this (cell widths), clear of the centred labels
 
 # ---- shared by the layout view -------------------------------------------------------------
 
@@ -291,9 +291,10 @@ def _start_texts(trace: Trace, tr: dict) -> list[str]:
 # ---- the cells: labels and hover ------------------------------------------------------------
 
 _Q = np.array([f"{v / 1000:.3f}".replace("0.", ".", 1) for v in range(-1000, 1001)], dtype=object)
-_Q2 = np.array([f"{v / 100:.2f}".replace("0.", ".", 1) if v >= 0 else "" for v in range(-100, 101)],
-               dtype=object)
+_Q2 = np.array([f"{v / 100:.2f}".replace("0.", ".", 1).replace("1.00", "1").replace(".00", "0")
+                if v >= 0 else "" for v in range(-100, 101)], dtype=object)
 _Q2S = np.array([f"{v / 100:+.2f}".replace("0.", ".", 1).replace("+.00", "0").replace("-.00", "0")
+                 .replace("1.00", "1")
                  for v in range(-100, 101)], dtype=object)
 
 

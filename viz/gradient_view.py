@@ -53,7 +53,7 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     fig.add_trace(go.Scatter(x=(k - 0.5).astype(np.float32), y=np.maximum(gh[k], lo).astype(np.float32),
                              mode="markers+text", text=["✂"] * len(k), textposition="top center",
                              textfont=dict(size=16 if not large else 22, color=CONTAMINATION_COLOUR),
-                             marker=dict(symbol="line-ns-open", size=18,
+                             marker=dict(symbol="line-ns-open", size=18, color=CONTAMINATION_COLOUR,
                                          line=dict(width=3, color=CONTAMINATION_COLOUR)),
                              name=LEGEND["cut"], customdata=gh[k],
                              hovertemplate="|dL/dh0| = %{customdata:.2e}: cut at this boundary, "
@@ -79,10 +79,10 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
                      title_text="gradient norm", showgrid=True, gridcolor="#eee")
     steps = f"{L} timestep{'s' if L != 1 else ''}"
     fig.update_layout(
-        title=dict(text=f"<b>Where the gradient stops</b> · each batch's loss gradient reaches "
-                        f"back {steps} inside the batch, then is cut at the boundary (✂)<br>"
-                        f"<sup>the state goes forward (→), the gradient does not: training is "
-                        f"truncated backpropagation through time, one batch long</sup>",
+        title=dict(text=f"<b>Where the gradient stops</b> · it reaches back {steps} inside "
+                        f"each batch, then is cut (✂)<br>"
+                        f"<sup>the state goes forward (→), the gradient does not: truncated "
+                        f"backpropagation through time, one batch long</sup>",
                    x=0, xanchor="left", font=dict(size=15 if not large else 22)),
         legend=dict(orientation="h", x=0, y=-0.25, yanchor="top", font=dict(size=11)),
         height=380 if not large else 520, margin=dict(l=60, r=20, t=80, b=110),
