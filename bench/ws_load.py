@@ -91,6 +91,9 @@ PROBLEM_RE = re.compile(r"did not finish|busy|failed|expired|could not", re.I)
 EARLY_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.Value("FINISHED_EARLY_FOR_RERUN")
 STATUS = {v: k.replace("FINISHED_", "").lower() for k, v in ForwardMsg.ScriptFinishedStatus.items()}
 SETTLE_S = 30.0  # after the result header: wait at most this for the end of its run
+# Widgets whose element proto is remembered (Session.widgets) so that they can be set/pressed.
+WIDGET_TYPES = frozenset({"button", "radio", "number_input", "text_input", "selectbox",
+                          "checkbox", "slider"})
 TRACE_LEN = 150  # events kept per session, reported for sessions that did not end well
 
 
@@ -189,6 +192,7 @@ class Session:
     page_hash: str = ""
     train_id: str | None = None
     train_disabled: bool = False
+    widgets: dict = field(default_factory=dict)  # key (or label) -> the widget's element proto
     cache: MessageCache = field(default_factory=MessageCache)
     timers: dict = field(default_factory=dict)  # fragment id -> (interval, asyncio.Task)
     t_open: float = 0.0
@@ -222,9 +226,12 @@ class Session:
         self.events.append(f"{time.perf_counter() - t0:8.3f} {what}")
 
     # ---- sending -----------------------------------------------------------------------------
-    async def send_rerun(self, trigger: str | None = None, fragment: str | None = None) -> None:
-        """A rerun_script as the frontend sends it. Widget states: only a pressed trigger; the
-        server keeps every other widget's value from the previous run when it is not sent."""
+    async def send_rerun(self, trigger: str | None = None, fragment: str | None = None,
+                         values: tuple = ()) -> None:
+        """A rerun_script as the frontend sends it. Widget states: only a pressed trigger and
+        `values`, (widget id, WidgetState field, value) triples such as (radio id,
+        "string_value", its formatted option): what the frontend sends when a form is
+        submitted; the server keeps every other widget's value from the previous run."""
         bm = BackMsg()
         cs = bm.rerun_script
         cs.query_string = self.query
@@ -232,6 +239,10 @@ class Session:
         cs.cached_message_hashes.extend(self.cache.entries)
         cs.context_info.url = f"{self.base}/?{self.query}"
         cs.context_info.locale, cs.context_info.timezone = "en-US", "UTC"
+        for wid, field_name, value in values:
+            w = cs.widget_states.widgets.add()
+            w.id = wid
+            setattr(w, field_name, value)
         if trigger:
             w = cs.widget_states.widgets.add()
             w.id, w.trigger_value = trigger, True
@@ -270,6 +281,12 @@ class Session:
                                 max_size=None, max_queue=None, proxy=None, open_timeout=60)
         await self.send_rerun()
         self.reader = asyncio.create_task(self.read())
+
+    async def press(self, name: str, values: tuple = ()) -> None:
+        """Press the button (or form submit button) `name` (its key, else its label), sending
+        `values` with it (see send_rerun). KeyError if the page showed no such widget."""
+        self.note(f"> press {name!r}")
+        await self.send_rerun(trigger=self.widgets[name].id, values=values)
 
     async def press_train(self) -> None:
         if self.train_id is None or self.train_disabled:
@@ -355,6 +372,10 @@ class Session:
     def _element(self, el, path: list[int]) -> None:
         et = el.WhichOneof("type")
         now = time.perf_counter()
+        if et in WIDGET_TYPES:  # the last run's widgets, by key (else label): see press()
+            w = getattr(el, et)
+            key = w.id.rsplit("-", 1)[-1] if w.id.startswith("$$ID-") else "None"
+            self.widgets[w.label if key == "None" else key] = w
         if et == "button" and el.button.label == "Train" and path[:1] == [1]:  # 1: sidebar
             self.train_id, self.train_disabled = el.button.id, el.button.disabled
         elif et == "plotly_chart" and self.t_train is not None:
