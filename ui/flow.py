@@ -89,7 +89,7 @@ def _follow_control(trace, first: int, per_page: int) -> int | None:
     seqs = sorted({int(s) for s in trace.seq_id[first:first + per_page].ravel().tolist() if s >= 0})
     options = [None] + seqs
     clicked = st.session_state.pop("flow_follow_click", None)  # set by a click, last run
-    if clicked in options:
+    if clicked is not None and clicked in options:
         st.session_state["flow_follow"] = clicked
     if st.session_state.get("flow_follow") not in options:
         st.session_state["flow_follow"] = None
