@@ -106,12 +106,13 @@ def test_train_compare_and_share(streamlit_server, browser_page, artifacts):
     assert re.search(r"largest \|h0\| = 0 \(exact\)", text), text
     assert re.search(r"\b0 contaminated", text), text
     # Hovering a cell shows where its state came from and its h vector.
+    flow.scroll_into_view_if_needed()  # below the colour and follow controls, as a user scrolls
     grid = flow.locator(".nsewdrag").first.bounding_box()
     page.mouse.move(grid["x"] + grid["width"] * 2.5 / 20, grid["y"] + grid["height"] * 1.5 / 32)
     hover = flow.locator(".hoverlayer .hovertext").first
     hover.wait_for(state="visible")
     tip = hover.text_content()
-    assert "(carried)" in tip and "hT:" in tip and "slot 1" in tip, tip
+    assert "carried: → continues the same sequence" in tip and "hT:" in tip and "slot 1" in tip, tip
 
     show_tab(page, "Curves")
     page.locator(".st-key-epoch_fig .main-svg").first.wait_for(state="visible")
@@ -203,3 +204,25 @@ def test_closing_the_tab_stops_its_job(streamlit_server, browser_page, artifacts
         print(f"job gone {took:.1f} s after the tab closed (including page reloads)")
     finally:
         watcher.context.close()
+
+
+def test_a_hostile_link_renders_no_markup(streamlit_server, browser_page, artifacts):
+    """Markdown, a bare address, KaTeX and HTML in a link's values and keys: the warning quotes
+    them as text (ui/safe.py), and the page holds no link, image, math or bold from them."""
+    from urllib.parse import quote
+    page = browser_page
+    # Each short enough to be quoted whole (a message quotes at most 40 characters).
+    marks, link, bare = "**bold** $x^2$ <b>h</b> :red[r]", "[click me](https://evil.example/p)", \
+        "www.evil.example"
+    open_app(page, f"{streamlit_server}/?preset={quote(marks)}&{quote(link)}=1&units={quote(bare)}")
+    alerts = page.locator("[data-testid='stAlert']")
+    alerts.first.wait_for(state="visible")
+    shot(page, artifacts, "hostile-link")
+    text = " ".join(alerts.all_inner_texts())
+    for s in (marks, link, bare):
+        assert s in text, (s, text)  # quoted, as text
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator("a[href*='evil']").count() == 0
+    for sel in (".katex", "[data-testid='stAlert'] strong", "[data-testid='stAlert'] img",
+                "[data-testid='stAlert'] b"):
+        assert main.locator(sel).count() == 0, sel

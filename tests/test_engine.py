@@ -195,7 +195,10 @@ def test_each_net_compiles_its_loops_once_and_logs_no_retracing(caplog):
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
 
 
-def test_prewarm_compiles_each_shape_once_and_later_runs_start_compiled():
+def test_prewarm_compiles_each_shape_once_and_later_runs_start_compiled(monkeypatch):
+    # A server prewarms into an empty pool; earlier tests in this process may have filled it
+    # (a full pool drops what is released), so this test gets an empty one of its own.
+    monkeypatch.setattr(engine, "_POOL", {})
     a, b = SMALL.replace(units=13, sequences=20), SMALL.replace(units=14, sequences=20)
     # two presets of one shape (only the seed differs) share a net: two nets compiled, not three
     assert engine.prewarm([a, a.replace(seed=5), b]) == 2
