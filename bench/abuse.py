@@ -37,9 +37,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import rss_bytes, start_server  # noqa: E402
-from bench.ws_load import (ARTIFACTS, Session, expected_config, header_for, log,  # noqa: E402
-                           xsrf_cookie)
+from bench._server import rss_bytes  # noqa: E402
+from bench.ws_load import (Session, expected_config, header_for, log,  # noqa: E402
+                           run_against_server, xsrf_cookie)
 from models.config import RunConfig  # noqa: E402  (no TensorFlow, no streamlit)
 
 MAX_SESSIONS, MAX_BUDGET_S, MAX_CYCLES = 60, 600.0, 200
@@ -354,31 +354,13 @@ def main(argv=None) -> int:
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    server = None
-    if args.url:
-        host = urllib.parse.urlsplit(args.url).hostname
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit("error: abuse.py only plays against a server on loopback")
-        base, pid = args.url.rstrip("/"), args.pid
-    else:
-        ARTIFACTS.mkdir(exist_ok=True)
-        server = start_server(log_path=ARTIFACTS / "abuse-server.log")
-        base, pid = server.url, server.pid
-        log(f"server {base} (pid {pid}) healthy")
-    try:
-        out = asyncio.run(run(args, base, pid))
-    finally:
-        if server is not None:
-            server.stop()
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "abuse.json").write_text(json.dumps(out, indent=2))
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        for name, r in out["scenarios"].items():
-            print(f"{name}: {json.dumps(r)}")
-        print("\n".join(verdicts(out)))
-    return 0
+    return run_against_server(args, "abuse", run, _print)
+
+
+def _print(out: dict) -> None:
+    for name, r in out["scenarios"].items():
+        print(f"{name}: {json.dumps(r)}")
+    print("\n".join(verdicts(out)))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import sys
@@ -43,8 +42,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import pct, rss_bytes, start_server, wait_until_quiet  # noqa: E402
-from bench.ws_load import ARTIFACTS, EARLY_FOR_RERUN, Session, code_version, log  # noqa: E402
+from bench._server import pct, rss_bytes, wait_until_quiet  # noqa: E402
+from bench.ws_load import (EARLY_FOR_RERUN, Session, code_version, log,  # noqa: E402
+                            run_against_server)
 from models import lessons  # noqa: E402  (TOML only: no TensorFlow, no streamlit server)
 
 MAX_STUDENTS = 200
@@ -364,27 +364,7 @@ def main() -> int:
         raise SystemExit(f"error: {e}")
     if not 1 <= args.budget <= 3600:
         raise SystemExit("error: --budget must be between 1 and 3600 seconds")
-    server = None
-    if args.url:
-        base, pid = args.url.rstrip("/"), args.pid
-    else:
-        ARTIFACTS.mkdir(exist_ok=True)
-        server = start_server(log_path=ARTIFACTS / "class-load-server.log")
-        base, pid = server.url, server.pid
-        log(f"server {base} (pid {pid}) healthy after "
-            f"{server.healthy_at - server.started_at:.1f} s")
-    try:
-        out = asyncio.run(bench(args, base, pid))
-    finally:
-        if server is not None:
-            server.stop()
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "class-load.json").write_text(json.dumps(out, indent=2))
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print_report(out)
-    return 0
+    return run_against_server(args, "class-load", bench, print_report)
 
 
 if __name__ == "__main__":

@@ -695,12 +695,22 @@ def main() -> int:
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS and CPU")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    return run_against_server(args, "ws-load", bench, print_table)
+
+
+def run_against_server(args, name: str, bench, report) -> int:
+    """What every load bench does: use the running server of --url (loopback only) or start a
+    fresh one, run the async `bench(args, base, pid)`, save test-artifacts/NAME.json, and print
+    it (--json) or `report(out)`."""
     server = None
     if args.url:
+        host = urllib.parse.urlsplit(args.url).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit(f"error: {name} only plays against a server on loopback")
         base, pid = args.url.rstrip("/"), args.pid
     else:
         ARTIFACTS.mkdir(exist_ok=True)
-        server = start_server(log_path=ARTIFACTS / "ws-load-server.log")
+        server = start_server(log_path=ARTIFACTS / f"{name}-server.log")
         base, pid = server.url, server.pid
         log(f"server {base} (pid {pid}) healthy after "
             f"{server.healthy_at - server.started_at:.1f} s")
@@ -710,11 +720,11 @@ def main() -> int:
         if server is not None:
             server.stop()
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "ws-load.json").write_text(json.dumps(out, indent=2))
+    (ARTIFACTS / f"{name}.json").write_text(json.dumps(out, indent=2))
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print_table(out)
+        report(out)
     return 0
 
 
