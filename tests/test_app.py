@@ -484,3 +484,17 @@ def test_the_sidebar_drops_a_preset_text_once_its_settings_change():
     captions = texts(at.sidebar, "caption")
     assert explanation not in captions
     assert any("no longer apply" in c and "Units" in c for c in captions)
+
+
+def test_state_colours_on_epoch_one_point_to_the_trained_epochs():
+    at = app(preset="chunks-stateful", seed="31")
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    show(at, "State flow")
+    hint = "This page is from epoch 1"
+    assert not any(hint in c for c in texts(at, "caption"))  # coloured by sequence: no hint
+    at.radio(key="flow_colour").set_value("readout").run()
+    assert any(hint in c and "epoch 10" in c for c in texts(at, "caption"))
+    n = at.session_state["results"]["run"]["trace"].n
+    at.select_slider(key="flow_first").set_value((n - 1) // flow.FLOW_PAGE * flow.FLOW_PAGE).run()
+    assert not any(hint in c for c in texts(at, "caption"))  # the last page is epoch 10

@@ -61,6 +61,10 @@ def flow_tab(res: dict | None) -> None:
         first = st.select_slider(
             "Recorded batches shown", pages, key="flow_first",
             format_func=lambda i: f"{i + 1}–{min(i + per_page, trace.n)} (epoch {trace.epoch[i]})")
+    if colour != "sequence" and trace.n and trace.epoch[first] == 1 and trace.epoch[-1] > 1:
+        # The first epoch's states come from a model that has barely trained: say where to look.
+        st.caption(f"This page is from epoch 1, the start of training. Move **Recorded batches "
+                   f"shown** to epoch {int(trace.epoch[-1])} to see what the trained state carries.")
     follow = _follow_control(trace, first, per_page)
     reduced = bool(st.session_state.get("reduced_motion"))
     opts = dict(first=first, per_page=per_page, colour=colour, unit=unit, follow=follow,
