@@ -45,7 +45,8 @@ ERROR_CHARS = 300
 KEEP_FINISHED = 500
 KEEP_SECONDS = 1800.0
 DEAD_AFTER_MISSES = 2  # session checks in a row that must find no session before cancelling
-DURATION_SAMPLES = 50  # recent durations behind the ETA
+DURATION_SAMPLES = 50  # recent durations (and duration/estimate ratios) behind the ETA
+MIN_PROGRESS_FOR_RATE = 0.05  # below this a running job's own rate says little (compile, start)
 
 
 class QueueFull(RuntimeError):
@@ -133,6 +134,7 @@ class _Job:
     turn: int = 0
     seq: int = 0
     stopped_reason: str | None = None
+    estimate: float | None = None   # the submitter's guess of its duration (s), e.g. models.cost
 
 
 class JobManager:
@@ -157,6 +159,7 @@ class JobManager:
         self._running: dict[str, _Job] = {}
         self._finished: OrderedDict[str, _Job] = OrderedDict()
         self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
+        self._ratios: deque[float] = deque(maxlen=DURATION_SAMPLES)  # duration / estimate
         self._is_alive: Callable[[str], bool] | None = None
         self._watch_interval = 0.5
         self._watcher: threading.Thread | None = None
@@ -184,9 +187,10 @@ class JobManager:
 
     # ---- submit -------------------------------------------------------------------------------
     def submit(self, fn: Callable[[JobContext], Any], *, owner: str, key: str | None = None,
-               label: str = "", client: str | None = None) -> str:
+               label: str = "", client: str | None = None, estimate: float | None = None) -> str:
         """Queue `fn`; returns the job id. `client` (an address or browser id) groups the
         sessions of one visitor: limits and turns count per client as well as per owner.
+        `estimate` (seconds, any consistent scale) sizes this job in queue wait estimates.
         Raises QueueFull (SessionLimit, ClientLimit) with a sentence for the user."""
         with self._lock:
             shared = self._active_with_key(key)
@@ -210,7 +214,7 @@ class JobManager:
                 raise QueueFull(f"The server is busy: {len(self._queue)} runs are already "
                                 f"waiting. Try again in a minute, or stop one of your runs.")
             job = _Job(uuid.uuid4().hex[:12], fn, label, key, {owner}, submitter=owner,
-                       client=client)
+                       client=client, estimate=estimate if estimate and estimate > 0 else None)
             job.lane = f"client:{client}" if client is not None else f"owner:{owner}"
             job.turn = max(self._turn, self._lane_turn.get(job.lane, self._turn)) + 1
             job.seq = next(self._seq)
@@ -272,7 +276,10 @@ class JobManager:
             self._finish(job, state)
             self._ensure_watcher()  # a result now waits for its owners
             if state == DONE:
-                self._durations.append(job.finished - job.started)
+                took = job.finished - job.started
+                self._durations.append(took)
+                if job.estimate:
+                    self._ratios.append(took / job.estimate)
             self._start_ready()
         job.ended.set()
 
@@ -331,19 +338,33 @@ class JobManager:
         return next(i for i, j in enumerate(self._queue, 1) if j is job)
 
     def _eta(self, position: int) -> float | None:
-        """Seconds until the job at `position` starts, simulating slots with the mean duration."""
+        """Seconds until the job at `position` starts: each running job's time left and each
+        queued job's expected duration, played through the worker slots in start order."""
         if not self._durations:
             return None
-        mean = statistics.fmean(self._durations)
         now = time.time()
-        slots = [max(0.0, mean - (now - j.started)) for j in self._running.values()]
+        slots = [self._time_left(j, now) for j in self._running.values()]
         slots += [0.0] * (self.max_workers - len(slots))
         heapq.heapify(slots)
         start = 0.0
-        for _ in range(position):
+        for job in self._queue[:position]:
             start = heapq.heappop(slots)
-            heapq.heappush(slots, start + mean)
+            heapq.heappush(slots, start + self._expected(job))
         return start
+
+    def _expected(self, job: _Job) -> float:
+        """A job's expected duration: its own estimate scaled by how long estimated jobs really
+        took here (runs differ 1000-fold, so one mean fits none), else the mean duration."""
+        if job.estimate and self._ratios:
+            return job.estimate * statistics.median(self._ratios)
+        return statistics.fmean(self._durations)
+
+    def _time_left(self, job: _Job, now: float) -> float:
+        """A running job's time left: from its own rate once it has one, else its expectation."""
+        elapsed = now - (job.started or now)
+        if job.progress >= MIN_PROGRESS_FOR_RATE:
+            return elapsed * (1.0 - job.progress) / job.progress
+        return max(0.0, self._expected(job) - elapsed)
 
     def result(self, job_id: str) -> Any:
         with self._lock:

@@ -99,6 +99,36 @@ def test_eta_grows_with_position_and_shrinks_with_workers(gate):
     assert two == pytest.approx([10, 10, 20, 20], abs=1)
 
 
+def test_eta_weighs_each_queued_run_by_its_own_estimate(gate):
+    """Runs differ 1000-fold in size: a small run queued behind a large one waits for the large
+    one, and the estimates are scaled by how long estimated runs really took on this server."""
+    m = JobManager(max_workers=1)
+    m.wait(m.submit(lambda ctx: time.sleep(0.05), owner="a", estimate=0.025), 2)  # took ~2x
+    ratio = m._ratios[0]
+    assert ratio > 1.5  # it took at least the 0.05 s it slept: twice its estimate, or more
+    m.submit(blocker(gate), owner="a", estimate=5.0)  # running, no progress yet
+    big = m.submit(blocker(gate), owner="a", estimate=50.0)
+    small = m.submit(blocker(gate), owner="a", estimate=1.0)
+    assert m.status(big).eta_seconds == pytest.approx(5.0 * ratio, rel=0.05)
+    assert m.status(small).eta_seconds == pytest.approx(55.0 * ratio, rel=0.05)
+
+
+def test_eta_of_a_running_run_follows_its_own_progress(gate):
+    """Once a running job reports progress, its time left comes from its own rate, not from
+    the estimate: half done after t seconds leaves about t seconds."""
+    m = JobManager(max_workers=1)
+    m._durations.append(1000.0)  # a history that would say: wait 1000 s
+
+    def half_done(ctx):
+        ctx.progress(0.5)
+        return blocker(gate)(ctx)
+    m.submit(half_done, owner="a")
+    queued = m.submit(blocker(gate), owner="a")
+    assert until(lambda: m.status(queued).eta_seconds < 100)
+    elapsed = time.time() - m._running[next(iter(m._running))].started
+    assert m.status(queued).eta_seconds == pytest.approx(elapsed, abs=1.0)
+
+
 def test_concurrency_never_exceeds_bound():
     m = JobManager(max_workers=3)
     lock, now, peak = threading.Lock(), [0], [0]

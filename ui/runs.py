@@ -318,6 +318,16 @@ def check(cfg: RunConfig, series) -> str | None:
     return None
 
 
+def _estimate(cfg: RunConfig, series) -> float | None:
+    """The cost model's duration, so queue waits weigh each run ahead by its own size."""
+    from models import cost
+    try:
+        n = cost.upload_sequences(cfg, len(series)) if series is not None else None
+        return cost.estimate(cfg, n).seconds
+    except Exception:  # an estimate only sizes the wait shown; the run itself was checked
+        return None
+
+
 def client_id() -> str | None:
     """Who is asking, across tabs: the browser (its XSRF cookie, shared by its tabs, hashed),
     else its address. Not the address first: a class behind one school router or a proxy
@@ -353,7 +363,7 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
                 continue
             label = f"{slot}: {cfg.task}/{cfg.layout}"
             jid = m.submit(lambda ctx, c=cfg, k=k: train_job(c, series, ctx, k), owner=sid,
-                           key=k, label=label, client=client_id())
+                           key=k, label=label, client=client_id(), estimate=_estimate(cfg, series))
             runs[slot] = {"job": jid, "cfg": cfg}
     except jobs.QueueFull as e:
         for r in runs.values():
