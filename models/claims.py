@@ -262,9 +262,10 @@ def epoch_counts(trace, epoch: int | None = None) -> dict | None:
     if len(sel) == 0:
         return None
     sl = slice(int(sel[0]), int(sel[-1]) + 1)
-    keys = ("h0", "c0", "hT", "cT", "seq_id", "part", "epoch", "batch", "reset_before", "loss",
-            "accuracy")
-    sub = Trace(**{k: getattr(trace, k)[sl] for k in keys}, config=trace.config,
+    keys = trace.state_keys() + ("seq_id", "part", "epoch", "batch", "reset_before", "loss",
+                                 "accuracy")
+    sub = Trace(**{"c0": None, "cT": None, **{k: getattr(trace, k)[sl] for k in keys}},
+                config=trace.config,
                 recorded=trace.index[sl].astype(np.int32))
     return {**sub.carry_check(), "epoch": e, "batches": len(sel)}
 
@@ -330,8 +331,9 @@ def _grad_words(g: dict | None) -> str:
     if g is None:
         return "no gradients recorded"
     acc = g["carried_accuracy"]
-    return (f"{g['steps']} timestep(s) per batch; median |dL/dh0| {g['grad_h0_median']:.2g} and "
-            f"|dL/dc0| {g['grad_c0_median']:.2g} at the carried boundaries of epoch {g['epoch']} "
+    return (f"{g['steps']} timestep(s) per batch; median |dL/dh0| {g['grad_h0_median']:.2g} "
+            + (f"and |dL/dc0| {g['grad_c0_median']:.2g} " if g["grad_c0_median"] is not None else "")
+            + f"at the carried boundaries of epoch {g['epoch']} "
             f"(cut there); carried batches right {acc:.3f} of the time in epoch {g['last_epoch']}"
             if g["grad_h0_median"] is not None and acc is not None else
             f"{g['steps']} timestep(s) per batch; no carried batches recorded")
