@@ -20,7 +20,7 @@ CAPTIONS = {
             "sequence, so the state is contaminated. A dotted bar (┆): the states were reset to "
             "zero. The carry check replays sampled batches from the recorded h0 with NumPy to "
             "show the layer really started from it.",
-    "hidden": "The LSTM's hidden state h of one slot, right before each batch (h0) and right "
+    "hidden": "The hidden state h of one slot, right before each batch (h0) and right "
               "after it (hT). With `stateful=True` and no reset, each batch's h0 column equals "
               "the previous hT column: that is the carried state.",
     "layout": "How the data is cut and placed into batches *before* training: read a row left "
@@ -139,3 +139,12 @@ def measured(question: int, result: dict | None) -> str | None:
 
 def _final_val(result: dict) -> float | None:
     return final_val(result.get("epochs") or [])
+
+
+def state_caption(cell: str) -> str:
+    """What the recorded state of this run's cell is (models/cells.py): the heatmaps draw h."""
+    if cell == "LSTM":
+        return ("An LSTM carries two state tensors per slot, h and the cell state c; both are "
+                "carried and checked by the carry check, h is drawn here.")
+    return (f"A {cell} carries one state tensor per slot, h: it is the whole carried state "
+            "(there is no c to record).")
