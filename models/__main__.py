@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from models.config import ConfigError
+from models.config import CELLS, ConfigError
 from models.presets import PRESETS, SEED004
 
 
@@ -23,10 +23,12 @@ def _progress(e) -> None:
               f"({d['seconds']:.2f} s)", file=sys.stderr, flush=True)
 
 
-def run_preset(name: str, epochs: int | None = None, seed: int | None = None) -> dict:
+def run_preset(name: str, epochs: int | None = None, seed: int | None = None,
+               cell: str | None = None) -> dict:
     from models.engine import Engine
     cfg = PRESETS[name].config
-    cfg = cfg.replace(**{k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None})
+    cfg = cfg.replace(**{k: v for k, v in (("epochs", epochs), ("seed", seed), ("cell", cell))
+                         if v is not None})
     t = time.perf_counter()
     eng = Engine(cfg)
     try:
@@ -44,7 +46,7 @@ def cmd_run(a) -> int:
     if a.preset not in PRESETS:
         return _err(f"no preset {a.preset!r}; choose one of: {', '.join(PRESETS)}")
     try:
-        out = run_preset(a.preset, a.epochs, a.seed)
+        out = run_preset(a.preset, a.epochs, a.seed, a.cell)
     except ConfigError as e:
         return _err(str(e))
     trace = out.pop("_trace")
@@ -145,6 +147,7 @@ def main(argv=None) -> int:
     r.add_argument("preset")
     r.add_argument("--epochs", type=int)
     r.add_argument("--seed", type=int)
+    r.add_argument("--cell", choices=CELLS, help="run the preset with this recurrent cell")
     r.add_argument("--trace", help="save the trace to this .npz file")
     r.add_argument("--json", action="store_true")
     rp = sub.add_parser("reproduce", help="the seed-004 table: published vs measured")

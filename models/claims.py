@@ -22,7 +22,7 @@ import numpy as np
 from models.config import FIELDS, ConfigError, RunConfig
 from models.presets import PRESETS
 from models.tasks import LETTERS
-from models.trace import gradient_summary
+from models.trace import REPLAY_TOLERANCE, gradient_summary
 
 
 def differences(a: RunConfig, b: RunConfig) -> list[str]:
@@ -262,9 +262,10 @@ def epoch_counts(trace, epoch: int | None = None) -> dict | None:
     if len(sel) == 0:
         return None
     sl = slice(int(sel[0]), int(sel[-1]) + 1)
-    keys = ("h0", "c0", "hT", "cT", "seq_id", "part", "epoch", "batch", "reset_before", "loss",
-            "accuracy")
-    sub = Trace(**{k: getattr(trace, k)[sl] for k in keys}, config=trace.config,
+    keys = trace.state_keys() + ("seq_id", "part", "epoch", "batch", "reset_before", "loss",
+                                 "accuracy")
+    sub = Trace(**{"c0": None, "cT": None, **{k: getattr(trace, k)[sl] for k in keys}},
+                config=trace.config,
                 recorded=trace.index[sl].astype(np.int32))
     return {**sub.carry_check(), "epoch": e, "batches": len(sel)}
 
@@ -287,7 +288,8 @@ def measure(result: dict, probe: bool = True) -> dict:
          "per_epoch": [c for c in (epoch_counts(tr, e) for e in sorted(set(tr.epoch.tolist())))
                        if c is not None],
          "zero_guess": _zero_guess(cfg) if cfg.task == "sine" else None,
-         "gradients": gradient_summary(tr)}
+         "gradients": gradient_summary(tr), "cell": cfg.cell,
+         "state_keys": list(tr.state_keys())}
     if probe and cfg.task == "alphabet" and result.get("weights") is not None:
         from models.engine import probe_alphabet
         m["alphabet"] = {s: probe_alphabet(result["weights"], cfg, s, 5) for s in LETTERS[:-1]}
@@ -330,8 +332,9 @@ def _grad_words(g: dict | None) -> str:
     if g is None:
         return "no gradients recorded"
     acc = g["carried_accuracy"]
-    return (f"{g['steps']} timestep(s) per batch; median |dL/dh0| {g['grad_h0_median']:.2g} and "
-            f"|dL/dc0| {g['grad_c0_median']:.2g} at the carried boundaries of epoch {g['epoch']} "
+    return (f"{g['steps']} timestep(s) per batch; median |dL/dh0| {g['grad_h0_median']:.2g} "
+            + (f"and |dL/dc0| {g['grad_c0_median']:.2g} " if g["grad_c0_median"] is not None else "")
+            + f"at the carried boundaries of epoch {g['epoch']} "
             f"(cut there); carried batches right {acc:.3f} of the time in epoch {g['last_epoch']}"
             if g["grad_h0_median"] is not None and acc is not None else
             f"{g['steps']} timestep(s) per batch; no carried batches recorded")
@@ -427,6 +430,32 @@ CLAIMS: tuple[Claim, ...] = (
                         and _grad(m)["carried"] > 0 and (_grad(m)["grad_h0_median"] or 0) > 0
                         and (_grad(m)["carried_accuracy"] or 0) >= 0.99),
           describe=lambda m: _grad_words(_grad(m))),
+    # Question 7: GRU and SimpleRNN carry h alone, the same way the LSTM carries h and c.
+    *(claim for name in ("gru-chunks-stateful", "simplernn-chunks-stateful") for claim in (
+        Range(f"{name[:-16]}-chunks-learn", name, 0.99, 1.0),
+        Contrast(f"{name[:-16]}-like-lstm", name, control="chunks-stateful", direction="within",
+                 margin=0.05),
+        Count(f"{name[:-16]}-slot-continues", name,
+              words="every carried state is a continuation of the same sequence (0 contaminated).",
+              fn=lambda m: (m["carry"]["continuation"], m["carry"]["carried"] > 0
+                            and m["carry"]["continuation"] == m["carry"]["carried"]),
+              describe=lambda m: f"{m['carry']['carried']:,} carried, "
+                                 f"{m['carry']['continuation']:,} continuations, "
+                                 f"{m['carry']['contaminated']:,} contaminated"),
+        Count(f"{name[:-16]}-h-only-carried", name,
+              words="the trace holds h alone (no c), carried exactly (0 difference between a "
+                    "slot's hT and its next h0), and the replay with the cell's own equations "
+                    "from the recorded h0 matches.",
+              fn=lambda m: (m["carry"]["max_replay_error"],
+                            m["state_keys"] == ["h0", "hT"] and m["carry"]["carried"] > 0
+                            and m["carry"]["max_carry_error"] == 0.0
+                            and m["carry"]["max_replay_error"] is not None
+                            and m["carry"]["max_replay_error"] <= REPLAY_TOLERANCE),
+              describe=lambda m: f"{m['cell']} trace holds {', '.join(m['state_keys'])}; "
+                                 f"{m['carry']['carried']:,} carried, largest carry error "
+                                 f"{m['carry']['max_carry_error']:g}; replay of "
+                                 f"{m['carry']['replayed']} batches off by at most "
+                                 f"{m['carry']['max_replay_error']:.1e}"))),
     # The long-memory pair and the sine forecast.
     Range("long-memory-stateful-learns", "long-memory-stateful", 0.99, 1.0),
     Range("long-memory-stateless-chance", "long-memory-stateless", 0.45, 0.55),

@@ -3,7 +3,7 @@
 The script needs only numpy and keras (TensorFlow backend). It generates the same data as
 models/tasks.py, cuts and batches it like models/layouts.py, and trains with `model.fit`:
 - stateful: `keras.Input(batch_shape=(B, L, F))`, `shuffle=False`, resets by a callback that
-  calls `lstm.reset_state()` before the right batches; shuffling (if chosen) is done by the
+  calls `rnn.reset_state()` before the right batches; shuffling (if chosen) is done by the
   script per epoch, the way fit would, so the reset schedule can follow the shuffled order;
 - validation by hand, saving and restoring the training state (fit's `validation_data` would
   overwrite it).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import textwrap
 
+from models import cells
 from models.config import RunConfig
 
 QUICK_BATCHES = 8
@@ -122,6 +123,13 @@ def arrange(x, y, pad=False):
 '''
 
 
+def _cell_comment(cell: str) -> str:
+    """What the recurrent layer carries from batch to batch (models/cells.py)."""
+    if cells.has_c(cell):
+        return "# The LSTM carries two state tensors per slot: rnn.states = [h, c]."
+    return f"# A {cell} carries one state tensor per slot: rnn.states = [h] (no c)."
+
+
 def _model_block(cfg: RunConfig) -> str:
     kind = _KIND[cfg.task]
     n_out = 26 if kind == "classes" else 1
@@ -137,13 +145,14 @@ def _model_block(cfg: RunConfig) -> str:
                "inputs = keras.Input(shape=(SAMPLE_LEN, N_FEATURES))")
     return f'''
 {inp}
-lstm = keras.layers.LSTM(
+{_cell_comment(cfg.cell)}
+rnn = keras.layers.{cfg.cell}(
     UNITS, stateful=STATEFUL,
     kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
     recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))
 outputs = keras.layers.Dense(
     {n_out}, activation={act},
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))(lstm(inputs))
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))(rnn(inputs))
 model = keras.Model(inputs, outputs)
 model.compile(optimizer=keras.optimizers.Adam(LR), loss={loss}, metrics=["{metric}"])
 METRIC = "{metric}"
@@ -262,24 +271,24 @@ class ResetStates(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         # Seen for every batch because steps_per_execution is 1 (the default).
         if STATEFUL and self.flags[batch]:
-            lstm.reset_state()
+            rnn.reset_state()
 
 
 def validate():
     """Forward over the held-out batches from zeros, then put the training state back:
     evaluate/predict would overwrite the state the next epoch continues from."""
-    saved = [v.numpy() for v in lstm.states] if STATEFUL else None
+    saved = [v.numpy() for v in rnn.states] if STATEFUL else None
     flags = reset_before(order_v, last_v, True)
     total, count = 0.0, 0
     for k, row in enumerate(order_v):
         if STATEFUL and flags[k]:
-            lstm.reset_state()
+            rnn.reset_state()
         keep = row >= 0                      # padding slots count in no metric
         p = model.predict_on_batch(xv[np.maximum(row, 0)])
         total += score(np.asarray(p)[keep], yv[row[keep]]).sum()
         count += int(keep.sum())
     if STATEFUL:
-        for v, s in zip(lstm.states, saved):
+        for v, s in zip(rnn.states, saved):
             v.assign(s)
     return total / max(count, 1)
 

@@ -18,6 +18,7 @@ LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps")
 SHUFFLES = ("off", "samples", "batch")
 RESETS = ("never", "epoch", "sequence")
 REMAINDERS = ("trim", "refuse")
+CELLS = ("LSTM", "GRU", "SimpleRNN")  # models/cells.py: the state each carries, its equations
 
 
 class ConfigError(ValueError):
@@ -54,7 +55,10 @@ FIELDS: tuple[Field, ...] = (
        lo=1, hi=limits.MAX_BATCH_SIZE),
     _f("length", int, 1, "Chunk or window length in timesteps (steps: 1; full: the sequence length).",
        lo=1, hi=limits.MAX_SEQ_LEN),
-    _f("units", int, 10, "LSTM units (size of h and c).", lo=1, hi=limits.MAX_UNITS),
+    _f("cell", str, "LSTM", "The recurrent layer: LSTM carries two state tensors (h and c), GRU "
+       "and SimpleRNN carry one (h).", CELLS, label="Cell type"),
+    _f("units", int, 10, "Recurrent units (size of h, and of c for an LSTM).", lo=1,
+       hi=limits.MAX_UNITS),
     _f("epochs", int, 10, "Passes over the training data.", lo=1, hi=limits.MAX_EPOCHS),
     _f("lr", float, 0.01, "Adam learning rate.", lo=1e-5, hi=1.0, label="Learning rate"),
     _f("seed", int, 4, "Seeds data, initial weights and shuffling: same seed, same run.",
@@ -78,6 +82,7 @@ class RunConfig:
     reset: str = FIELD["reset"].default
     batch_size: int = FIELD["batch_size"].default
     length: int = FIELD["length"].default
+    cell: str = FIELD["cell"].default
     units: int = FIELD["units"].default
     epochs: int = FIELD["epochs"].default
     lr: float = FIELD["lr"].default

@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 import models  # noqa: F401  (pins KERAS_BACKEND before keras is imported)
-from models import layouts, limits, trace as trace_mod
+from models import cells, layouts, limits, trace as trace_mod
 from models.config import ConfigError, RunConfig
 from models.tasks import TaskData, make_task
 
@@ -79,24 +79,23 @@ class RunResult:
 
 
 def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
-    """The Keras model. Stateful layers get their batch size from Input(batch_shape=...)."""
+    """The Keras model: [Dense output, *final states] (h, c for LSTM; h for GRU, SimpleRNN).
+    Stateful layers get their batch size from Input(batch_shape=...)."""
     B, L = cfg.batch_size, cfg.sample_len
     s = cfg.seed
+    n_states = len(cells.state_names(cfg.cell))
     with _BUILD_LOCK:
         inp = keras.Input(batch_shape=(B, L, n_features))
-        lstm = keras.layers.LSTM(
-            cfg.units, stateful=cfg.stateful, return_state=True,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=s),
-            recurrent_initializer=keras.initializers.Orthogonal(seed=s + 1))
+        lstm = cells.layer(cfg.cell, cfg.units, s, stateful=cfg.stateful, return_state=True)
         if cfg.stateful:
-            out, h, c = lstm(inp)
+            out, *states = lstm(inp)
         else:
-            zeros = [keras.ops.zeros((B, cfg.units))] * 2
-            out, h, c = lstm(inp, initial_state=zeros)
+            zeros = [keras.ops.zeros((B, cfg.units))] * n_states
+            out, *states = lstm(inp, initial_state=zeros)
         act = {"binary": "sigmoid", "classes": "softmax", "regression": None}[kind]
         dense = keras.layers.Dense(n_out, activation=act,
                                    kernel_initializer=keras.initializers.GlorotUniform(seed=s + 2))
-        model = keras.Model(inp, [dense(out), h, c])
+        model = keras.Model(inp, [dense(out), *states])
         loss = {"binary": keras.losses.BinaryCrossentropy(),
                 "classes": keras.losses.SparseCategoricalCrossentropy(),
                 "regression": keras.losses.MeanSquaredError()}[kind]
@@ -128,14 +127,16 @@ class Net:
 
     def __init__(self, sig: tuple):
         self.sig, self.warm = sig, False
-        B, L, F, U, n_out, kind, stateful, rec = sig
+        B, L, F, U, n_out, kind, stateful, rec = sig[:8]
+        self.cell = sig[8]  # LSTM | GRU | SimpleRNN (models/cells.py)
+        self.n_states = len(cells.state_names(self.cell))  # 2 for LSTM (h, c), else 1 (h)
         # rec: 0 nothing recorded; 1 states and readout; 2 also the gradients (signature())
         self.record, self.gradients = int(rec) >= 1, int(rec) >= 2
         self.B, self.L, self.U, self.n_out, self.kind, self.stateful = B, L, U, n_out, kind, stateful
         # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
         self.K = int(max(4, min(256, 32768 // (B * L))))
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
-                        seq_len=max(L, 2))
+                        seq_len=max(L, 2), cell=self.cell)
         self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
         self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
@@ -161,12 +162,13 @@ class Net:
             self.lstm.reset_state()
 
     # ---- the compiled loops -------------------------------------------------------------
-    def _zero_state(self):
-        return tf.zeros((self.B, self.U)), tf.zeros((self.B, self.U))
+    def _zero_state(self) -> tuple:
+        return tuple(tf.zeros((self.B, self.U)) for _ in range(self.n_states))
 
-    def read_state(self):
+    def read_state(self) -> tuple:
+        """Every state tensor the cell has, in Keras's order: (h, c) for LSTM, (h,) else."""
         if self.stateful:
-            return tf.identity(self.lstm.states[0]), tf.identity(self.lstm.states[1])
+            return tuple(tf.identity(v) for v in self.lstm.states)
         return self._zero_state()
 
     def _reset_if(self, flag):
@@ -186,13 +188,14 @@ class Net:
         per slot |dL/dh0|, |dL/dc0| (the gradient that would flow into the previous batch: the
         carried state enters as a read of the state variables, a constant for the tape) and per
         timestep |dL/dx_t| over the whole batch (how far back inside the batch it reaches)."""
-        h0, c0 = self.read_state()
+        n = self.n_states
+        s0 = self.read_state()
         extra = []
         if self.record:
-            extra.append(self._readout(h0))
+            extra.append(self._readout(s0[0]))
         if not self.gradients:
             with tf.GradientTape() as tape:
-                p, h, c = self.model(x, training=True)
+                p, *sT = self.model(x, training=True)
                 loss = self.loss_fn(_target(self.kind, y), p)
             grads = tape.gradient(loss, self.model.trainable_variables)
         else:
@@ -200,31 +203,31 @@ class Net:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 if self.stateful:  # the layer reads its state variables: watch those
-                    s0 = [v.value for v in self.lstm.states]
-                    tape.watch(s0)
-                    p, h, c = self.model(x, training=True)
+                    w0 = [v.value for v in self.lstm.states]
+                    tape.watch(w0)
+                    p, *sT = self.model(x, training=True)
                 else:  # the model's zero initial state is a constant inside it: pass it in
-                    s0 = [tf.zeros((self.B, self.U)), tf.zeros((self.B, self.U))]
-                    tape.watch(s0)
-                    out, h, c = self.lstm(x, initial_state=s0, training=True)
+                    w0 = list(self._zero_state())
+                    tape.watch(w0)
+                    out, *sT = self.lstm(x, initial_state=w0, training=True)
                     p = self.dense(out, training=True)
                 loss = self.loss_fn(_target(self.kind, y), p)
-            g = tape.gradient(loss, self.model.trainable_variables + [x] + s0)
-            grads, gx, gh0, gc0 = g[:-3], g[-3], g[-2], g[-1]
-            extra += [tf.norm(gh0, axis=-1), tf.norm(gc0, axis=-1),
-                      tf.sqrt(tf.reduce_sum(tf.square(gx), axis=[0, 2]))]
+            g = tape.gradient(loss, self.model.trainable_variables + [x] + w0)
+            grads, gx, gs0 = g[:-n - 1], g[-n - 1], g[-n:]
+            extra += [tf.norm(gs, axis=-1) for gs in gs0]  # |dL/dh0| (and |dL/dc0|)
+            extra.append(tf.sqrt(tf.reduce_sum(tf.square(gx), axis=[0, 2])))
         self.opt.apply(grads, self.model.trainable_variables)
-        hT, cT = self.read_state() if self.stateful else (h, c)
-        return (h0, c0, hT, cT, *extra, loss, tf.reduce_mean(_metric(self.kind, y, p)))
+        sT = self.read_state() if self.stateful else tuple(sT)
+        return (*s0, *sT, *extra, loss, tf.reduce_mean(_metric(self.kind, y, p)))
 
     def _outputs(self) -> list:
         """Zeros shaped like what _step returns (an inactive batch writes these)."""
         B, U = self.B, self.U
         if not self.record:
             return [tf.constant(0.0), tf.constant(0.0)]
-        out = [tf.zeros((B, U))] * 4 + [tf.zeros((B, self.n_out))]
+        out = [tf.zeros((B, U))] * (2 * self.n_states) + [tf.zeros((B, self.n_out))]
         if self.gradients:
-            out += [tf.zeros((B,)), tf.zeros((B,)), tf.zeros((self.L,))]
+            out += [tf.zeros((B,))] * self.n_states + [tf.zeros((self.L,))]
         return out + [tf.constant(0.0), tf.constant(0.0)]
 
     def _train_chunk_py(self, xs, ys, active, reset):
@@ -250,7 +253,7 @@ class Net:
         loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
         for k in tf.range(tf.shape(xs)[0]):
             self._reset_if(reset[k])
-            p, _, _ = self.model(xs[k], training=False)
+            p = self.model(xs[k], training=False)[0]
             loss_sum += tf.reduce_sum(_per_sample_loss(self.kind, ys[k], p) * w[k])
             metric_sum += tf.reduce_sum(_metric(self.kind, ys[k], p) * w[k])
         if self.stateful:
@@ -274,9 +277,10 @@ _POOL_LOCK = threading.Lock()
 def signature(cfg: RunConfig, data: TaskData, record: bool = True,
               gradients: bool = True) -> tuple:
     """What a compiled net depends on: runs with equal signatures share one (pooled) net.
-    The last entry is what the net records: 0 nothing, 1 states and readout, 2 also gradients."""
+    Entry 7 is what the net records: 0 nothing, 1 states and readout, 2 also gradients; the
+    last is the cell type."""
     return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
-            data.kind, cfg.stateful, (2 if gradients else 1) if record else 0)
+            data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell)
 
 
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
@@ -408,18 +412,17 @@ class Engine:
                 losses.append(loss)
                 metrics.append(met)
                 if self.record:
-                    h0, c0, hT, cT, readout = out[:5]
-                    chunk = {
-                        "h0": h0, "c0": c0, "hT": hT, "cT": cT,
-                        "readout_h0": readout, "target": ys[:n].astype(np.float32),
+                    chunk = self._state_arrays(out)
+                    chunk.update({
+                        "readout_h0": out[2 * self.net.n_states], "target": ys[:n].astype(np.float32),
                         "seq_id": s.seq_id[o].astype(np.int32), "part": s.part[o].astype(np.int32),
                         "epoch": np.full(n, epoch, np.int32),
                         "batch": np.arange(start, start + n, dtype=np.int32),
                         "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
                         "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
-                    }
+                    })
                     if self.gradients:
-                        chunk.update(grad_h0=out[5], grad_c0=out[6], grad_x=out[7])
+                        chunk.update(self._grad_arrays(out))
                     # The live view gets the replays read for it; the trace keeps them for up to
                     # REPLAY_BATCHES chunks spread over the run.
                     self._keep_recent({**chunk, "replay": replay})
@@ -446,6 +449,20 @@ class Engine:
         emit(Event("cancelled" if cancelled else "done", len(epochs), done, self.total, {}))
         return RunResult(tr, epochs, self.model.get_weights(), self.notes(), time.perf_counter() - t_run,
                          cancelled, self.data.metric)
+
+    def _state_arrays(self, out: list) -> dict:
+        """h0, hT (and c0, cT for an LSTM) from a chunk's outputs: only the cell's own states."""
+        names = cells.state_names(self.cfg.cell)
+        n = len(names)
+        return {**{f"{s}0": out[i] for i, s in enumerate(names)},
+                **{f"{s}T": out[n + i] for i, s in enumerate(names)}}
+
+    def _grad_arrays(self, out: list) -> dict:
+        """grad_h0 (and grad_c0 for an LSTM), grad_x from a chunk's outputs."""
+        names = cells.state_names(self.cfg.cell)
+        at = 2 * len(names) + 1  # after the states and the readout
+        return {**{f"grad_{s}0": out[at + i] for i, s in enumerate(names)},
+                "grad_x": out[at + len(names)]}
 
     def _replay_chunks(self, keep: set[int], per: int) -> set[tuple[int, int]]:
         """(epoch, chunk start) of up to REPLAY_BATCHES recorded chunks, evenly spread."""
@@ -478,9 +495,9 @@ class Engine:
     def notes(self) -> list[str]:
         return self.data.notes + self.train.notes + self.cfg.notes()
 
-    def final_state(self) -> tuple[np.ndarray, np.ndarray]:
-        h, c = self.net.read_state()
-        return h.numpy(), c.numpy()
+    def final_state(self) -> tuple[np.ndarray, ...]:
+        """The layer's states now: (h, c) for an LSTM, (h,) for GRU and SimpleRNN."""
+        return tuple(v.numpy() for v in self.net.read_state())
 
 
 def train(cfg: RunConfig, series=None, on_event=None, cancel=None) -> RunResult:
@@ -504,7 +521,7 @@ def probe_alphabet(weights: list[np.ndarray], cfg: RunConfig, start: str, n: int
     model.set_weights(weights)
     letter, out = start.upper(), []
     for _ in range(n):
-        p, _, _ = model(np.full((1, 1, 1), letter_value(letter), np.float32), training=False)
+        p = model(np.full((1, 1, 1), letter_value(letter), np.float32), training=False)[0]
         letter = LETTERS[int(np.argmax(np.asarray(p)[0]))]
         out.append(letter)
     return out

@@ -2,20 +2,26 @@
 
 Format (DESIGN.md, read by other tools): h0, c0, hT, cT (n, B, units) float32; seq_id, part
 (n, B) int32; epoch, batch (n,) int32; reset_before (n,) bool; loss, accuracy (n,) float32;
-config (0-d str). A thinned trace adds `recorded` (n,) int32: the global index of each recorded
+config (0-d str). The cell type is the config's `cell` (LSTM when absent: traces from before
+the setting). Only the state tensors the cell really has are stored (models/cells.py): an LSTM
+trace has h0, c0, hT, cT exactly as above; a GRU or SimpleRNN trace has h0 and hT and NO
+c0/cT (not zeros: the keys are absent, and `Trace.c0`/`Trace.cT` are None). A thinned trace adds `recorded` (n,) int32: the global index of each recorded
 batch. Also stored, for the views: `val_epochs` (E, 6) float32 epoch metrics.
 
 Replay data (optional; a trace without it loads and simply has nothing to replay). For m
 sampled batches, the first S = min(B, REPLAY_SLOTS) slots:
   replay_batch      int32   (m,)          position of the batch in this trace (0..n-1)
   replay_x          float32 (m, S, L, F)  that batch's inputs, slots 0..S-1
-  replay_kernel     float32 (m, F, 4U)    the LSTM's kernel as that batch's step used it (read
-  replay_recurrent  float32 (m, U, 4U)      before the step's optimizer update), recurrent
-  replay_bias       float32 (m, 4U)         kernel and bias; gates in Keras's order i, f, c, o
+  replay_kernel     float32 (m, F, G*U)   the cell's kernel as that batch's step used it (read
+  replay_recurrent  float32 (m, U, G*U)     before the step's optimizer update), recurrent
+  replay_bias       float32 (m, G*U)        kernel and bias, gate blocks in Keras's order:
+                                            LSTM G=4 (i, f, c, o); GRU G=3 (z, r, h) with bias
+                                            (m, 2, 3U) (input and recurrent bias, reset_after);
+                                            SimpleRNN G=1
   replay_dense_kernel float32 (m, U, n_out) the Dense layer's kernel and bias at that step
   replay_dense_bias   float32 (m, n_out)      (optional: lets readout_h0 be recomputed)
-The carry check recomputes hT/cT of those slots from the recorded h0/c0 with NumPy
-(`replay_errors`; it matches when within REPLAY_TOLERANCE):
+The carry check recomputes hT (and cT) of those slots from the recorded h0 (and c0) with the
+cell's equations in NumPy (`cells.run_numpy`; `replay_errors`; it matches when within REPLAY_TOLERANCE):
 the identity h0[k+1] == hT[k] compares two reads of one state variable, the replay shows the
 layer actually started from the recorded h0 (from zeros, for a stateless run).
 
@@ -28,7 +34,7 @@ What the state says and where the gradient stops (optional; older traces load wi
                                      Dense(h0) is that answer read from the state it starts from.
   target      float32 (n, B)         the slot's true target for that batch (label or value)
   grad_h0     float32 (n, B)         |dL/dh0| per slot: the gradient of the batch's loss (the mean
-  grad_c0     float32 (n, B)           the optimizer minimised) with respect to the state it
+  grad_c0     float32 (n, B)           the optimizer minimised; grad_c0 for an LSTM only) with respect to the state it
                                        started from; the gradient that would flow into the
                                        previous batch and is cut at the boundary (real TF tape)
   grad_x      float32 (n, L)         |dL/dx_t| over the whole batch, per timestep t of the batch:
@@ -50,7 +56,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATE_KEYS = ("h0", "c0", "hT", "cT")
+from models import cells
+
+STATE_KEYS = ("h0", "c0", "hT", "cT")  # an LSTM's; a GRU or SimpleRNN has H_KEYS only
+H_KEYS = ("h0", "hT")
+C_KEYS = ("c0", "cT")
 ROW_KEYS = ("seq_id", "part")
 STEP_KEYS = ("epoch", "batch", "reset_before", "loss", "accuracy")
 EXTRA_KEYS = ("readout_h0", "target", "grad_h0", "grad_c0", "grad_x")  # optional, per batch
@@ -73,9 +83,9 @@ PADDING = 4        # carried into or out of a padding slot (no sequence): neithe
 @dataclass
 class Trace:
     h0: np.ndarray
-    c0: np.ndarray
+    c0: np.ndarray | None  # None: the cell has no c (GRU, SimpleRNN)
     hT: np.ndarray
-    cT: np.ndarray
+    cT: np.ndarray | None
     seq_id: np.ndarray
     part: np.ndarray
     epoch: np.ndarray
@@ -121,9 +131,18 @@ class Trace:
     def stateful(self) -> bool:
         return bool(self.config_dict().get("stateful", False))
 
+    @property
+    def cell(self) -> str:
+        """LSTM, GRU or SimpleRNN (LSTM for traces from before the setting)."""
+        return _cell_of(self.config)
+
+    def state_keys(self) -> tuple[str, ...]:
+        """The state arrays this trace holds: h0, c0, hT, cT (LSTM) or h0, hT."""
+        return STATE_KEYS if self.c0 is not None else H_KEYS
+
     # ---- save / load ------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
-        out = {k: getattr(self, k) for k in STATE_KEYS + ROW_KEYS + STEP_KEYS}
+        out = {k: getattr(self, k) for k in self.state_keys() + ROW_KEYS + STEP_KEYS}
         out["config"] = np.array(self.config)
         if self.recorded is not None:
             out["recorded"] = self.recorded
@@ -158,16 +177,24 @@ class Trace:
 
     @classmethod
     def from_arrays(cls, a: dict) -> "Trace":
-        missing = [k for k in STATE_KEYS + ROW_KEYS + STEP_KEYS + ("config",) if k not in a]
+        missing = [k for k in H_KEYS + ROW_KEYS + STEP_KEYS + ("config",) if k not in a]
         if missing:
             raise ValueError(f"not a trace: missing {', '.join(missing)}")
+        cell = _cell_of(str(a["config"]))
+        c_keys = [k for k in C_KEYS if k in a]
+        if cells.has_c(cell) and len(c_keys) != 2:
+            raise ValueError(f"not a trace: an {cell} trace needs c0 and cT")
+        if not cells.has_c(cell) and c_keys:
+            raise ValueError(f"not a trace: a {cell} has no c state, yet the file holds "
+                             f"{', '.join(c_keys)}")
+        keys = STATE_KEYS if c_keys else H_KEYS
         epochs = []
         for row in a.get("val_epochs", np.zeros((0, len(EPOCH_COLUMNS)))):
             e = {c: (None if np.isnan(v) else float(v)) for c, v in zip(EPOCH_COLUMNS, row)}
             e["epoch"] = int(e["epoch"])
             epochs.append(e)
         t = cls(
-            **{k: np.asarray(a[k], np.float32) for k in STATE_KEYS},
+            **{k: np.asarray(a[k], np.float32) if k in a else None for k in STATE_KEYS},
             **{k: np.asarray(a[k], np.int32) for k in ROW_KEYS},
             epoch=np.asarray(a["epoch"], np.int32), batch=np.asarray(a["batch"], np.int32),
             reset_before=np.asarray(a["reset_before"], bool),
@@ -180,7 +207,7 @@ class Trace:
             if k in a:
                 setattr(t, k, np.asarray(a[k], np.float32))
         n = t.n
-        if any(getattr(t, k).shape[0] != n for k in STATE_KEYS + ROW_KEYS + STEP_KEYS
+        if any(getattr(t, k).shape[0] != n for k in keys + ROW_KEYS + STEP_KEYS
                + tuple(k for k in EXTRA_KEYS if k in a)):
             raise ValueError("not a trace: arrays disagree on the number of batches")
         present = [k for k in REPLAY_KEYS if k in a]
@@ -249,22 +276,17 @@ def carry_kinds(t: Trace) -> np.ndarray:
     return kinds
 
 
+def _cell_of(config_json: str) -> str:
+    try:
+        cell = json.loads(config_json).get("cell", "LSTM")
+    except (ValueError, AttributeError):
+        return "LSTM"
+    return cell if cell in cells.STATES else "LSTM"
+
+
 def _lstm_numpy(x, h, c, kernel, recurrent, bias):
-    """Keras's LSTM equations in float64 NumPy: z = x W + h U + b, gates i, f, c, o in that
-    order; i, f, o = sigmoid(z), c' = f c + i tanh(z_c), h' = o tanh(c').
-    Batched over m replayed batches, each with its own weights: x (m, S, L, F); h, c (m, S, U);
-    kernel (m, F, 4U), recurrent (m, U, 4U), bias (m, 4U). Returns the final h, c."""
-    W, R, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
-    h, c = np.asarray(h, np.float64), np.asarray(c, np.float64)
-    x = np.asarray(x, np.float64)
-    u = h.shape[-1]
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
-    for step in range(x.shape[2]):
-        z = x[:, :, step] @ W + h @ R + b[:, None, :]
-        i, f, g, o = sig(z[..., :u]), sig(z[..., u:2 * u]), np.tanh(z[..., 2 * u:3 * u]), sig(z[..., 3 * u:])
-        c = f * c + i * g
-        h = o * np.tanh(c)
-    return h, c
+    """Keras's LSTM equations in float64 NumPy (cells.run_numpy). Returns the final h, c."""
+    return cells.run_numpy("LSTM", x, (h, c), kernel, recurrent, bias)
 
 
 def _replay_problem(t: Trace) -> str | None:
@@ -277,9 +299,10 @@ def _replay_problem(t: Trace) -> str | None:
     if r["replay_x"].ndim != 4 or r["replay_x"].shape[1] > t.batch_size:
         return "has inputs of the wrong shape"
     F, U = r["replay_x"].shape[3], t.units
-    if (r["replay_kernel"].shape[1:] != (F, 4 * U) or r["replay_recurrent"].shape[1:] != (U, 4 * U)
-            or r["replay_bias"].shape[1:] != (4 * U,)):
-        return f"has LSTM weights that do not fit {U} units and {F} features"
+    kernel, recurrent, bias = cells.weight_shapes(t.cell, F, U)
+    if (r["replay_kernel"].shape[1:] != kernel or r["replay_recurrent"].shape[1:] != recurrent
+            or r["replay_bias"].shape[1:] != bias):
+        return f"has {t.cell} weights that do not fit {U} units and {F} features"
     return None
 
 
@@ -296,19 +319,22 @@ def replay_errors(t: Trace) -> np.ndarray:
     r = t.replay
     k = r["replay_batch"]
     S = r["replay_x"].shape[1]
-    used = (t.h0[k, :S], t.c0[k, :S], t.hT[k, :S], t.cT[k, :S]) + tuple(r[n] for n in REPLAY_KEYS)
+    used = tuple(getattr(t, n)[k, :S] for n in t.state_keys()) + tuple(r[n] for n in REPLAY_KEYS)
     digest = hashlib.blake2b(digest_size=16)
     for a in used:
         digest.update(np.ascontiguousarray(a).tobytes())
     key = digest.hexdigest()
     if t._replay_memo is not None and t._replay_memo[0] == key:
         return t._replay_memo[1].copy()
-    h, c = _lstm_numpy(r["replay_x"], t.h0[k, :S], t.c0[k, :S], r["replay_kernel"],
-                       r["replay_recurrent"], r["replay_bias"])
-    cT = t.cT[k, :S].astype(np.float64)
-    dh = np.abs(h - t.hT[k, :S]).reshape(len(k), -1)
-    dc = (np.abs(c - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
-    out = np.maximum(dh.max(axis=1, initial=0.0), dc.max(axis=1, initial=0.0))
+    s0 = tuple(getattr(t, f"{n}0")[k, :S] for n in cells.state_names(t.cell))
+    new = cells.run_numpy(t.cell, r["replay_x"], s0, r["replay_kernel"], r["replay_recurrent"],
+                          r["replay_bias"])
+    dh = np.abs(new[0] - t.hT[k, :S]).reshape(len(k), -1)
+    out = dh.max(axis=1, initial=0.0)
+    if len(new) > 1:  # an LSTM's c
+        cT = t.cT[k, :S].astype(np.float64)
+        dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
+        out = np.maximum(out, dc.max(axis=1, initial=0.0))
     t._replay_memo = (key, out)
     return out.copy()
 
@@ -316,7 +342,7 @@ def replay_errors(t: Trace) -> np.ndarray:
 def carry_check(t: Trace) -> dict:
     """Measure the carry identity on the recorded batches, and replay sampled batches.
 
-    stateful and no reset before k+1: h0[k+1] == hT[k] (and c); that pair is *carried*, and each
+    stateful and no reset before k+1: h0[k+1] == hT[k] (and c for an LSTM); that pair is *carried*, and each
     carried slot is a continuation, broken, contaminated or padding (`carry_kinds`).
     stateless, or a reset: h0 == 0; that batch is a *fresh start* (each slot counts).
     Replay: hT/cT recomputed from the recorded h0/c0, inputs and weights (`replay_errors`);
@@ -325,13 +351,14 @@ def carry_check(t: Trace) -> dict:
     """
     tr = transitions(t)
     fresh, carried = tr["fresh"], tr["carried"]
+    pairs = [("h0", "hT")] + ([("c0", "cT")] if t.c0 is not None else [])
     err = 0.0
     if carried.any():
         k = np.nonzero(carried)[0]
-        err = float(max(np.abs(t.h0[k] - t.hT[k - 1]).max(), np.abs(t.c0[k] - t.cT[k - 1]).max()))
+        err = float(max(np.abs(getattr(t, a)[k] - getattr(t, b)[k - 1]).max() for a, b in pairs))
     fresh_abs = 0.0
     if fresh.any():
-        fresh_abs = float(max(np.abs(t.h0[fresh]).max(), np.abs(t.c0[fresh]).max()))
+        fresh_abs = float(max(np.abs(getattr(t, a)[fresh]).max() for a, _ in pairs))
     kinds = carry_kinds(t)
     rep = replay_errors(t)
     return {
@@ -349,9 +376,10 @@ def carry_check(t: Trace) -> dict:
 
 def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
     z3 = np.zeros((0, batch_size, units), np.float32)
+    c = z3 if cells.has_c(_cell_of(config_json)) else None
     z2 = np.zeros((0, batch_size), np.int32)
     z1 = np.zeros((0,), np.int32)
-    return Trace(z3, z3, z3, z3, z2, z2, z1, z1, np.zeros(0, bool),
+    return Trace(z3, c, z3, c, z2, z2, z1, z1, np.zeros(0, bool),
                  np.zeros(0, np.float32), np.zeros(0, np.float32), config_json)
 
 
@@ -378,6 +406,7 @@ def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray
     drop = 0 if last is None else max(0, total - last)
     cat = {k: v[drop:] for k, v in cat.items()}
     idx = cat.pop("index").astype(np.int32)
+    cat = {"c0": None, "cT": None, **cat}  # GRU, SimpleRNN record no c
     offsets = np.cumsum([0] + [len(p["index"]) for p in parts[:-1]]) - drop
     rep = [(int(o), p["replay"]) for o, p in zip(offsets, parts)
            if p.get("replay") is not None and o >= 0]
@@ -434,7 +463,8 @@ def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
         "steps": int(t.grad_x.shape[1]), "epoch": first,
         "carried": int(carried.sum()), "fresh": int((~carried).sum()),
         "grad_h0_median": float(np.median(t.grad_h0[sel])) if sel.any() else None,
-        "grad_c0_median": float(np.median(t.grad_c0[sel])) if sel.any() else None,
+        "grad_c0_median": (float(np.median(t.grad_c0[sel])) if sel.any() and t.grad_c0 is not None
+                           else None),  # None too for a cell without c
         "reach": t.grad_x[sel].mean(axis=0).tolist() if sel.any() else [],
         "carried_accuracy": mean(t.accuracy[last & carried]),
         "fresh_accuracy": mean(t.accuracy[last & ~carried]),

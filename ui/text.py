@@ -1,4 +1,4 @@
-"""Words for the page: view captions, the six questions and what a run measured.
+"""Words for the page: view captions, the seven questions and what a run measured.
 
 Pure (no streamlit, no keras): every function takes plain values or a Trace and returns text,
 so it can be tested without a browser.
@@ -20,7 +20,7 @@ CAPTIONS = {
             "sequence, so the state is contaminated. A dotted bar (┆): the states were reset to "
             "zero. The carry check replays sampled batches from the recorded h0 with NumPy to "
             "show the layer really started from it.",
-    "hidden": "The LSTM's hidden state h of one slot, right before each batch (h0) and right "
+    "hidden": "The hidden state h of one slot, right before each batch (h0) and right "
               "after it (hT). With `stateful=True` and no reset, each batch's h0 column equals "
               "the previous hT column: that is the carried state.",
     "layout": "How the data is cut and placed into batches *before* training: read a row left "
@@ -28,7 +28,7 @@ CAPTIONS = {
               "a row should be one colour (one sequence) whose parts go 0, 1, 2, …",
     "curves": "Loss and metric per batch (noisy) and per epoch. Validation runs on held-out "
               "sequences from a zero state and never touches the training state.",
-    "answers": "Six questions people keep asking about stateful LSTMs in Keras, each with a "
+    "answers": "Seven questions people keep asking about stateful LSTMs in Keras, each with a "
                "short answer, the claims that check it (each measured by a run) and the "
                "presets you can run to see it for yourself.",
     "code": "A standalone Keras 3 script that trains the same model on the same data with the "
@@ -78,6 +78,16 @@ QUESTIONS = (
      "memory travels forward in the state, one batch at a time. The State-flow tab shows both: "
      "colour by *readout from h0* to watch the first value ride along a row, and turn on "
      "*gradients* to see how far back inside each batch the gradient reaches and where it is cut."),
+    (7, "Does GRU carry the same state as LSTM?",
+     "Not the same tensors, the same way. An LSTM carries two state tensors per slot, the "
+     "hidden state h and the cell state c (`layer.states` = [h, c]); a GRU and a SimpleRNN "
+     "carry one, h (`layer.states` = [h]). `stateful=True` treats them alike: each slot's "
+     "final state becomes that slot's initial state in the next batch, and `reset_state()` "
+     "zeroes it. So everything about slots, shuffling and resets holds for all three; to set "
+     "one slot by hand, assign a row of each tensor in `layer.states`. On the chunks run, the "
+     "same settings with a GRU or a SimpleRNN: the claims below say what each reached against "
+     "the LSTM, and that the carried h is exactly the state the cell's own equations "
+     "continue from. Choose *Cell type* in the sidebar to try any run with another cell."),
 )
 
 
@@ -130,6 +140,12 @@ def measured(question: int, result: dict | None) -> str | None:
                 f"{g['grad_h0_median']:.2g} at the carried boundaries of epoch {g['epoch']}, cut "
                 f"there" + ("" if acc is None else f"; batches starting from a carried state "
                             f"right {acc:.3f} of the time in epoch {g['last_epoch']}") + ".")
+    if question == 7:
+        states = " and ".join(n for n in ("h", "c") if f"{n}0" in tr.state_keys())
+        c = tr.carry_check()
+        return (f"Your last run used a {cfg.cell}: it carried {states} "
+                f"({c['carried']:,} carried states, largest carry error "
+                f"{c['max_carry_error']:g}).")
     if question == 5:
         trims = [n for n in result.get("notes", []) if n.startswith("Trimmed")]
         return (f"Your last run built `keras.Input(batch_shape=({cfg.batch_size}, "
@@ -139,3 +155,12 @@ def measured(question: int, result: dict | None) -> str | None:
 
 def _final_val(result: dict) -> float | None:
     return final_val(result.get("epochs") or [])
+
+
+def state_caption(cell: str) -> str:
+    """What the recorded state of this run's cell is (models/cells.py): the heatmaps draw h."""
+    if cell == "LSTM":
+        return ("An LSTM carries two state tensors per slot, h and the cell state c; both are "
+                "carried and checked by the carry check, h is drawn here.")
+    return (f"A {cell} carries one state tensor per slot, h: it is the whole carried state "
+            "(there is no c to record).")

@@ -158,6 +158,7 @@ def result_header(res: dict, current: RunConfig) -> None:
     what = "stopped early, partial record" if res["cancelled"] else "finished"
     if res.get("stopped_reason"):
         st.warning(plain(res["stopped_reason"]))
+    mode += "" if cfg.cell == "LSTM" else f" {cfg.cell}"
     st.markdown(f"**Last run:** {mode}, {cfg.task}, layout {cfg.layout}, batch size "
                 f"{cfg.batch_size}: {what} after {len(res['epochs'])} epoch(s) "
                 f"({res['batches_trained']:,} batches) in {res['seconds']:.1f} s.")
@@ -260,6 +261,7 @@ def hidden_tab(res: dict | None) -> None:
         st.info("Train first: this view shows recorded states.")
         return
     trace = res["trace"]
+    st.caption(text.state_caption(trace.cell))
     B = trace.batch_size
     slot = st.number_input("Slot", 0, B - 1, 0, step=1, key="hidden_slot",
                            help=f"Which of the {B} rows of the batch to follow.")

@@ -724,6 +724,8 @@ def carry_summary(trace: Trace) -> str:
     out += f" · {c['fresh_starts']:,} fresh starts"
     if c["fresh_starts"]:
         out += f", largest |h0| = {_num(c['max_fresh_abs'])}"
+    if trace.c0 is None:  # GRU, SimpleRNN: h is the whole state; an LSTM's c is checked too
+        out += f" · a {trace.cell} carries h only (no c)"
     return out + "."
 
 

@@ -57,6 +57,8 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None
     step = max(1, trace.n // 12)
     fig.update_xaxes(tickvals=x[::step], ticktext=[str(i) for i in trace.index[::step]])
     mode = "stateless: every batch starts from zeros" if not trace.stateful() else "stateful"
+    if trace.c0 is None:  # h is all a GRU or SimpleRNN carries: say so where only h is drawn
+        mode += f"; {trace.cell}: h is its whole state"
     # total: batches the run trained (a stopped run trained past its last recorded batch).
     run = total if total is not None else int(trace.index[-1]) + 1
     thin = f" · thinned: {trace.n:,} of {run:,} batches recorded" if trace.thinned else ""
