@@ -31,6 +31,9 @@ CAPTIONS = {
     "answers": "Seven questions people keep asking about stateful LSTMs in Keras, each with a "
                "short answer, the claims that check it (each measured by a run) and the "
                "presets you can run to see it for yourself.",
+    "shapes": "The shapes of the input, the state, the recurrent layer's output and the Dense "
+              "output for these settings, each read from the model the app builds (not "
+              "computed), with what each axis is: batch = slots, time = sample length, units.",
     "code": "A standalone Keras 3 script that trains the same model on the same data with the "
             "same settings. Copy it with the button in the corner of the code box.",
 }

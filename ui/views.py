@@ -303,6 +303,33 @@ def layout_tab(cfg: RunConfig, series) -> None:
                f"timestep(s). Shuffling shown as epoch 1 will see it.")
     for n_ in notes + cfg.notes():
         st.caption(plain(f"Note: {n_}"))
+    shapes_panel(cfg, series, digest)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _shapes(cfg_json: str, series_digest: str | None, _series=None):
+    """Every tensor's shape, read from the Keras model built for these settings."""
+    from models import shapes
+    cfg = RunConfig.from_json(cfg_json)
+    rows = shapes.for_config(cfg, _series)
+    return [r.to_row() for r in rows], shapes.units_sentence(rows, cfg)
+
+
+def shapes_panel(cfg: RunConfig, series, digest: str | None) -> None:
+    """The units question. Off by default: building the model imports Keras, which the
+    page's first run never does."""
+    st.markdown("**Is units the output dimension?** " + text.CAPTIONS["shapes"])
+    if not st.toggle("Show every tensor's shape, read from the built Keras model",
+                     key="show_shapes"):
+        return
+    try:
+        with st.spinner("Building the model…"):
+            rows, sentence = _shapes(cfg.to_json(), digest, series)
+    except ConfigError as e:
+        st.error(plain(e))
+        return
+    st.markdown(sentence)
+    st.table(rows)
 
 
 def curves_tab(res: dict | None) -> None:

@@ -1,0 +1,101 @@
+"""The units question ("is units the output dimension?"): every tensor's shape, read from the
+built Keras model for the chosen settings, with what each axis is.
+
+Nothing here is computed from the settings: the shapes are read from the model the engine
+builds (`engine.build_model`), its state variables and its weights. The sentences name the
+axes (batch = slots, time = sample length, units) with the numbers read.
+
+The app's recurrent layer uses return_sequences=False (only the last step's h reaches the
+Dense layer); a twin layer built with return_sequences=True shows what that setting changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models import cells
+from models.config import RunConfig
+
+
+@dataclass(frozen=True)
+class TensorShape:
+    tensor: str          # what it is, in the app's words
+    shape: tuple         # as Keras reports it (None for an unknown axis)
+    axes: str            # one sentence: what each axis is
+
+    def to_row(self) -> dict:
+        return {"Tensor": self.tensor, "Shape": "(" + ", ".join(map(str, self.shape)) + ")",
+                "What each axis is": self.axes}
+
+
+def _t(shape) -> tuple:
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
+    """The shapes of a built model (engine.build_model's model and its recurrent layer)."""
+    import keras
+    x = _t(model.inputs[0].shape)
+    B, L, F = x
+    rows = [TensorShape("Input x", x, f"{B} slots (the batch: one row per slot) × {L} "
+                        f"timestep(s) (the sample length) × {F} feature(s) per timestep.")]
+    names = cells.state_names(cfg.cell)
+    if cfg.stateful:  # the carried state: the layer's own variables, one row per slot
+        states = [(n, _t(v.shape)) for n, v in zip(names, layer.states)]
+        where = "the layer's state variable, carried to the next batch"
+    else:
+        states = [(n, _t(o.shape)) for n, o in zip(names, model.outputs[1:])]
+        where = "returned by the layer (return_state=True), dropped after the batch"
+    for n, s in states:
+        what = "hidden state" if n == "h" else "cell state"
+        rows.append(TensorShape(f"State {n} ({what})", s, f"{s[0]} slots × {s[1]} units: "
+                                f"{where}; one vector of {s[1]} numbers per slot."))
+    out = layer.output[0] if isinstance(layer.output, (list, tuple)) else layer.output
+    o = _t(out.shape)
+    rows.append(TensorShape(f"{cfg.cell} output (return_sequences=False, as the app uses it)", o,
+                            f"{o[0]} slots × {o[1]} units: the h of the sample's last timestep "
+                            f"only; this is what the Dense layer reads."))
+    from models.engine import _BUILD_LOCK  # Keras layer naming is not thread-safe
+    with _BUILD_LOCK:
+        twin = cells.layer(cfg.cell, cfg.units, cfg.seed, return_sequences=True)
+        seq = _t(twin(keras.Input(batch_shape=x)).shape)
+    rows.append(TensorShape(f"{cfg.cell} output with return_sequences=True (not used here)", seq,
+                            f"{seq[0]} slots × {seq[1]} timestep(s) × {seq[2]} units: h at every "
+                            f"timestep of the sample."))
+    p = _t(model.outputs[0].shape)
+    rows.append(TensorShape("Dense output (the model's answer)", p,
+                            f"{p[0]} slots × {p[1]} output(s): the task's answer per slot. Its "
+                            f"size is the Dense layer's, not units."))
+    k, r = _t(layer.cell.kernel.shape), _t(layer.cell.recurrent_kernel.shape)
+    g = cells.GATES[cfg.cell]
+    gates = "" if g == 1 else f" ({g} gates side by side, {k[1] // g} units each)"
+    rows.append(TensorShape(f"{cfg.cell} kernel", k, f"{k[0]} feature(s) in × {k[1]} = "
+                            f"{g} × units{gates}. No batch axis: weights are shared by all slots."))
+    rows.append(TensorShape(f"{cfg.cell} recurrent kernel", r, f"{r[0]} units in (the previous h) "
+                            f"× {r[1]} = {g} × units."))
+    return rows
+
+
+def tensor_shapes(cfg: RunConfig, n_features: int, n_out: int, kind: str) -> list[TensorShape]:
+    """Build the model the engine would build for cfg and read its shapes."""
+    from models.engine import build_model
+    model, layer, _, _ = build_model(cfg, n_features, n_out, kind)
+    return read(model, layer, cfg)
+
+
+def for_config(cfg: RunConfig, series=None) -> list[TensorShape]:
+    """The shapes for a config, with the task's features and outputs from its data."""
+    from models.tasks import make_task
+    # Features and outputs do not depend on how many sequences are generated: make a few.
+    small = cfg if cfg.task == "user" else cfg.replace(sequences=min(cfg.sequences, 12))
+    d = make_task(small, series)
+    return tensor_shapes(cfg, d.x_train.shape[2], d.n_out, d.kind)
+
+
+def units_sentence(rows: list[TensorShape], cfg: RunConfig) -> str:
+    """The answer to the seed question, with the sizes read from the model."""
+    out = next(r for r in rows if r.tensor.endswith("as the app uses it)"))
+    dense = next(r for r in rows if r.tensor.startswith("Dense output"))
+    return (f"Is units the output dimension? Of the {cfg.cell} layer, yes: its output is h, "
+            f"{out.shape[-1]} numbers per slot (units = {cfg.units}). Of the model, no: the "
+            f"Dense layer maps those to {dense.shape[-1]} output(s). The batch axis is the "
+            f"{out.shape[0]} slots, and the state has one row per slot.")
