@@ -56,6 +56,11 @@ class Claim:
         return (self.preset,)
 
     @property
+    def question(self) -> int:
+        """The Answers question this claim checks (its preset's, unless it says otherwise)."""
+        return PRESETS[self.preset].question
+
+    @property
     def statement(self) -> str:
         raise NotImplementedError
 
@@ -161,6 +166,24 @@ class Count(Claim):
         m = measures[self.preset]
         value, ok = self.fn(m)
         return Verdict(self, self.describe(m), bool(ok), {"value": value})
+
+
+@dataclass(frozen=True)
+class Inference(Count):
+    """A count read from the inference measurement of a run (models/inference.py): predict
+    with another batch size, the state predict/evaluate move, the batch-1 copy. It answers
+    its own question (8), not its preset's."""
+    q: int = 8
+    kind = "inference"
+
+    @property
+    def question(self) -> int:
+        return self.q
+
+    def evaluate(self, measures):
+        if not measures[self.preset].get("inference"):
+            return Verdict(self, "no inference measured on this run", False)
+        return super().evaluate(measures)
 
 
 def alphabet_summary(answers: dict[str, list[str]]) -> str:
@@ -290,6 +313,10 @@ def measure(result: dict, probe: bool = True) -> dict:
          "zero_guess": _zero_guess(cfg) if cfg.task == "sine" else None,
          "gradients": gradient_summary(tr), "cell": cfg.cell,
          "state_keys": list(tr.state_keys())}
+    if probe and result.get("weights") is not None and any(
+            isinstance(c, Inference) and c.preset == result.get("preset") for c in CLAIMS):
+        from models import inference
+        m["inference"] = inference.for_run(cfg, result["weights"])
     if probe and cfg.task == "alphabet" and result.get("weights") is not None:
         from models.engine import probe_alphabet
         m["alphabet"] = {s: probe_alphabet(result["weights"], cfg, s, 5) for s in LETTERS[:-1]}
@@ -338,6 +365,69 @@ def _grad_words(g: dict | None) -> str:
             f"(cut there); carried batches right {acc:.3f} of the time in epoch {g['last_epoch']}"
             if g["grad_h0_median"] is not None and acc is not None else
             f"{g['steps']} timestep(s) per batch; no carried batches recorded")
+
+
+def _inf(m):
+    return m["inference"]
+
+
+def _inference_claims(name: str) -> tuple[Claim, ...]:
+    from models.inference import STREAM_TOLERANCE
+    cfg = PRESETS[name].config
+    B, L = cfg.batch_size, cfg.sample_len
+
+    def refuses(m):
+        p = _inf(m)["predict"]
+        ok = (f"Expected batch size: {B}" in (p["default"] or "")
+              and "Received batch size: 32" in (p["default"] or "")
+              and "Received batch size: 1" in (p["one_sample"] or "")
+              and p["with_batch_size"] is None and p["rows"] == B)
+        return p, ok
+
+    def refusal_words(m):
+        p = _inf(m)["predict"]
+        short = lambda e: "no error" if e is None else e.split(" Arguments received")[0]  # noqa: E731
+        return (f"predict(x) with {p['batch_size']} samples: {short(p['default'])}; one sample: "
+                f"{short(p['one_sample'])}; predict(x, batch_size={p['batch_size']}): "
+                + (f"{p['rows']} rows" if p["with_batch_size"] is None else p["with_batch_size"]))
+    return (
+        Inference("predict-needs-batch-size", name,
+                  words=f"on the trained model (a stateful layer built for batches of {B}), "
+                        f"model.predict(x) fails even with exactly {B} samples, because "
+                        f"predict's default batch_size is 32 and the layer takes only batches "
+                        f"of {B}; one sample fails the same way; predict(x, batch_size={B}) "
+                        f"works and returns {B} rows.",
+                  fn=refuses, describe=refusal_words),
+        Inference("predict-evaluate-move-state", name,
+                  words="predict, predict_on_batch and evaluate each move the stored state: "
+                        "after one call of each, the slots' state differs from before it.",
+                  fn=lambda m: (_inf(m)["predict"]["moved"],
+                                all(v > 0 for v in _inf(m)["predict"]["moved"].values())),
+                  describe=lambda m: "largest change of the stored state: " + ", ".join(
+                      f"{k} {v:.3g}" for k, v in _inf(m)["predict"]["moved"].items())),
+        Inference("batch1-copy-matches-slot0", name,
+                  words=f"a batch-1 stateful copy given the trained weights, fed a validation "
+                        f"sequence one step per call, gives the same answers and states as the "
+                        f"trained batch-{B} model fed that sequence in slot 0, {L} steps per "
+                        f"call (largest difference at most {STREAM_TOLERANCE:g}: float32 "
+                        f"rounding).",
+                  fn=lambda m: (_inf(m)["max_difference"],
+                                _inf(m)["max_difference"] <= STREAM_TOLERANCE),
+                  describe=lambda m: f"{_inf(m)['cell']}, {_inf(m)['steps']} steps: largest "
+                                     f"difference {_inf(m)['max_difference']:.2g} (answers, "
+                                     f"h{', c' if _inf(m)['cell'] == 'LSTM' else ''}) at "
+                                     f"{len(_inf(m)['slot0']['steps'])} chunk ends"),
+        Inference("batch1-copy-answers", name,
+                  words=f"streamed one step per call from a reset, the batch-1 copy answers "
+                        f"20 validation sequences right at the end of every chunk of {L} "
+                        f"steps at least 99% of the time.",
+                  fn=lambda m: (_inf(m).get("stream_accuracy"),
+                                (_inf(m).get("stream_accuracy") or 0) >= 0.99
+                                and _inf(m).get("streams") == 20),
+                  describe=lambda m: f"right {_fmt(_inf(m).get('stream_accuracy'))} of the "
+                                     f"time at chunk ends over {_inf(m).get('streams')} "
+                                     f"streamed validation sequences"),
+    )
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -456,6 +546,8 @@ CLAIMS: tuple[Claim, ...] = (
                                  f"{m['carry']['max_carry_error']:g}; replay of "
                                  f"{m['carry']['replayed']} batches off by at most "
                                  f"{m['carry']['max_replay_error']:.1e}"))),
+    # Question 8: inference with another batch size, on the chunks run (batch 50).
+    *_inference_claims("chunks-stateful"),
     # The long-memory pair and the sine forecast.
     Range("long-memory-stateful-learns", "long-memory-stateful", 0.99, 1.0),
     Range("long-memory-stateless-chance", "long-memory-stateless", 0.45, 0.55),
@@ -524,5 +616,6 @@ def evaluate(claim: Claim, measures: dict[str, dict]) -> Verdict:
 
 
 __all__ = ["CLAIMS", "BY_ID", "Claim", "Range", "Contrast", "Count", "Alphabet", "Trap", "Verdict",
+           "Inference",
            "alphabet_summary", "differences", "measure", "run_all", "for_preset", "epoch_counts",
            "final_val"]

@@ -30,6 +30,8 @@ def answers_tab(res: dict | None) -> None:
                       on_click=settings.load_preset, args=(name,), disabled=locked)
         if q == 3:
             alphabet_probe(res)
+        if q == 8:
+            inference_panel(res)
         claims_block(q, locked)
 
 
@@ -56,6 +58,8 @@ def _measure(name: str) -> dict | None:
     key = (name, res.get("run_id") or id(res["trace"]))
     if key not in cache:
         m = claims_mod.measure({**res, "preset": name}, probe=False)
+        if any(c.preset == name for c in claims_mod.CLAIMS if isinstance(c, claims_mod.Inference)):
+            m["inference"] = _inference(res)
         if res["cfg"].task == "alphabet":
             m["alphabet"] = _alphabet_answers(res)
         cache[key] = m
@@ -74,8 +78,7 @@ def _alphabet_answers(res: dict) -> dict[str, list[str]]:
 
 def claim_lines(q: int) -> tuple[list[str], list[str]]:
     """(markdown lines, presets not measured yet) for the claims behind question q."""
-    names = [p.name for p in PRESETS.values() if p.question == q]
-    cs = [c for c in claims_mod.CLAIMS if c.preset in names]
+    cs = [c for c in claims_mod.CLAIMS if c.question == q]
     lines, missing = [], []
     trap = st.session_state.get("trap_demo") or {}
     for c in cs:
@@ -134,3 +137,40 @@ def alphabet_probe(res: dict | None) -> None:
                 f"says: **{' '.join(out)}** (the next letters are {' '.join(right)}).")
     st.markdown(f"*Measured on this run, every start letter:* "
                 f"{claims_mod.alphabet_summary(_alphabet_answers(res))}")
+
+
+# ---- inference with another batch size ------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner=False)
+def _inference_cached(cfg_json: str, run: str, _weights) -> dict:
+    """The inference measurement of one run, shared by every session (a few seconds)."""
+    from models import inference
+    from models.config import RunConfig
+    return inference.for_run(RunConfig.from_json(cfg_json), _weights)
+
+
+def _inference(res: dict) -> dict:
+    run = res.get("run_id") or f"session-{id(res['trace'])}"
+    with st.spinner("Copying the trained weights into a batch-1 model and streaming…"):
+        return _inference_cached(res["cfg"].to_json(), run, res["weights"])
+
+
+def inference_panel(res: dict | None) -> None:
+    """The run shown, copied into a batch-1 stateful model and fed one validation sequence."""
+    from models.config import ConfigError
+    if res is None or res["trace"].n == 0 or not res["cfg"].stateful or res["cfg"].task == "user":
+        st.caption("After a stateful run (not on your own series), its weights are copied into "
+                   "a batch-1 model here and one validation sequence is streamed through it.")
+        return
+    if not st.toggle("Copy this run's weights into a batch-1 model and stream a sequence "
+                     "(a few seconds)", key="inference_on"):
+        return
+    try:
+        m = _inference(res)
+    except ConfigError as e:
+        from ui.safe import plain
+        st.error(plain(e))
+        return
+    import viz
+    st.plotly_chart(viz.stream_figure(m), width="stretch", key="inference_fig",
+                    config={"displaylogo": False})
+    st.markdown(text.inference_words(m))

@@ -91,6 +91,18 @@ QUESTIONS = (
      "same settings with a GRU or a SimpleRNN: the claims below say what each reached against "
      "the LSTM, and that the carried h is exactly the state the cell's own equations "
      "continue from. Choose *Cell type* in the sidebar to try any run with another cell."),
+    (8, "Why does my stateful model need its batch size at predict time?",
+     "Because its state is a variable of shape (batch size, units), one row per slot, made when "
+     "the model was built: the layer refuses any batch of another size, at predict time too. "
+     "`predict` splits its input into batches of `batch_size`, 32 unless you say otherwise, so "
+     "`model.predict(x)` can fail even when x holds exactly B samples; pass `batch_size=B`. "
+     "And `predict`, `predict_on_batch` and `evaluate` run the layer, so they move the stored "
+     "state: save it (`[v.numpy() for v in layer.states]`) and put it back, or reset, around "
+     "them. To predict one sequence at a time, build the same model with "
+     "`keras.Input(batch_shape=(1, 1, F))` and `stateful=True`, copy the weights "
+     "(`copy.set_weights(model.get_weights())`: weights have no batch axis) and feed it one "
+     "step per call, resetting when a sequence ends. The claims below measure all of this on "
+     "the chunks run (batch 50); the panel does it with the run shown."),
 )
 
 
@@ -167,3 +179,23 @@ def state_caption(cell: str) -> str:
                 "carried and checked by the carry check, h is drawn here.")
     return (f"A {cell} carries one state tensor per slot, h: it is the whole carried state "
             "(there is no c to record).")
+
+
+def inference_words(m: dict) -> str:
+    """What the inference measurement of the run shown found (models/inference.py)."""
+    p, B = m["predict"], m["batch_size"]
+    short = lambda e: "it worked" if e is None else "it failed: *" + e.split(" Arguments received")[0] + "*"  # noqa: E731
+    moved = ", ".join(f"`{k}` by up to {v:.3g}" for k, v in p["moved"].items())
+    acc = m.get("stream_accuracy")
+    return (f"The run's final weights, copied into a batch-1 stateful {m['cell']} and fed "
+            f"validation sequence 0 one step per call, give the same answers and states as the "
+            f"trained batch-{B} model fed that sequence in slot 0, {m['sample_len']} step(s) per "
+            f"call: largest difference {m['max_difference']:.2g} (float32 rounding; the bound is "
+            f"{m['tolerance']:g}). On the trained model, `model.predict(x)` with {B} samples: "
+            f"{short(p['default'])}. With one sample: {short(p['one_sample'])}. With "
+            f"`batch_size={B}`: " + (f"{p['rows']} rows." if p["with_batch_size"] is None
+                                     else short(p["with_batch_size"]) + ".")
+            + f" Each call moved the stored state: {moved}."
+            + ("" if acc is None else f" Streamed one step per call, the copy answers "
+               f"{m['streams']} validation sequences right {acc:.3f} of the time at the end of "
+               f"each sample of {m['sample_len']} step(s)."))
