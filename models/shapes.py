@@ -95,7 +95,7 @@ def units_sentence(rows: list[TensorShape], cfg: RunConfig) -> str:
     """The answer to the seed question, with the sizes read from the model."""
     out = next(r for r in rows if r.tensor.endswith("as the app uses it)"))
     dense = next(r for r in rows if r.tensor.startswith("Dense output"))
-    return (f"Is units the output dimension? Of the {cfg.cell} layer, yes: its output is h, "
+    return (f"Of the {cfg.cell} layer, yes: its output is h, "
             f"{out.shape[-1]} numbers per slot (units = {cfg.units}). Of the model, no: the "
             f"Dense layer maps those to {dense.shape[-1]} output(s). The batch axis is the "
             f"{out.shape[0]} slots, and the state has one row per slot.")

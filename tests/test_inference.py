@@ -102,3 +102,38 @@ def test_reset_slot_zeroes_one_slot_and_leaves_the_others_exactly():
     for b, a in zip(before, after):
         assert np.array_equal(np.delete(a, 2, 0), np.delete(b, 2, 0))  # bit for bit
         assert not a[2].any()
+
+
+def test_inference_claims_hold_on_the_trained_chunks_run():
+    """The preset's own run, as `python -m models claims` measures it."""
+    m = claims.run_preset("chunks-stateful")
+    inf = [c for c in claims.CLAIMS if isinstance(c, claims.Inference)]
+    for c in inf:
+        v = claims.evaluate(c, {"chunks-stateful": m})
+        assert v.holds, f"{c.id}: {v.measured}"
+    assert m["inference"]["stream_accuracy"] >= 0.99 and m["inference"]["streams"] == 20
+
+
+def test_answers_streams_the_run_shown_through_a_batch1_copy():
+    import time
+    from pathlib import Path
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    for k, v in {"preset": "chunks-stateful", "epochs": "2", "seed": "31"}.items():
+        at.query_params[k] = v
+    at.run()
+    at.sidebar.button(key="btn_train").click().run()
+    t0 = time.time()
+    while not ("results" in at.session_state and at.session_state["results"]):
+        assert time.time() - t0 < 180, "the run did not finish"
+        time.sleep(0.5)
+        at.run()
+    at.session_state["view"] = "Answers"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Why does my stateful model need its batch size" in m.value for m in at.markdown)
+    at.toggle(key="inference_on").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("inference_fig" in c.proto.id for c in at.get("plotly_chart"))
+    [words] = [m.value for m in at.markdown if "copied into a batch-1 stateful LSTM" in m.value]
+    assert "Received batch size: 32" in words and "With `batch_size=50`: 50 rows." in words
