@@ -80,6 +80,39 @@ def chunk_steps_per_second() -> dict:
     return out
 
 
+def _sequential_compile(eng) -> None:
+    """How warm_up compiled before: the train loop, then the validation loop."""
+    eng.net.train_chunk(*eng._blank_chunk())
+    eng._validate()
+    eng.net.warm = True
+
+
+def compile_new_shape(rounds: int = 2) -> dict:
+    """A shape no preset uses (streams with batch 37+, LSTM(10)): seconds from Engine() to the
+    first trained chunk's states (the live view's first frame), compiling the two loops one
+    after the other (before) and side by side (Engine.warm_up, after). Each measurement gets
+    its own never-seen batch size; the two ways alternate, so drift hits both alike."""
+    from models.engine import Engine
+    cfg = PRESETS["seed004-streams-stateful"].config.replace(epochs=1)
+    out: dict[str, list[float]] = {"sequential": [], "parallel": []}
+    b = 37
+    for _ in range(rounds):
+        for way in out:
+            first = {}
+            t = time.perf_counter()
+            eng = Engine(cfg.replace(batch_size=b))
+            (_sequential_compile if way == "sequential" else Engine.warm_up)(eng)
+            compiled = time.perf_counter() - t
+
+            def on_event(e, first=first):
+                first.setdefault("s", time.perf_counter() - t)
+            eng.run(on_event=on_event)
+            eng.close()
+            out[way].append((round(compiled, 2), round(first["s"], 2)))
+            b += 2
+    return out
+
+
 def time_to_accuracy(target: float = 0.99, max_epochs: int = 10) -> dict:
     """seed004-streams-stateful: seconds after the model is built to val accuracy >= target,
     for the engine and for a plain Keras loop (train_on_batch, reset_state per sequence,
@@ -131,7 +164,10 @@ def run_all() -> dict:
     sps = steps_per_second()
     _log("bench: seconds to 0.99 validation accuracy on seed004-streams-stateful...")
     tta = time_to_accuracy()
+    _log("bench: first compile of a new shape, sequential vs side by side...")
+    comp = compile_new_shape()
     return {
+        "compile_new_shape": comp,
         "steps_per_second": {k: round(v, 1) for k, v in sps.items()},
         "speedup_vs_train_on_batch": round(sps["engine"] / sps["train_on_batch"], 2),
         "speedup_vs_fit": round(sps["engine"] / sps["fit"], 2),
@@ -164,5 +200,14 @@ def format_table(r: dict) -> str:
         ("s to val acc 0.99, engine", f"{tta['engine']}", "<= 1.0 s"),
         ("s to val acc 0.99, Keras train_on_batch loop", f"{tta['keras_loop']}", ""),
     ]
+    comp = r.get("compile_new_shape")
+    if comp:  # (compile s, first state frame s) per measurement
+        for way, label in (("sequential", "before: loops compiled one after the other"),
+                           ("parallel", "after: loops compiled side by side")):
+            runs = comp[way]
+            rows.append((f"new shape -> first states, {label}",
+                         " / ".join(f"{f:.2f}" for _, f in runs) + " s", "<= 1.0 s"))
+            rows.append((f"  of which compiling ({way})",
+                         " / ".join(f"{c:.2f}" for c, _ in runs) + " s", ""))
     w = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a:<{w}}  {b:>10}  {c}" for a, b, c in rows)
