@@ -279,10 +279,23 @@ def signature(cfg: RunConfig, data: TaskData, record: bool = True,
             data.kind, cfg.stateful, (2 if gradients else 1) if record else 0)
 
 
+# Shapes the prewarm is compiling right now -> set when its net is in the pool.
+_WARMING: dict[tuple, threading.Event] = {}
+
+
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
+    """A pooled net of this shape, else a new (uncompiled) one. If the prewarm is compiling
+    this very shape, wait for its net: a second compile of it beside the first would slow
+    both on a 2-core server (a first Train right after start waited 12 s that way)."""
     with _POOL_LOCK:
         idle = _POOL.get(sig)
         net = idle.pop() if idle else None
+        warming = _WARMING.get(sig) if net is None else None
+    if warming is not None:
+        warming.wait()
+        with _POOL_LOCK:
+            idle = _POOL.get(sig)
+            net = idle.pop() if idle else None
     net = net or Net(sig)
     net.reset_to(seed, lr)
     return net
@@ -562,10 +575,18 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
             eng = Engine(cfg)
         except ConfigError:
             continue
-        try:
-            if not eng.compiled:  # presets sharing a shape share one net
-                eng.warm_up()
-                done += 1
-        finally:
+        if eng.compiled:  # presets sharing a shape share one net
             eng.close()
+            continue
+        sig, warmed = eng.net.sig, threading.Event()
+        with _POOL_LOCK:
+            _WARMING[sig] = warmed  # a Train of this shape now waits for this net
+        try:
+            eng.warm_up()
+            done += 1
+        finally:
+            eng.close()  # into the pool first, then wake whoever waits for it
+            with _POOL_LOCK:
+                _WARMING.pop(sig, None)
+            warmed.set()
     return done
