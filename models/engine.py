@@ -285,8 +285,8 @@ _WARMING: dict[tuple, threading.Event] = {}
 
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
     """A pooled net of this shape, else a new (uncompiled) one. If the prewarm is compiling
-    this very shape, wait for its net: a second compile of it beside the first would slow
-    both on a 2-core server (a first Train right after start waited 12 s that way)."""
+    this very shape, wait for its net: a second compile of it beside the first would take
+    the same seconds and share the cores with it."""
     with _POOL_LOCK:
         idle = _POOL.get(sig)
         net = idle.pop() if idle else None
@@ -364,34 +364,11 @@ class Engine:
         return v.x[idx], v.y[idx], w, reset
 
     def warm_up(self) -> None:
-        """Compile both loops without training, the two XLA compiles side by side.
-
-        XLA compiles outside the GIL, so on 2 cores the validation loop's compile (about a third
-        of a new shape's wait) hides behind the train loop's (`python -m models bench`, compile
-        rows). Both loops are traced here first, one after the other (Keras tracing is not
-        thread-safe); only the compiles overlap. Running them together is safe: the inactive
-        chunk touches no variable, and validation puts back the state it zeroes, all before
-        any training starts. The executables are the ones a sequential compile builds, so
-        results are bit-identical either way."""
-        chunk, val = self._blank_chunk(), self._val_args()
-        self.net.train_chunk.get_concrete_function(*chunk)
-        self.net.val_chunk.get_concrete_function(*val)
-        error: list[BaseException] = []
-
-        def compile_val():
-            try:
-                self.net.val_chunk(*val)
-            except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
-                error.append(e)
-
-        t = threading.Thread(target=compile_val, name="lstm-job-compile-val", daemon=True)
-        t.start()
-        try:
-            self.net.train_chunk(*chunk)
-        finally:
-            t.join()
-        if error:
-            raise error[0]
+        """Compile both loops without training (an all-inactive chunk changes nothing).
+        One after the other: compiling them side by side measured no faster on the 2 shared
+        cores (`python -m models bench`, compile rows)."""
+        self.net.train_chunk(*self._blank_chunk())
+        self._validate()
         self.net.warm = True
 
     def _validate(self) -> tuple[float, float]:
@@ -401,8 +378,6 @@ class Engine:
     def run(self, on_event: Callable[[Event], None] | None = None,
             cancel: threading.Event | None = None, validate: bool = True) -> RunResult:
         cfg, s, K = self.cfg, self.train, self.K
-        if not self.net.warm:
-            self.warm_up()  # both compiles side by side, not one now and one after epoch 1
         emit = on_event or (lambda e: None)
         cancel = cancel or threading.Event()
         keep, per = trace_mod.recorded_epochs(
