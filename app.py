@@ -6,18 +6,23 @@ models/ (and viz/ for figures); ui/ holds the Streamlit pieces.
 """
 import streamlit as st
 
-from ui import answers, flow, lesson, runs, settings, views
+# Only what the sidebar needs comes before it: the Train button is sent (and clickable) while
+# the views' modules (plotly figures) still load on a server's first page.
+from ui import runs, settings
 from ui.safe import lines, plain
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
 
-if lesson.wanted():  # ?lesson=NAME&step=N (a student) or ?teacher=KEY: ui/lesson.py
+if "lesson" in st.query_params or "teacher" in st.query_params:  # ui/lesson.py wanted()
+    from ui import lesson  # ?lesson=NAME&step=N (a student) or ?teacher=KEY
     lesson.page()
     st.stop()
 
 # 1. Settings: from the URL (first run only), then the sidebar (back into the URL in step 3).
 settings.read_url_once()
 cfg, pressed = settings.sidebar()
+
+from ui import answers, flow, views  # noqa: E402  (after the sidebar: see the imports above)
 
 st.title("Stateful LSTM Explorer")
 st.caption("What does `stateful=True` actually carry from one batch to the next? Pick a preset "

@@ -110,6 +110,52 @@ def chunk_steps_per_second() -> dict:
     return out
 
 
+def _parallel_compile(eng) -> None:
+    """The two loops' XLA compiles side by side (tried for issue 11, not adopted): traced one
+    after the other, then the validation loop compiled in a thread while the train loop
+    compiles. Safe before training: the inactive chunk touches no variable and validation puts
+    back the state it zeroes."""
+    import threading
+    chunk, val = eng._blank_chunk(), eng._val_args()
+    eng.net.train_chunk.get_concrete_function(*chunk)
+    eng.net.val_chunk.get_concrete_function(*val)
+    t = threading.Thread(target=eng.net.val_chunk, args=val, name="lstm-bench-compile-val")
+    t.start()
+    eng.net.train_chunk(*chunk)
+    t.join()
+    eng.net.warm = True
+
+
+def compile_new_shape(rounds: int = 2) -> dict:
+    """A shape no preset uses (streams with batch 37+, LSTM(10)): seconds from Engine() to the
+    first trained chunk's states (the live view's first frame), compiling the two loops one
+    after the other (Engine.warm_up, what runs) and side by side (_parallel_compile). Each
+    measurement gets its own never-seen batch size; the two ways alternate (ABBA), so drift
+    hits both alike."""
+    from models.engine import Engine
+    cfg = PRESETS["seed004-streams-stateful"].config.replace(epochs=1)
+    out: dict[str, list[float]] = {"sequential": [], "parallel": []}
+    eng = Engine(cfg.replace(batch_size=35))  # a warm server: TF's and autograph's caches
+    eng.warm_up()                             # filled by an earlier shape
+    eng.close()
+    b = 37
+    for r in range(rounds):
+        for way in (list(out) if r % 2 == 0 else list(out)[::-1]):
+            first = {}
+            t = time.perf_counter()
+            eng = Engine(cfg.replace(batch_size=b))
+            (Engine.warm_up if way == "sequential" else _parallel_compile)(eng)
+            compiled = time.perf_counter() - t
+
+            def on_event(e, first=first):
+                first.setdefault("s", time.perf_counter() - t)
+            eng.run(on_event=on_event)
+            eng.close()
+            out[way].append((round(compiled, 2), round(first["s"], 2)))
+            b += 2
+    return out
+
+
 def time_to_accuracy(target: float = 0.99, max_epochs: int = 10) -> dict:
     """seed004-streams-stateful: seconds after the model is built to val accuracy >= target,
     for the engine and for a plain Keras loop (train_on_batch, reset_state per sequence,
@@ -163,7 +209,10 @@ def run_all() -> dict:
     tta = time_to_accuracy()
     _log("bench: steps/s per cell (LSTM, GRU, SimpleRNN), engine vs train_on_batch...")
     cells = cell_steps_per_second()
+    _log("bench: first compile of a new shape, sequential vs side by side...")
+    comp = compile_new_shape()
     return {
+        "compile_new_shape": comp,
         "cells_steps_per_second": {k: round(v, 1) for k, v in cells.items()},
         "cells_speedup_vs_train_on_batch": {
             c: round(cells[f"{c}_engine"] / cells[f"{c}_train_on_batch"], 2)
@@ -207,5 +256,14 @@ def format_table(r: dict) -> str:
                   f"{cs[f'{c}_engine']:,.0f} / {cs[f'{c}_train_on_batch']:,.0f}", ""),
                  (f"{c}: speed-up vs train_on_batch", f"{cx[c]}x",
                   ">= LSTM's" if c != "LSTM" else "")]
+    comp = r.get("compile_new_shape")
+    if comp:  # (compile s, first state frame s) per measurement
+        for way, label in (("sequential", "loops compiled one after the other"),
+                           ("parallel", "loops side by side (not adopted)")):
+            runs = comp[way]
+            rows.append((f"new shape -> first states, {label}",
+                         " / ".join(f"{f:.2f}" for _, f in runs) + " s", "<= 1.0 s"))
+            rows.append((f"  of which compiling ({way})",
+                         " / ".join(f"{c:.2f}" for c, _ in runs) + " s", ""))
     w = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a:<{w}}  {b:>10}  {c}" for a, b, c in rows)

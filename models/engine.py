@@ -283,10 +283,23 @@ def signature(cfg: RunConfig, data: TaskData, record: bool = True,
             data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell)
 
 
+# Shapes the prewarm is compiling right now -> set when its net is in the pool.
+_WARMING: dict[tuple, threading.Event] = {}
+
+
 def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
+    """A pooled net of this shape, else a new (uncompiled) one. If the prewarm is compiling
+    this very shape, wait for its net: a second compile of it beside the first would take
+    the same seconds and share the cores with it."""
     with _POOL_LOCK:
         idle = _POOL.get(sig)
         net = idle.pop() if idle else None
+        warming = _WARMING.get(sig) if net is None else None
+    if warming is not None:
+        warming.wait()
+        with _POOL_LOCK:
+            idle = _POOL.get(sig)
+            net = idle.pop() if idle else None
     net = net or Net(sig)
     net.reset_to(seed, lr)
     return net
@@ -341,21 +354,29 @@ class Engine:
         """Are this net's loops compiled already (a pooled net)? Else warm_up takes seconds."""
         return self.net.warm
 
-    def warm_up(self) -> None:
-        """Compile both loops without training (an all-inactive chunk changes nothing)."""
-        B, L, F = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2]
-        K = self.K
-        self.net.train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
-                          np.zeros(K, bool), np.zeros(K, bool))
-        self._validate()
-        self.net.warm = True
+    def _blank_chunk(self) -> tuple:
+        """An all-inactive chunk: the train loop runs none of its steps, so nothing changes."""
+        B, L, F, K = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2], self.K
+        return (np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
+                np.zeros(K, bool), np.zeros(K, bool))
 
-    def _validate(self) -> tuple[float, float]:
+    def _val_args(self) -> tuple:
         v = self.val
         idx = np.maximum(v.order, 0)
         w = (v.order >= 0).astype(np.float32)
         reset = layouts.resets(v, v.order, self.cfg, first_epoch=True)
-        loss, metric = self.net.val_chunk(v.x[idx], v.y[idx], w, reset)
+        return v.x[idx], v.y[idx], w, reset
+
+    def warm_up(self) -> None:
+        """Compile both loops without training (an all-inactive chunk changes nothing).
+        One after the other: compiling them side by side measured no faster on the 2 shared
+        cores (`python -m models bench`, compile rows)."""
+        self.net.train_chunk(*self._blank_chunk())
+        self._validate()
+        self.net.warm = True
+
+    def _validate(self) -> tuple[float, float]:
+        loss, metric = self.net.val_chunk(*self._val_args())
         return float(loss), float(metric)
 
     def run(self, on_event: Callable[[Event], None] | None = None,
@@ -546,10 +567,18 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
             eng = Engine(cfg)
         except ConfigError:
             continue
-        try:
-            if not eng.compiled:  # presets sharing a shape share one net
-                eng.warm_up()
-                done += 1
-        finally:
+        if eng.compiled:  # presets sharing a shape share one net
             eng.close()
+            continue
+        sig, warmed = eng.net.sig, threading.Event()
+        with _POOL_LOCK:
+            _WARMING[sig] = warmed  # a Train of this shape now waits for this net
+        try:
+            eng.warm_up()
+            done += 1
+        finally:
+            eng.close()  # into the pool first, then wake whoever waits for it
+            with _POOL_LOCK:
+                _WARMING.pop(sig, None)
+            warmed.set()
     return done

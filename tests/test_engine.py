@@ -275,3 +275,34 @@ def test_alphabet_probe_shows_positions_not_letters():
     from_m = engine.probe_alphabet(r.weights, cfg, "M", 3)
     assert from_a == ["B", "C", "D"]
     assert from_m[0] != "N"  # a fresh state reads 'M' as position 0
+
+
+def test_a_run_of_the_shape_the_prewarm_is_compiling_gets_that_net(monkeypatch):
+    """A first Train of a preset while the prewarm compiles that preset's shape waits for
+    the prewarm's net (compiled, from the pool) instead of compiling a second one beside it."""
+    import threading
+    monkeypatch.setattr(engine, "_POOL", {})
+    cfg = SMALL.replace(units=15, sequences=20)
+    built = []
+    real_warm_up = Engine.warm_up
+
+    def warm_up(self):  # the prewarm's compile, held until a Train of its shape is waiting
+        built.append(self.net)
+        while not waiting.is_set():
+            waiting.wait(0.01)
+        real_warm_up(self)
+    monkeypatch.setattr(Engine, "warm_up", warm_up)
+    waiting = threading.Event()
+    t = threading.Thread(target=engine.prewarm, args=([cfg],))
+    t.start()
+    while not engine._WARMING:  # the prewarm has built its net and is compiling it
+        t.join(0.01)
+    sig = next(iter(engine._WARMING))
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(engine.acquire_net(sig, 3, 0.01)))
+    waiter.start()
+    waiting.set()
+    waiter.join()
+    t.join()
+    assert got[0] is built[0] and got[0].warm  # the prewarm's own net, compiled
+    engine.release_net(got[0])

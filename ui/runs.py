@@ -15,11 +15,6 @@ import sys
 import threading
 import time
 
-# Imported here, once, before any job thread exists: a first import racing between the job
-# thread (TensorFlow, Keras) and the page thread (plotly, Streamlit's images) leaves the module
-# half-initialised ("partially initialized module 'PIL.Image'", seen in a test run).
-import pandas  # noqa: F401
-import PIL.Image  # noqa: F401
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -73,8 +68,19 @@ def _is_alive(sid: str) -> bool:
     return Runtime.instance().is_active_session(sid)
 
 
+def _import_shared_modules() -> None:
+    """Imported once, before any job or prewarm thread exists: a first import racing between
+    a job thread (TensorFlow, Keras) and the page thread (plotly, Streamlit's images) leaves the
+    module half-initialised ("partially initialized module 'PIL.Image'", seen in a test run).
+    Not at import time: pandas alone took ~0.8 s of the first page's run before the sidebar
+    (its Train button) could show."""
+    import pandas  # noqa: F401
+    import PIL.Image  # noqa: F401
+
+
 @st.cache_resource
 def manager() -> jobs.JobManager:
+    _import_shared_modules()  # every thread that trains is started through the manager
     m = jobs.get_manager()
     m.watch_sessions(_is_alive)
     stop = _start_prewarm(m)
