@@ -59,6 +59,12 @@ def test_flow_colours_follows_and_shows_where_the_gradient_stops():
     per = at.session_state["flow_per_page"]
     assert np.allclose(bars, tr.grad_x[f:f + per].ravel(), rtol=1e-6)
     assert "Where the gradient stops" in g["layout"]["title"]["text"]
+    # the phone layout (a desktop browser here: off until flipped): five batches, bare slots
+    assert at.toggle(key="flow_compact").value is False and per == 20
+    at.toggle(key="flow_compact").set_value(True).run()
+    spec = _spec(at, "flow_fig")
+    assert at.session_state["flow_per_page"] == 5 and len(spec["layout"]["xaxis"]["ticktext"]) == 5
+    assert spec["layout"]["yaxis"]["ticktext"][:2] == ["0", "1"]
     # reduced motion: no frames, no play; the table still works
     at.session_state["reduced_motion"] = True
     at.run()
