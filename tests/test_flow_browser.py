@@ -184,3 +184,33 @@ def test_a_phone_gets_fewer_larger_batches_and_nothing_covers_a_label(streamlit_
         shot(page, artifacts, "flow-390-large", CHART)
     finally:
         ctx.close()
+
+
+def test_on_a_phone_the_sidebar_gets_out_of_the_way_after_train(streamlit_server, browser):
+    """A phone opens the sidebar to press Train (it covers the page); after Train it closes by
+    itself and the run's flow is on screen. A desktop's sidebar stays (see the next test)."""
+    ctx = _phone(browser)
+    page = ctx.new_page()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    try:
+        page.goto(streamlit_server + URL, wait_until="domcontentloaded")
+        wait_for_app_loaded(page)
+        assert sidebar.get_attribute("data-collapsed") == "true"  # a phone starts without it
+        page.locator("[data-testid='stExpandSidebarButton']").click()
+        _poll(page, "() => document.querySelector(\"[data-testid='stSidebar']\")"
+                    ".getAttribute('data-collapsed')", lambda v: v == "false")
+        # (a phone's page holds a second, hidden Train button: click the one on screen)
+        page.locator(".st-key-btn_train button:visible").first.click()
+        _poll(page, "() => document.querySelector(\"[data-testid='stSidebar']\")"
+                    ".getAttribute('data-collapsed')", lambda v: v == "true")
+        page.locator(CHART).wait_for(state="visible", timeout=120_000)
+        wait_for_app_run(page, timeout_ms=60_000)
+        assert sidebar.get_attribute("data-collapsed") == "true"
+    finally:
+        ctx.close()
+
+
+def test_on_a_desktop_the_sidebar_stays_after_train(streamlit_server, browser_page):
+    page = browser_page
+    _train(page, streamlit_server + URL)
+    assert page.locator("[data-testid='stSidebar']").get_attribute("data-collapsed") == "false"

@@ -32,6 +32,24 @@ def _compact_changed() -> None:
     st.session_state["flow_per_page"] = PHONE_PAGE if st.session_state["flow_compact"] else FLOW_PAGE
 
 
+# Streamlit's sidebar overlays the page below its "md" breakpoint (768 px). On a phone the user
+# opens it to press Train, and Streamlit then remembers "open" in localStorage, which outranks
+# st.set_page_config(initial_sidebar_state="collapsed") (tried: no effect). So the page presses
+# the sidebar's own collapse button, as the user would, and only on a narrow screen.
+_COLLAPSE_JS = """<script>
+(() => {
+  if (window.innerWidth > 768) return;
+  const b = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+  if (b && document.querySelector('[data-testid="stSidebar"][data-collapsed="false"]')) b.click();
+})();
+</script>"""
+
+
+def sidebar_out_of_the_way() -> None:
+    """After Train on a phone: close the sidebar so the run's progress and flow are in view."""
+    st.html(_COLLAPSE_JS, unsafe_allow_javascript=True)
+
+
 def opening_page(trace, per_page: int) -> int:
     """The page holding the first recorded batch of the last recorded epoch: the flow opens on
     the trained state (epoch 1 starts from an untrained model); the slider goes back."""
