@@ -132,7 +132,8 @@ def flow_tab(res: dict | None) -> None:
                             selection_mode="points", config={"displaylogo": False})
     _follow_from_click(event, trace, first, per_page)
     if grads:
-        _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large),
+        _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
+                                   compact=compact),
                key="grad_fig")
 
 
