@@ -155,6 +155,12 @@ def test_a_phone_gets_fewer_larger_batches_and_nothing_covers_a_label(streamlit_
     assert "run=" in link
     desk = _drawn(browser_page)
     assert desk["overlaps"] == [] and desk["covered"] == 0, desk
+    browser_page.locator(".st-key-flow_large label").first.click()  # projector on a desktop
+    wait_for_app_run(browser_page)
+    desk = _drawn(browser_page)
+    assert desk["overlaps"] == [] and desk["covered"] == 0, ("large", desk)
+    assert len(browser_page.locator(CHART).locator(".xtick text").all_text_contents()) == 8
+    shot(browser_page, artifacts, "flow-1400-large", CHART)
     ctx = _phone(browser)
     page = ctx.new_page()
     try:

@@ -27,9 +27,19 @@ def is_phone() -> bool:
     return "Mobile" in ua
 
 
-def _compact_changed() -> None:
-    """Flipping the phone layout also picks its page size (the user can still change it)."""
-    st.session_state["flow_per_page"] = PHONE_PAGE if st.session_state["flow_compact"] else FLOW_PAGE
+LARGE_PAGE = 8  # large type: 15 px labels need ~3x the width of a 20-batch page's cells
+
+
+def _page_size() -> int:
+    if st.session_state.get("flow_compact"):
+        return PHONE_PAGE
+    return LARGE_PAGE if st.session_state.get("flow_large") else FLOW_PAGE
+
+
+def _layout_changed() -> None:
+    """Flipping the phone layout or large type also picks a page size that fits its cells'
+    labels (the user can still change it)."""
+    st.session_state["flow_per_page"] = _page_size()
 
 
 # Streamlit's sidebar overlays the page below its "md" breakpoint (768 px). On a phone the user
@@ -89,8 +99,9 @@ def flow_tab(res: dict | None) -> None:
     grads = c4.toggle("Where the gradient stops", key="flow_gradients",
                       help="How far back inside each batch the loss gradient reaches, and the "
                            "gradient cut at every boundary (measured with the train step's tape).")
-    large = c5.toggle("Large type (projector)", key="flow_large")
-    compact = c6.toggle("Phone layout", value=phone, key="flow_compact", on_change=_compact_changed,
+    large = c5.toggle("Large type (projector)", key="flow_large", on_change=_layout_changed,
+                      help=f"Larger type for a classroom; shows {LARGE_PAGE} batches a page.")
+    compact = c6.toggle("Phone layout", value=phone, key="flow_compact", on_change=_layout_changed,
                         help="For a narrow screen: fewer batches, slot numbers only, the colour "
                              "bar on top, the play buttons above the slider. On by itself on a "
                              "phone.")

@@ -587,7 +587,8 @@ def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: in
                   currentvalue=dict(prefix="showing up to ", font=dict(size=12, color="#222")),
                   font=dict(size=1, color="rgba(0,0,0,0)"), ticklen=0, minorticklen=0)
     if large:  # large buttons do not fit one row on a phone: the speeds get their own
-        speeds.update(x=0, xanchor="left", pad=dict(t=45 + LARGE_ROW))
+        play.update(pad=dict(t=55, r=10))  # below the larger tick labels
+        speeds.update(x=0, xanchor="left", pad=dict(t=55 + LARGE_ROW))
     fig.update_layout(updatemenus=[play, speeds], sliders=[slider])
 
 
