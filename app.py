@@ -49,6 +49,7 @@ if pressed["train"] or pressed["compare"]:
     if err:
         st.error(plain(err))
     else:
+        flow.sidebar_out_of_the_way()  # on a phone the sidebar covers the page
         runs.wait_briefly()
 if pressed["stop"]:
     runs.stop_all()

@@ -203,9 +203,13 @@ def test_train_runs_a_real_job_and_the_carry_check_is_exact():
     # Long runs are shown a page of batches at a time; the slider moves to later ones.
     tr = res["trace"]
     label = [f"e{e}·b{b}" for e, b in zip(tr.epoch, tr.batch)]
+    # It opens on the page holding the last epoch's first batch (the trained state).
+    k = list(tr.epoch).index(tr.epoch[-1])
+    first = k // flow.FLOW_PAGE * flow.FLOW_PAGE
+    assert at.select_slider(key="flow_first").value == first
+    assert flow_columns(at) == label[first:first + flow.FLOW_PAGE]
+    at.select_slider(key="flow_first").set_value(0).run()
     assert flow_columns(at) == label[:flow.FLOW_PAGE]
-    at.select_slider(key="flow_first").set_value(flow.FLOW_PAGE).run()
-    assert flow_columns(at) == label[flow.FLOW_PAGE:2 * flow.FLOW_PAGE]
     show(at, "Answers")
     assert any(m.startswith("*Measured:*") for m in texts(at, "markdown"))
     labels = [b.label for b in at.get("download_button")]
@@ -491,10 +495,10 @@ def test_state_colours_on_epoch_one_point_to_the_trained_epochs():
     at.sidebar.button(key="btn_train").click().run()
     wait_until_idle(at)
     show(at, "State flow")
-    hint = "This page is from epoch 1"
+    hint = "This page is from epoch 1, the start"
     assert not any(hint in c for c in texts(at, "caption"))  # coloured by sequence: no hint
     at.radio(key="flow_colour").set_value("readout").run()
+    # it opens on the last epoch (the trained state) and says so
+    assert any("This page is from epoch 10, the last recorded" in c for c in texts(at, "caption"))
+    at.select_slider(key="flow_first").set_value(0).run()
     assert any(hint in c and "epoch 10" in c for c in texts(at, "caption"))
-    n = at.session_state["results"]["run"]["trace"].n
-    at.select_slider(key="flow_first").set_value((n - 1) // flow.FLOW_PAGE * flow.FLOW_PAGE).run()
-    assert not any(hint in c for c in texts(at, "caption"))  # the last page is epoch 10

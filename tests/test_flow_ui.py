@@ -35,7 +35,8 @@ def test_flow_colours_follows_and_shows_where_the_gradient_stops():
     spec = _spec(at, "flow_fig")
     z = _arr(spec["data"][0]["z"])
     n = z.shape[1]
-    assert np.allclose(z, tr.readout_h0[:n, :z.shape[0], 0].T, atol=1e-6)
+    f = at.select_slider(key="flow_first").value if tr.n > n else 0  # the page shown
+    assert np.allclose(z, tr.readout_h0[f:f + n, :z.shape[0], 0].T, atol=1e-6)
     assert "colour: readout from h0 vs target" in spec["layout"]["title"]["text"]
     names = [d.get("name") for d in spec["data"]]
     assert "▪ corner: the true target" in names
@@ -43,9 +44,9 @@ def test_flow_colours_follows_and_shows_where_the_gradient_stops():
     at.radio(key="flow_colour").set_value("unit").run()
     at.number_input(key="flow_unit").set_value(3).run()
     z = _arr(_spec(at, "flow_fig")["data"][0]["z"])
-    assert np.allclose(z, tr.h0[:n, :z.shape[0], 3].T, atol=1e-6)
+    assert np.allclose(z, tr.h0[f:f + n, :z.shape[0], 3].T, atol=1e-6)
     # follow a sequence: its cells outlined, where its state came from and went, in words
-    seq = int(tr.seq_id[1, 2])
+    seq = int(tr.seq_id[f + 1, 2])
     at.selectbox(key="flow_follow").set_value(seq).run()
     spec = _spec(at, "flow_fig")
     assert f"following s{seq}:" in spec["layout"]["title"]["text"]
@@ -56,8 +57,14 @@ def test_flow_colours_follows_and_shows_where_the_gradient_stops():
     g = _spec(at, "grad_fig")
     bars = _arr(g["data"][0]["y"])
     per = at.session_state["flow_per_page"]
-    assert np.allclose(bars, tr.grad_x[:per].ravel(), rtol=1e-6)
+    assert np.allclose(bars, tr.grad_x[f:f + per].ravel(), rtol=1e-6)
     assert "Where the gradient stops" in g["layout"]["title"]["text"]
+    # the phone layout (a desktop browser here: off until flipped): five batches, bare slots
+    assert at.toggle(key="flow_compact").value is False and per == 20
+    at.toggle(key="flow_compact").set_value(True).run()
+    spec = _spec(at, "flow_fig")
+    assert at.session_state["flow_per_page"] == 5 and len(spec["layout"]["xaxis"]["ticktext"]) == 5
+    assert spec["layout"]["yaxis"]["ticktext"][:2] == ["0", "1"]
     # reduced motion: no frames, no play; the table still works
     at.session_state["reduced_motion"] = True
     at.run()

@@ -2,6 +2,7 @@
 it carries (colour), where the gradient stops (viz/gradient_view.py) and one sequence's path."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import viz
@@ -9,17 +10,61 @@ from ui import text
 from ui.views import _chart
 
 FLOW_PAGE = 20  # batches per page of the finished run's flow figure: one window, drawn in ~0.3 s
-PHONE_PAGE = 8  # fewer, larger batches on a phone (a user agent that says Mobile)
+# Fewer, larger batches on a phone: at 390 px five columns leave ~60 px per cell, room for a
+# label like "s52·p1" with the carry arrows clear of it (eight left ~38 px: arrows on the label).
+PHONE_PAGE = 5
 PAGE_SIZES = (5, 8, 10, 20)
 COLOUR_KEYS = list(viz.COLOUR_MODES)
 
 
-def _default_page() -> int:
+def is_phone() -> bool:
+    """The server never learns the viewport's width; a phone's browser says "Mobile" in its
+    user agent (iPhone, Android phones; tablets do not). The Phone layout toggle overrides it."""
     try:
         ua = st.context.headers.get("User-Agent", "") or ""
     except Exception:  # noqa: BLE001  (no request headers, e.g. in AppTest)
         ua = ""
-    return PHONE_PAGE if "Mobile" in ua else FLOW_PAGE
+    return "Mobile" in ua
+
+
+LARGE_PAGE = 8  # large type: 15 px labels need ~3x the width of a 20-batch page's cells
+
+
+def _page_size() -> int:
+    if st.session_state.get("flow_compact"):
+        return PHONE_PAGE
+    return LARGE_PAGE if st.session_state.get("flow_large") else FLOW_PAGE
+
+
+def _layout_changed() -> None:
+    """Flipping the phone layout or large type also picks a page size that fits its cells'
+    labels (the user can still change it)."""
+    st.session_state["flow_per_page"] = _page_size()
+
+
+# Streamlit's sidebar overlays the page below its "md" breakpoint (768 px). On a phone the user
+# opens it to press Train, and Streamlit then remembers "open" in localStorage, which outranks
+# st.set_page_config(initial_sidebar_state="collapsed") (tried: no effect). So the page presses
+# the sidebar's own collapse button, as the user would, and only on a narrow screen.
+_COLLAPSE_JS = """<script>
+(() => {
+  if (window.innerWidth > 768) return;
+  const b = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+  if (b && document.querySelector('[data-testid="stSidebar"][data-collapsed="false"]')) b.click();
+})();
+</script>"""
+
+
+def sidebar_out_of_the_way() -> None:
+    """After Train on a phone: close the sidebar so the run's progress and flow are in view."""
+    st.html(_COLLAPSE_JS, unsafe_allow_javascript=True)
+
+
+def opening_page(trace, per_page: int) -> int:
+    """The page holding the first recorded batch of the last recorded epoch: the flow opens on
+    the trained state (epoch 1 starts from an untrained model); the slider goes back."""
+    k = int(np.argmax(trace.epoch == trace.epoch[-1]))
+    return k // per_page * per_page
 
 
 def flow_tab(res: dict | None) -> None:
@@ -45,18 +90,29 @@ def flow_tab(res: dict | None) -> None:
     unit = 0
     if colour == "unit" and trace.units:
         unit = int(c2.number_input("Unit", 0, max(trace.units - 1, 0), 0, key="flow_unit"))
+    phone = is_phone()
     per_page = int(c3.selectbox("Batches per page", PAGE_SIZES,
-                                index=PAGE_SIZES.index(_default_page()), key="flow_per_page",
-                                help="Fewer batches: larger cells (a phone shows 8)."))
-    c4, c5 = st.columns(2)
+                                index=PAGE_SIZES.index(PHONE_PAGE if phone else FLOW_PAGE),
+                                key="flow_per_page",
+                                help=f"Fewer batches: larger cells (a phone shows {PHONE_PAGE})."))
+    c4, c5, c6 = st.columns(3)
     grads = c4.toggle("Where the gradient stops", key="flow_gradients",
                       help="How far back inside each batch the loss gradient reaches, and the "
                            "gradient cut at every boundary (measured with the train step's tape).")
-    large = c5.toggle("Large type (projector)", key="flow_large")
+    large = c5.toggle("Large type (projector)", key="flow_large", on_change=_layout_changed,
+                      help=f"Larger type for a classroom; shows {LARGE_PAGE} batches a page.")
+    compact = c6.toggle("Phone layout", value=phone, key="flow_compact", on_change=_layout_changed,
+                        help="For a narrow screen: fewer batches, slot numbers only, the colour "
+                             "bar on top, the play buttons above the slider. On by itself on a "
+                             "phone.")
     first = 0
     if trace.n > per_page:  # page through long runs: each page is one quick browser draw
         pages = list(range(0, trace.n, per_page))
-        if st.session_state.get("flow_first") not in pages:
+        shown_run = (res.get("run_id") or id(trace), per_page)
+        if st.session_state.get("flow_first_for") != shown_run:  # a new run or page size
+            st.session_state["flow_first_for"] = shown_run
+            st.session_state["flow_first"] = opening_page(trace, per_page)
+        elif st.session_state.get("flow_first") not in pages:
             st.session_state.pop("flow_first", None)
         first = st.select_slider(
             "Recorded batches shown", pages, key="flow_first",
@@ -65,10 +121,13 @@ def flow_tab(res: dict | None) -> None:
         # The first epoch's states come from a model that has barely trained: say where to look.
         st.caption(f"This page is from epoch 1, the start of training. Move **Recorded batches "
                    f"shown** to epoch {int(trace.epoch[-1])} to see what the trained state carries.")
+    elif trace.n > per_page and trace.epoch[first] == trace.epoch[-1] > 1:
+        st.caption(f"This page is from epoch {int(trace.epoch[-1])}, the last recorded: the "
+                   f"trained model. Move **Recorded batches shown** back for earlier epochs.")
     follow = _follow_control(trace, first, per_page)
     reduced = bool(st.session_state.get("reduced_motion"))
     opts = dict(first=first, per_page=per_page, colour=colour, unit=unit, follow=follow,
-                large=large, reduced=reduced)
+                large=large, reduced=reduced, compact=compact)
     if res.get("run_id"):  # a stored run: every session showing it shares one figure
         fig = _shared_flow_figure(res["run_id"], tuple(sorted(opts.items())), trace)
     else:
@@ -84,7 +143,8 @@ def flow_tab(res: dict | None) -> None:
                             selection_mode="points", config={"displaylogo": False})
     _follow_from_click(event, trace, first, per_page)
     if grads:
-        _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large),
+        _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
+                                   compact=compact),
                key="grad_fig")
 
 
@@ -126,9 +186,9 @@ def _follow_from_click(event, trace, first: int, per_page: int) -> None:
 
 
 def _flow_figure(trace, first: int, per_page: int, colour: str, unit: int, follow, large: bool,
-                 reduced: bool):
+                 reduced: bool, compact: bool = False):
     fig = viz.flow_figure(trace, window=per_page, max_batches=per_page, first=first,
-                          colour=colour, unit=unit, follow=follow, large=large)
+                          colour=colour, unit=unit, follow=follow, large=large, compact=compact)
     if reduced:
         fig.frames = ()
         fig.update_layout(updatemenus=[], sliders=[])

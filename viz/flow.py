@@ -52,7 +52,12 @@ HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell'
 # Above this many cells (a figure of every batch: 200 x 32 = 6,400) the hover shows 8 units,
 # which keeps such a figure under 1 MB; the app's pages (20 batches) always show 16.
 HOVER_CELLS_FULL = 3200
-SEGMENT = 0.1  # arrows span boundary +- this (cell widths), clear of the centred labels
+SEGMENT = 0.06  # arrows span boundary +- this (cell widths), clear of the centred labels
+# (0.1 put the arrowhead 2 px onto an "s12·p3" label in a 43 px cell: 20 batches at 1400 px)
+# The slider sits this far (px) below the x axis, under the row of play and speed buttons;
+# large type makes the buttons taller.
+SLIDER_PAD, LARGE_ROW = 95, 55
+LARGE_EXTRA = LARGE_ROW + 25
 
 # ---- shared by the layout view -------------------------------------------------------------
 
@@ -194,9 +199,10 @@ def _colour_grid(values: dict) -> go.Heatmap:
 
 
 def _target_marks(values: dict, S: int) -> go.Scatter:
-    """The true target as a small square in each cell's upper-left corner, same colour scale."""
+    """The true target as a small square in each cell's upper-right corner, same colour scale
+    (the upper left is where the carry arrowhead enters the cell)."""
     xs, slots = np.nonzero(np.ones(values["target"].shape, bool))
-    return go.Scatter(x=(xs - 0.32).astype(np.float32), y=(slots - 0.25).astype(np.float32),
+    return go.Scatter(x=(xs + 0.32).astype(np.float32), y=(slots - 0.25).astype(np.float32),
                       mode="markers", name=TARGET_WORDS, hoverinfo="skip",
                       marker=dict(symbol="square", size=7, color=values["target"].ravel(),
                                   cmin=values["zmin"], cmax=values["zmax"],
@@ -436,7 +442,7 @@ def _crossing(k: np.ndarray, slots: np.ndarray, name: str, colour: str, dash: st
               symbol: str) -> go.Scatter:
     """A line across the boundary before column k in each slot, a marker at its middle."""
     x, y = _segments(k, slots, (-SEGMENT, 0.0, SEGMENT))
-    size = np.tile(np.array([0, 12, 0, 0], np.int8), len(k))
+    size = np.tile(np.array([0, 10, 0, 0], np.int8), len(k))  # 12 reached onto 43 px cells' labels
     return go.Scatter(x=x, y=y, mode="lines+markers", name=name,
                       line=dict(color=colour, width=3, dash=dash),
                       marker=dict(symbol=symbol, size=size, color=colour,
@@ -454,7 +460,7 @@ def _carry_traces(kinds: np.ndarray, S: int) -> list[go.Scatter]:
     carried = go.Scatter(
         x=(k_car - 0.5 + SEGMENT).astype(np.float32), y=s_car.astype(np.int16), mode="markers",
         name=LEGEND["continuation"],
-        marker=dict(symbol="triangle-right", size=7, color=CARRY_COLOUR),
+        marker=dict(symbol="triangle-right", size=6, color=CARRY_COLOUR),
         error_x=dict(type="constant", value=0, valueminus=2 * SEGMENT, symmetric=False, width=0,
                      thickness=1.5, color=CARRY_COLOUR),
         hoverinfo="skip")
@@ -556,15 +562,19 @@ def _play(ms: int) -> dict:
                 transition=dict(duration=0))
 
 
-def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: int) -> None:
+def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: int,
+              large: bool = False) -> None:
     """Play/pause, three speeds and a slider over recorded batches. Plotly buttons cannot step
-    to a relative frame, so stepping is done with the slider. Never autoplays."""
+    to a relative frame, so stepping is done with the slider. Never autoplays. The buttons
+    share one row (play left, the worded speeds right) and the slider has its own full-width
+    row below: buttons are sized in pixels, the figure's width is not known here, and side by
+    side they covered the slider's label (and the word "speed:") on narrow screens."""
     pause = dict(frame=dict(duration=0, redraw=True), mode="immediate", transition=dict(duration=0))
     play = dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",
                 pad=dict(t=45, r=10), showactive=False, buttons=[
                     dict(label="▶ play", method="animate", args=[None, _play(frame_ms)]),
                     dict(label="❚❚ pause", method="animate", args=[[None], pause])])
-    speeds = dict(type="buttons", direction="left", x=0.2, y=0, xanchor="left", yanchor="top",
+    speeds = dict(type="buttons", direction="left", x=1, y=0, xanchor="right", yanchor="top",
                   pad=dict(t=45), showactive=True, active=1, buttons=[
                       dict(label=lbl, method="animate", args=[None, _play(int(frame_ms * f))])
                       for lbl, f in (("slow", 3.0), ("normal", 1.0), ("fast", 0.3))])
@@ -572,21 +582,25 @@ def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: in
                   args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate",
                                        transition=dict(duration=0))])
              for k, (e, b) in enumerate(zip(epoch.tolist(), batch.tolist()))]
-    slider = dict(active=0, steps=steps, x=0.42, len=0.58, y=0, yanchor="top", pad=dict(t=40),
+    slider = dict(active=0, steps=steps, x=0, len=1, y=0, yanchor="top",
+                  pad=dict(t=SLIDER_PAD + (LARGE_EXTRA if large else 0)),
                   currentvalue=dict(prefix="showing up to ", font=dict(size=12, color="#222")),
                   font=dict(size=1, color="rgba(0,0,0,0)"), ticklen=0, minorticklen=0)
+    if large:  # large buttons do not fit one row on a phone: the speeds get their own
+        play.update(pad=dict(t=55, r=10))  # below the larger tick labels
+        speeds.update(x=0, xanchor="left", pad=dict(t=55 + LARGE_ROW))
     fig.update_layout(updatemenus=[play, speeds], sliders=[slider])
-    fig.add_annotation(text="speed:", x=0.2, y=0, xref="paper", yref="paper", xanchor="right",
-                       yanchor="top", yshift=-57, showarrow=False, font=dict(size=11))
 
 
 def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: int = 400,
                 max_batches: int = 200, first: int = 0, colour: str = "sequence", unit: int = 0,
-                follow: int | None = None, large: bool = False) -> go.Figure:
+                follow: int | None = None, large: bool = False,
+                compact: bool = False) -> go.Figure:
     """The animated flow grid: recorded batches first..first+max_batches-1 (every batch of a run
     within the size budget), slots 0..max_slots-1, one frame per batch; never autoplays.
     colour: a COLOUR_MODES key (unit: which unit for "unit"); follow: a sequence id to outline;
-    large: projector type (bigger labels and ticks). Play reveals batch by batch: frame k
+    large: projector type (bigger labels and ticks); compact: a phone's narrow screen (slot
+    numbers without the word, the colour bar across the top). Play reveals batch by batch: frame k
     covers the columns after k, so cells fill and carry arrows appear as the state is handed
     on; the figure as sent shows every batch (reduced motion drops the frames)."""
     if trace.n == 0:
@@ -638,7 +652,7 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
                            layout=dict(xaxis=dict(range=_view_range(k, n, window)))
                            if scrolls else None)
                   for k in range(n)]
-    _controls(fig, epoch, batch, frame_ms)
+    _controls(fig, epoch, batch, frame_ms, large)
     title = _title(trace, B, S, n, int((shown == CONTAMINATED).sum()),
                    int((shown == BROKEN).sum()))
     if values is not None:
@@ -653,17 +667,35 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
         legend=dict(orientation="h", x=0, xanchor="left", y=4, yref="container",
                     yanchor="bottom", font=dict(size=11)),
         margin=dict(l=60, r=90 if values is not None else 20,
-                    t=90 + 18 * ((values is not None or missing) + bool(follow_words)), b=130),
+                    t=90 + 18 * ((values is not None or missing) + bool(follow_words)), b=185),
         hoverlabel=dict(font_family="monospace"),
         hovermode="closest", hoverdistance=-1,
-        height=220 + (24 if S > 8 else 34) * max(S, 3)  # 220: title, controls, legend
+        height=275 + (24 if S > 8 else 34) * max(S, 3)  # 275: title, controls, legend
         + 18 * ((values is not None or missing) + bool(follow_words)))
     if large:  # projector: larger type everywhere, taller rows
         fig.update_layout(font=dict(size=18), title_font=dict(size=22), legend_font=dict(size=16),
-                          height=260 + 40 * max(S, 3))
+                          height=340 + 40 * max(S, 3), margin_b=185 + LARGE_EXTRA)
         fig.update_xaxes(tickfont=dict(size=15))
         fig.update_yaxes(tickfont=dict(size=15))
+    if compact:
+        _compact(fig, S, values is not None)
     return fig
+
+
+def _compact(fig: go.Figure, S: int, coloured: bool) -> None:
+    """A phone's layout: every pixel of width to the cells. Slot ticks are bare numbers (the
+    axis says "slot"), the colour bar lies across the top under the title instead of taking a
+    column on the right, and the bottom margin holds the play row, the slider and a legend
+    that wraps to several rows."""
+    fig.update_yaxes(ticktext=[str(i) for i in range(S)], title=dict(text="slot", standoff=2))
+    m = fig.layout.margin
+    top = m.t + (62 if coloured else 0)
+    fig.update_layout(margin=dict(l=44, r=8, t=top, b=m.b + 30),
+                      height=fig.layout.height + (62 if coloured else 0) + 30)
+    if coloured:
+        fig.update_traces(selector=dict(type="heatmap"), colorbar=dict(
+            orientation="h", x=0, xanchor="left", len=1, y=1, yanchor="bottom", ypad=22,
+            thickness=8, title=dict(side="top")))
 
 
 # ---- text views ----------------------------------------------------------------------------

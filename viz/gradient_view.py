@@ -24,7 +24,7 @@ LEGEND = {"reach": "▮ gradient reaching each step inside the batch (|dL/dx_t|)
 
 
 def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
-                    large: bool = False) -> go.Figure:
+                    large: bool = False, compact: bool = False) -> go.Figure:
     if trace.n == 0:
         return empty_figure("Waiting for the first batch…", height=260)
     if trace.grad_x is None or trace.grad_h0 is None:
@@ -68,7 +68,12 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
         if len(r):
             fig.add_trace(go.Scatter(x=(r - 0.5).astype(np.float32), y=np.full(len(r), top, np.float32),
                                      mode="text", text=["┆ reset"] * len(r), name=LEGEND["reset"],
-                                     textfont=dict(size=11, color="#111"), hoverinfo="skip"))
+                                     textfont=dict(size=11, color="#111"), hoverinfo="skip",
+                                     showlegend=False))
+            # the legend shows the boundary's grey dotted line (a text trace's key reads "Aa")
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=LEGEND["reset"],
+                                     line=dict(color="#bbb", width=1, dash="dot"),
+                                     hoverinfo="skip"))
     for b in range(1, n):  # every boundary: a thin line where the gradient stops
         fig.add_vline(x=b - 0.5, line=dict(color=CONTAMINATION_COLOUR if carried[b] else "#bbb",
                                           width=1, dash="dot"))
@@ -78,14 +83,16 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     fig.update_yaxes(type="log", range=[np.log10(lo) - 0.3, np.log10(top) + 0.4],
                      title_text="gradient norm", showgrid=True, gridcolor="#eee")
     steps = f"{L} timestep{'s' if L != 1 else ''}"
+    br = "<br>" if compact else " "  # a phone: shorter lines, nothing cut off at the right
     fig.update_layout(
-        title=dict(text=f"<b>Where the gradient stops</b> · it reaches back {steps} inside "
-                        f"each batch, then is cut (✂)<br>"
-                        f"<sup>the state goes forward (→), the gradient does not: truncated "
+        title=dict(text=f"<b>Where the gradient stops</b>{br if compact else ' · '}it reaches "
+                        f"back {steps} inside each batch,{br}then is cut (✂)<br>"
+                        f"<sup>the state goes forward (→), the gradient does not:{br}truncated "
                         f"backpropagation through time, one batch long</sup>",
                    x=0, xanchor="left", font=dict(size=15 if not large else 22)),
         legend=dict(orientation="h", x=0, y=-0.25, yanchor="top", font=dict(size=11)),
-        height=380 if not large else 520, margin=dict(l=60, r=20, t=80, b=110),
+        height=(380 if not large else 520) + 110 * compact,
+        margin=dict(l=60, r=20, t=80 + 110 * compact, b=110),
         plot_bgcolor="white", paper_bgcolor="white", bargap=0, showlegend=True,
         dragmode="pan", font=dict(size=18) if large else None)
     return fig
