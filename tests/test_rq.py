@@ -269,3 +269,31 @@ def test_redis_store_round_trip_eviction_and_outage(redis_server, tmp_path):
         assert "unreachable" in other.why_missing(ids[0])
     finally:
         redis_server.start()
+
+
+def test_real_training_job_through_a_worker_stores_the_run(rq, redis_server, workers, monkeypatch):
+    """The app's own job (models/training.train_job, real Keras) trained by a worker: the
+    live trace streams from Redis, and the finished run is in the Redis store for any process."""
+    from models import hosting, training
+    from models.hosting.redis_store import RedisStore
+    from models.presets import PRESETS
+    from models.store import library_versions, run_key
+    from models.trace import Trace
+    cfg = PRESETS["chunks-stateful"].config.replace(epochs=30)
+    key = run_key(cfg.to_json(), library_versions("stateful-lstm-explorer"))
+    workers(1)
+    jid = rq.submit(functools.partial(training.train_job, cfg, None, run_id=key), owner="a",
+                    key=key, label="chunks")
+    live = until(lambda: rq.live(jid, "trace") or rq.status(jid).state in jobs.FINISHED, 180)
+    s = wait_state(rq, jid, jobs.FINISHED, 180)
+    assert s.state == jobs.DONE, s.error
+    if isinstance(live, Trace):
+        assert live.units == cfg.units  # a partial trace crossed processes
+    res = rq.result(jid)
+    assert res["trace"].n > 0 and res["run_id"] == key and len(res["epochs"]) == 30
+    data, meta = RedisStore(redis_server.url).get(key)  # another process reads it
+    assert Trace.from_bytes(data).n == res["trace"].n and meta["config"] == cfg.to_json()
+    monkeypatch.setenv("LSTM_REDIS_URL", redis_server.url)
+    monkeypatch.setattr(hosting, "_store", None)
+    assert training.load_result(key)["trace"].n == res["trace"].n
+    monkeypatch.setattr(hosting, "_store", None)

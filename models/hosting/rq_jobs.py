@@ -35,6 +35,7 @@ import statistics
 import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, Callable
 
 import redis
@@ -52,6 +53,7 @@ POLL = 0.2          # s between the worker's cancel checks, heartbeats and live 
 DEAD_AFTER = 15.0   # s without a heartbeat before a running job counts as lost
 FINAL_RETRY = 120.0 # s a worker retries writing a job's outcome while Redis is down
 DURATIONS = 50
+UNREACHABLE = "waiting for the job queue (Redis is unreachable)"
 LOST = ("The worker training this run stopped (killed, crashed or restarted) before it "
         "finished; press Train to run it again.")
 
@@ -74,6 +76,10 @@ if tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or 0) > tonumber(ARGV[1]) t
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'finished', ARGV[3])
 return 1
 """
+
+
+class Unreachable(QueueFull):
+    """Redis does not answer: nothing can be queued. The message is written for the user."""
 
 
 def _job(jid: str) -> str:
@@ -102,6 +108,7 @@ class RQJobs:
         self._interval = 0.5
         self._watcher: threading.Thread | None = None
         self._workers = (0.0, 0)
+        self._last: dict[str, JobStatus] = {}  # newest status read, per job (Redis outages)
 
     # ---- limits ---------------------------------------------------------------------------
     @property
@@ -115,6 +122,14 @@ class RQJobs:
     @property
     def per_client(self) -> int:
         return max(1, self._per_client or limits.MAX_JOBS_PER_CLIENT)
+
+    @property
+    def max_workers(self) -> int:
+        """Runs training at once: the workers listening to the queue now."""
+        try:
+            return self._worker_count()
+        except redis.RedisError:
+            return 0
 
     def ping(self) -> str | None:
         """None if Redis answers, else a sentence saying it does not."""
@@ -142,7 +157,17 @@ class RQJobs:
     def submit(self, fn: Callable, *, owner: str, key: str | None = None, label: str = "",
                client: str | None = None) -> str:
         """Enqueue `fn(ctx)` (it must pickle: a module-level function or a partial of one).
-        Raises QueueFull (SessionLimit, ClientLimit) with a sentence for the user."""
+        Raises QueueFull (SessionLimit, ClientLimit, Unreachable) with a sentence for the user."""
+        try:
+            return self._submit(fn, owner=owner, key=key, label=label, client=client)
+        except redis.RedisError as e:
+            log.error("submit failed, Redis unreachable: %s", short_error(e))
+            raise Unreachable("The job queue (Redis) is unreachable, so nothing can train "
+                              "right now; stored runs and links still open. Try again in a "
+                              "minute.") from e
+
+    def _submit(self, fn: Callable, *, owner: str, key: str | None, label: str,
+                client: str | None) -> str:
         shared = self._joinable(key)
         if shared is not None:
             self._hold(shared, owner)
@@ -211,6 +236,21 @@ class RQJobs:
 
     # ---- reading --------------------------------------------------------------------------
     def status(self, job_id: str) -> JobStatus | None:
+        """As JobManager.status. Redis unreachable: the last status read, still active, with
+        the phase saying why nothing moves (the page keeps polling instead of failing)."""
+        try:
+            s = self._status(job_id)
+        except redis.RedisError as e:
+            log.warning("status of %s: Redis unreachable: %s", job_id, short_error(e))
+            last = self._last.get(job_id) or JobStatus(id=job_id, state=QUEUED)
+            return replace(last, info={**last.info, "phase": UNREACHABLE})
+        if s is not None:
+            self._last[job_id] = s
+            while len(self._last) > 1000:
+                self._last.pop(next(iter(self._last)))
+        return s
+
+    def _status(self, job_id: str) -> JobStatus | None:
         h = self.r.hgetall(_job(job_id))
         if not h:
             return None
@@ -222,7 +262,7 @@ class RQJobs:
                 log.warning("job %s (%s): its worker stopped sending heartbeats; marked failed",
                             job_id, g.get("label"))
                 self._release_key(job_id, g.get("key"))
-            return self.status(job_id)
+            return self._status(job_id)
         pos = 0
         if state == QUEUED:
             p = self.q.get_job_position(f"lstm-{job_id}")
@@ -264,11 +304,17 @@ class RQJobs:
         return start
 
     def result(self, job_id: str) -> Any:
-        raw = self.r.get(f"{_job(job_id)}:result")
+        try:
+            raw = self.r.get(f"{_job(job_id)}:result")
+        except redis.RedisError:
+            return None
         return pickle.loads(raw) if raw is not None else None
 
     def live(self, job_id: str, name: str) -> Any:
-        raw = self.r.hget(f"{_job(job_id)}:live", name)
+        try:
+            raw = self.r.hget(f"{_job(job_id)}:live", name)
+        except redis.RedisError:
+            return None
         return pickle.loads(raw) if raw is not None else None
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None:
@@ -283,6 +329,13 @@ class RQJobs:
 
     # ---- cancelling -----------------------------------------------------------------------
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        try:
+            return self._cancel(job_id, owner)
+        except redis.RedisError as e:  # the worker's budget still ends it; say so in the log
+            log.warning("cancel of %s: Redis unreachable: %s", job_id, short_error(e))
+            return False
+
+    def _cancel(self, job_id: str, owner: str | None) -> bool:
         s = self.status(job_id)
         if s is None or s.state in FINISHED:
             return False
@@ -313,6 +366,12 @@ class RQJobs:
         return stopped
 
     def collected(self, job_id: str, owner: str) -> None:
+        try:
+            self._collected(job_id, owner)
+        except redis.RedisError:
+            pass  # its keys expire after KEEP_SECONDS anyway
+
+    def _collected(self, job_id: str, owner: str) -> None:
         self.r.srem(f"{_job(job_id)}:owners", owner)
         self.r.srem(f"{P}owner:{owner}", job_id)
         if not self.r.scard(f"{_job(job_id)}:owners"):
@@ -337,8 +396,15 @@ class RQJobs:
             self.r.expire(_job(job_id) + k, int(KEEP_SECONDS))
 
     def counts(self) -> dict[str, int]:
-        return {"running": self.q.started_job_registry.count, "queued": self.q.count,
-                "workers": self._worker_count()}
+        """Runs training, waiting, and workers; with `error` (a sentence) if Redis is down."""
+        try:
+            return {"running": self.q.started_job_registry.count, "queued": self.q.count,
+                    "workers": self._worker_count()}
+        except redis.RedisError as e:
+            log.warning("counts: Redis unreachable: %s", short_error(e))
+            return {"running": 0, "queued": 0, "workers": 0,
+                    "error": "The job queue (Redis) is unreachable: nothing can train until "
+                             "it is back; stored runs still open."}
 
     def active_owners(self) -> set[str]:
         with self._lock:
