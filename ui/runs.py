@@ -285,6 +285,8 @@ def collect() -> bool:
             for old in ("stateful", "stateless"):
                 results.pop(old, None)
         if isinstance(res, dict):
+            if res.get("run_id") and hasattr(store(), "remember"):
+                store().remember(res["run_id"])  # Redis backend: a local copy for its link
             if s is not None and s.stopped_reason:
                 res = {**res, "stopped_reason": s.stopped_reason}  # e.g. its time budget
             results[slot] = res

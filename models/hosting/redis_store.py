@@ -145,6 +145,12 @@ class RedisStore:
             self.local.put(run_id, *hit)
         return hit
 
+    def remember(self, run_id: str) -> None:
+        """Keep a local copy of a run a worker stored (this process showed it): its link
+        then opens here while Redis is unreachable."""
+        if self.local is not None and valid_run_id(run_id) and not self.local.has(run_id):
+            self.get(run_id)
+
     def _drop(self, run_id: str, reason: str) -> None:
         size = self.r.hget(P + "run:" + run_id, "size") or 0
         with self.r.pipeline() as pipe:
