@@ -297,3 +297,17 @@ def test_real_training_job_through_a_worker_stores_the_run(rq, redis_server, wor
     monkeypatch.setattr(hosting, "_store", None)
     assert training.load_result(key)["trace"].n == res["trace"].n
     monkeypatch.setattr(hosting, "_store", None)
+
+
+def test_worker_command_says_what_is_missing():
+    env = quiet_env()
+    env.pop("LSTM_REDIS_URL", None)
+    p = subprocess.run([sys.executable, "-m", "models", "worker"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "error: no Redis to work for: set LSTM_REDIS_URL" in p.stderr
+    closed = free_port()  # nothing listens there
+    p = subprocess.run([sys.executable, "-m", "models", "worker", "--url",
+                        f"redis://:secret@127.0.0.1:{closed}/0"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "error: cannot reach Redis at redis://127.0.0.1" in p.stderr
+    assert "secret" not in p.stdout + p.stderr and "Traceback" not in p.stdout + p.stderr

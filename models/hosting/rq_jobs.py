@@ -593,8 +593,9 @@ def run_worker(url: str, burst: bool = False, prewarm: bool = True, name: str | 
     try:
         r.ping()
     except redis.RedisError as e:
-        log.error("cannot reach Redis at %s: %s", _safe(url), short_error(e))
-        print(f"error: cannot reach Redis at {_safe(url)}: {short_error(e)}", flush=True)
+        import sys
+        print(f"error: cannot reach Redis at {_safe(url)}: {short_error(e)}", file=sys.stderr,
+              flush=True)
         return 2
     import models.engine  # noqa: F401  (TensorFlow loads once, before the first job)
     stop = threading.Event()
