@@ -108,6 +108,7 @@ class RQJobs:
         self._interval = 0.5
         self._watcher: threading.Thread | None = None
         self._workers = (0.0, 0)
+        self._live_cache: dict[tuple, tuple] = {}  # (job, name) -> (version, value)
         self._last: dict[str, JobStatus] = {}  # newest status read, per job (Redis outages)
 
     # ---- limits ---------------------------------------------------------------------------
@@ -311,11 +312,24 @@ class RQJobs:
         return pickle.loads(raw) if raw is not None else None
 
     def live(self, job_id: str, name: str) -> Any:
+        """The newest published value. Decoded once per version and process: the sessions of
+        a class polling one shared job read the same object."""
         try:
+            version = self.r.hget(_job(job_id), "live_version")
+            if version is None:
+                return None
+            hit = self._live_cache.get((job_id, name))
+            if hit is not None and hit[0] == version:
+                return hit[1]
             raw = self.r.hget(f"{_job(job_id)}:live", name)
         except redis.RedisError:
             return None
-        return pickle.loads(raw) if raw is not None else None
+        value = pickle.loads(raw) if raw is not None else None
+        with self._lock:
+            self._live_cache[(job_id, name)] = (version, value)
+            while len(self._live_cache) > 64:
+                self._live_cache.pop(next(iter(self._live_cache)))
+        return value
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -495,6 +509,7 @@ class RedisContext:
                 if live:
                     pipe.hset(f"{self.key}:live", mapping={
                         k: pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for k, v in live.items()})
+                    pipe.hincrby(self.key, "live_version", 1)
                 pipe.hget(self.key, "cancel")
                 cancel = pipe.execute()[-1]
             if self._down:
