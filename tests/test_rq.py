@@ -311,3 +311,22 @@ def test_worker_command_says_what_is_missing():
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "error: cannot reach Redis at redis://127.0.0.1" in p.stderr
     assert "secret" not in p.stdout + p.stderr and "Traceback" not in p.stdout + p.stderr
+
+
+def test_a_restarted_web_process_finds_queued_and_running_jobs(redis_server, rq, workers):
+    from models.hosting.rq_jobs import RQJobs
+    workers(1)
+    first = RQJobs(redis_server.url, per_session=100, per_client=100)
+    quick = functools.partial(rq_jobfns.count_until_cancelled, limit=0.3)
+    assert wait_state(first, first.submit(quick, owner="a"), {jobs.DONE}, 120)  # a duration
+    running = first.submit(functools.partial(rq_jobfns.count_until_cancelled), owner="b")
+    assert wait_state(first, running, {jobs.RUNNING}, 60)
+    queued = first.submit(quick, owner="c")
+    del first  # the web process restarts: nothing of the jobs lived in it
+    second = RQJobs(redis_server.url, per_session=100, per_client=100)
+    assert second.status(running).state == jobs.RUNNING
+    s = second.status(queued)
+    assert s.state == jobs.QUEUED and s.queue_position == 1 and s.eta_seconds is not None
+    assert second.counts()["workers"] == 1
+    assert second.cancel(running, owner="b")
+    assert wait_state(second, queued, {jobs.DONE}, 60)
