@@ -512,7 +512,8 @@ async def loaded_or_failed(s: Session, task: asyncio.Task) -> None:
 async def run_scenario(name: str, base: str, queries: list[tuple[str, object]],
                        budget: float) -> dict:
     deadline = time.monotonic() + budget
-    sessions = [Session(i, base, q, header_for(cfg), cfg.to_query())
+    bases = base.split(",")  # several web processes: sessions take turns, as a sticky proxy would
+    sessions = [Session(i, bases[i % len(bases)], q, header_for(cfg), cfg.to_query())
                 for i, (q, cfg) in enumerate(queries)]
     gate = asyncio.Event()
     tasks = [asyncio.create_task(drive(s, gate, deadline)) for s in sessions]
@@ -576,10 +577,28 @@ def _queue_summary(results: list[dict]) -> dict:
             "eta_error_range": (min(errs), max(errs)) if errs else None}
 
 
-async def sample_rss(pid: int | None, peaks: dict, halt: asyncio.Event) -> None:
-    """Max RSS of the server's process tree, every 0.5 s, into peaks[current scenario]."""
+def _pids(pid) -> list[int]:
+    """A server's pid, or the pids of several processes (web processes and workers)."""
+    return [] if not pid else [pid] if isinstance(pid, int) else list(pid)
+
+
+def _rss_each(pid) -> dict[int, int]:
+    return {p: rss_bytes(p) for p in _pids(pid)}
+
+
+def _cpu(pid) -> float:
+    return sum(cpu_seconds(p) for p in _pids(pid))
+
+
+async def sample_rss(pid, peaks: dict, halt: asyncio.Event, each: dict | None = None) -> None:
+    """Max RSS of the server's process tree(s) (summed), every 0.5 s, into peaks[current
+    scenario]; with `each`, also the max of every process tree on its own (pid -> bytes)."""
     while pid and not halt.is_set():
-        rss = await asyncio.to_thread(rss_bytes, pid)
+        per = await asyncio.to_thread(_rss_each, pid)
+        rss = sum(per.values())
+        if each is not None:
+            for p, b in per.items():
+                each[p] = max(each.get(p, 0), b)
         for k in list(peaks):
             peaks[k] = max(peaks[k], rss)
         try:
@@ -606,8 +625,8 @@ async def bench(args, base: str, pid: int | None) -> dict:
         raise SystemExit(f"error: unknown preset(s) {unknown}; see python -m models presets")
     out = {"sessions": n, "budget_s": args.budget, "url": base, "b_presets": presets,
            "code": code_version(), "scenarios": []}
-    peaks, halt = {"all": 0}, asyncio.Event()
-    sampler = asyncio.create_task(sample_rss(pid, peaks, halt))
+    peaks, halt, each = {"all": 0}, asyncio.Event(), {}
+    sampler = asyncio.create_task(sample_rss(pid, peaks, halt, each))
     cpu0 = time.process_time()
     try:
         t = time.monotonic()  # TensorFlow import and a first compile, on a config nobody uses
@@ -620,18 +639,21 @@ async def bench(args, base: str, pid: int | None) -> dict:
             if args.scenario not in (name, "both"):
                 continue
             if pid:  # presets still compiling in the background, or the last scenario's tail
-                out[f"quiet_before_{name}_s"] = round(await asyncio.to_thread(
-                    wait_until_quiet, pid, 120.0), 1)
+                t = time.monotonic()
+                for p in _pids(pid):
+                    await asyncio.to_thread(wait_until_quiet, p, 120.0)
+                out[f"quiet_before_{name}_s"] = round(time.monotonic() - t, 1)
             peaks[name] = 0
-            c0 = cpu_seconds(pid) if pid else None
+            c0 = _cpu(pid) if pid else None
             s = await run_scenario(name, base, scenario_queries(name, n, presets), args.budget)
-            s["server_cpu_s"] = None if c0 is None else round(cpu_seconds(pid) - c0, 1)
+            s["server_cpu_s"] = None if c0 is None else round(_cpu(pid) - c0, 1)
             s["server_rss_max_gb"] = peaks.pop(name) / 1e9 if pid else None
             out["scenarios"].append(s)
     finally:
         halt.set()
         await sampler
     out["server_rss_max_gb"] = peaks["all"] / 1e9 if pid else None
+    out["process_rss_max_gb"] = {str(p): round(b / 1e9, 3) for p, b in each.items()}
     out["client_cpu_s"] = round(time.process_time() - cpu0, 1)
     return out
 

@@ -1,4 +1,4 @@
-"""Command line: python -m models presets | run PRESET | reproduce | bench | claims (see README)."""
+"""Command line: python -m models presets | run PRESET | reproduce | bench | claims | worker (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -157,12 +157,32 @@ def main(argv=None) -> int:
     c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
     c.add_argument("--json", action="store_true")
     c.add_argument("--only", nargs="+", metavar="CLAIM", help="check only these claims (ids)")
+    w = sub.add_parser("worker", help="train jobs from Redis (RQ); needs LSTM_REDIS_URL or --url")
+    w.add_argument("--url", help="Redis URL (default: $LSTM_REDIS_URL)")
+    w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    w.add_argument("--no-prewarm", action="store_true", help="do not compile the presets' nets while idle")
+    w.add_argument("--name", help="worker name (default: RQ's)")
     a = ap.parse_args(argv)
     if a.cmd == "presets":
         print("\n".join(PRESETS))
         return 0
     return {"run": cmd_run, "reproduce": cmd_reproduce, "bench": cmd_bench,
-            "claims": cmd_claims}[a.cmd](a)
+            "claims": cmd_claims, "worker": cmd_worker}[a.cmd](a)
+
+
+def cmd_worker(a) -> int:
+    """One worker process: trains one job at a time and keeps its compiled nets warm."""
+    import logging
+    import os
+    url = a.url or os.environ.get("LSTM_REDIS_URL", "").strip()
+    if not url:
+        return _err("no Redis to work for: set LSTM_REDIS_URL (e.g. redis://localhost:6379/0) or pass --url")
+    os.environ["LSTM_REDIS_URL"] = url  # the job's result store is the same Redis
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from models import hosting
+    from models.hosting.rq_jobs import run_worker
+    hosting.get_store(local_copy=False)  # a worker keeps no SQLite copy
+    return run_worker(url, burst=a.burst, prewarm=not a.no_prewarm, name=a.name)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ already computed is lost while a new run trains.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import sys
@@ -18,18 +19,17 @@ import time
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from models import jobs, limits
+from models import hosting, jobs, limits
 from models.tasks import make_task
 from models.config import ConfigError, RunConfig
-from models.store import ResultStore, library_versions, run_key
-from models.trace import Trace
+from models.store import library_versions, run_key
+# The job itself lives in models/ (it also runs in RQ workers); these names stay importable here.
+from models.training import (COMPILING, LIVE_BATCHES, PUBLISH_EVERY,  # noqa: F401
+                             _compile_unless_cancelled, load_result, save_result, train_job)
 
-PUBLISH_EVERY = 0.3  # seconds between partial traces
 LIVE_POLL = 0.5  # seconds between live-panel reruns while a job of this page trains
 QUEUE_POLL = float(os.environ.get("LSTM_QUEUE_POLL", 1.5))  # ... while all its jobs are queued
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
-COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
-LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
 # Seconds after the first page before compiling the presets' nets (LSTM_PREWARM_DELAY).
 PREWARM_DELAY = float(os.environ.get("LSTM_PREWARM_DELAY", 8.0))
 
@@ -79,11 +79,12 @@ def _import_shared_modules() -> None:
 
 
 @st.cache_resource
-def manager() -> jobs.JobManager:
-    _import_shared_modules()  # every thread that trains is started through the manager
-    m = jobs.get_manager()
+def manager() -> jobs.Jobs:
+    """The configured job backend (models/hosting): this process's JobManager, or RQ."""
+    _import_shared_modules()  # every thread that trains here is started through the manager
+    m = hosting.get_jobs()
     m.watch_sessions(_is_alive)
-    stop = _start_prewarm(m)
+    stop = _start_prewarm(m) if hosting.backend() == "local" else None  # workers prewarm
     atexit.register(_exit_quickly, m, stop)  # registered last: runs before the manager's own
     return m
 
@@ -150,152 +151,10 @@ def _versions() -> dict:
     return library_versions("stateful-lstm-explorer")
 
 
-@st.cache_resource
-def store() -> ResultStore:
-    """Finished runs, shared by every session and kept across restarts (see models/store.py)."""
-    return ResultStore()
-
-
-def save_result(run_id: str, res: dict) -> bool:
-    """Store a finished run; False if the store refused it (too big, or an error: reported)."""
-    meta = {"config": res["cfg"].to_json(), "epochs": res["epochs"], "notes": res["notes"],
-            "seconds": res["seconds"], "metric": res["metric"],
-            "batches_per_epoch": res["batches_per_epoch"], "batches_trained": res["batches_trained"],
-            "weights": [w.tolist() for w in res["weights"]]}
-    return store().put(run_id, res["trace"].to_bytes(), meta)
-
-
-def load_result(run_id: str) -> dict | None:
-    """A stored run as a result dict, or None (missing, or corrupt: the store reports it)."""
-    import numpy as np
-    hit = store().get(run_id)
-    if hit is None:
-        return None
-    try:
-        data, meta = hit
-        cfg = RunConfig.from_json(meta["config"])
-        return {"trace": Trace.from_bytes(data), "epochs": meta["epochs"],
-                "weights": [np.asarray(w, np.float32) for w in meta["weights"]],
-                "notes": meta["notes"], "seconds": meta["seconds"], "cancelled": False,
-                "metric": meta["metric"], "cfg": cfg, "run_id": run_id, "stored": True,
-                **_batch_counts(meta, cfg)}
-    except (ValueError, KeyError, TypeError, ConfigError) as e:
-        store().report(f"Stored run {run_id} could not be read ({type(e).__name__}); skipped.")
-        return None
-
-
-def _batch_counts(meta: dict, cfg: RunConfig) -> dict:
-    """Batches per epoch and batches trained of a stored run. Runs stored before these were
-    kept are counted from their config (stored runs are finished, never uploaded series)."""
-    if "batches_per_epoch" in meta:
-        return {"batches_per_epoch": int(meta["batches_per_epoch"]),
-                "batches_trained": int(meta["batches_trained"])}
-    from models import layouts
-    from models.tasks import make_task
-    d = make_task(cfg, None)
-    per = layouts.arrange(d.x_train, d.y_train, cfg).n_batches
-    return {"batches_per_epoch": per, "batches_trained": per * len(meta["epochs"])}
-
-
-def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
-    """Runs in a worker thread: build, compile, train, publishing partial results."""
-    ctx.progress(0.0, {"phase": "loading TensorFlow"})
-    from models.engine import Engine  # TensorFlow loads here, never on the first paint
-    ctx.progress(0.0, {"phase": "building the model"})
-    eng = Engine(cfg, series)
-    if run_id:
-        store().started(run_id, cfg.to_json())  # named on reconnect if this process dies
-    try:
-        if not eng.compiled:
-            ctx.progress(0.0, {"phase": COMPILING})
-            if not _compile_unless_cancelled(eng, ctx.cancelled):
-                return None  # the compile finishes on its own and gives the net to the pool
-        try:
-            return _train(eng, cfg, ctx, run_id)
-        finally:
-            eng.close()  # back to the pool: the next run of this shape skips the XLA compile
-    finally:
-        if run_id:
-            store().ended(run_id)
-
-
-def _compile_unless_cancelled(eng, cancelled: threading.Event, poll: float = 0.1) -> bool:
-    """Compile a new shape (3-5 s of XLA that cannot be interrupted) in its own thread, so
-    that Stop or a closed tab ends the job within `poll` instead of after the compile.
-    False: cancelled; the compile goes on and then returns the net to the pool (a later run
-    of this shape starts at once). An error in the compile is raised here, as before."""
-    state = {"done": threading.Event(), "error": None, "abandoned": False}
-    lock = threading.Lock()
-
-    def work():
-        try:
-            eng.warm_up()
-        except BaseException as e:  # noqa: BLE001  (re-raised in the job thread)
-            state["error"] = e
-        with lock:
-            state["done"].set()
-            abandoned = state["abandoned"]
-        if abandoned:
-            eng.close()
-
-    threading.Thread(target=work, name="lstm-job-compile", daemon=True).start()
-    while not state["done"].wait(poll):
-        if cancelled.is_set():
-            with lock:
-                if not state["done"].is_set():
-                    state["abandoned"] = True
-                    return False
-            break
-    if state["error"] is not None:
-        eng.close()
-        raise state["error"]
-    if cancelled.is_set():
-        eng.close()
-        return False
-    return True
-
-
-def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
-    if ctx.cancelled.is_set():
-        return None
-    t0, last, epochs, done = time.perf_counter(), [0.0], [], [0]
-
-    def on_event(ev):
-        now = time.perf_counter()
-        done[0] = ev.done
-        el = now - t0
-        left = el * (ev.total - ev.done) / ev.done if ev.done else None
-        ctx.progress(ev.done / max(1, ev.total),
-                     {"phase": "training", "done": ev.done, "total": ev.total, "epoch": ev.epoch,
-                      "epochs": cfg.epochs, "elapsed": el, "left": left})
-        if ev.kind == "epoch":
-            epochs.append(dict(ev.data))
-            ctx.publish("epochs", list(epochs))
-        if ev.kind == "epoch" or now - last[0] >= PUBLISH_EVERY:
-            last[0] = now
-            ctx.publish("trace", eng.snapshot(list(epochs)))
-            # The newest trained batches, recorded or not: the live flow shows these, so a
-            # thinned long run's live view moves on with the progress bar.
-            ctx.publish("recent", eng.recent_trace(LIVE_BATCHES))
-
-    res = eng.run(on_event, ctx.cancelled)
-    trace = res.trace
-    if res.cancelled and trace.n == 0 and done[0]:
-        # Stopped before any epoch the thinned record keeps (e.g. a long run keeping only its
-        # last epoch): keep the newest batches it trained, so Stop keeps what it promised.
-        from models.engine import RECENT_BATCHES
-        trace = eng.recent_trace(RECENT_BATCHES)
-        trace.epochs = list(res.epochs)
-    out = {"trace": trace, "epochs": res.epochs, "weights": res.weights, "notes": res.notes,
-           "seconds": res.seconds, "cancelled": res.cancelled, "metric": res.metric, "cfg": cfg,
-           "run_id": None, "batches_per_epoch": eng.train.n_batches, "batches_trained": done[0]}
-    if run_id and not res.cancelled:
-        if save_result(run_id, out):
-            out["run_id"] = run_id  # only a stored run gets a link
-        else:
-            out["not_stored"] = ("This run could not be stored on the server (see the server "
-                                 "notes in the sidebar), so no link can reopen it.")
-    return out
+def store():
+    """Finished runs, shared by every session and kept across restarts (SQLite, models/store.py;
+    or Redis, models/hosting/redis_store.py, with LSTM_REDIS_URL)."""
+    return hosting.get_store()
 
 
 def check(cfg: RunConfig, series) -> str | None:
@@ -368,8 +227,9 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
                 st.session_state.new_result = True
                 continue
             label = f"{slot}: {cfg.task}/{cfg.layout}"
-            jid = m.submit(lambda ctx, c=cfg, k=k: train_job(c, series, ctx, k), owner=sid,
-                           key=k, label=label, client=client_id(), estimate=_estimate(cfg, series))
+            fn = functools.partial(train_job, cfg, series, run_id=k)  # pickles for RQ
+            jid = m.submit(fn, owner=sid, key=k, label=label, client=client_id(),
+                           estimate=_estimate(cfg, series))
             runs[slot] = {"job": jid, "cfg": cfg}
     except jobs.QueueFull as e:
         for r in runs.values():
@@ -424,7 +284,11 @@ def all_queued() -> bool:
 
 
 def any_active() -> bool:
-    return any(s is not None and s.state not in jobs.FINISHED for s in statuses().values())
+    """Does this page hold runs it has not collected? Asked after `collect()`: a run that
+    finished in between is still here, so the live panel stays and its next tick collects it
+    (asking the job's state instead lost such a result until the next click: one session of
+    80 in bench/ws_load.py on the RQ backend showed neither the result nor a live panel)."""
+    return bool(st.session_state.get("runs"))
 
 
 def collect() -> bool:
@@ -442,6 +306,8 @@ def collect() -> bool:
             for old in ("stateful", "stateless"):
                 results.pop(old, None)
         if isinstance(res, dict):
+            if res.get("run_id") and hasattr(store(), "remember"):
+                store().remember(res["run_id"])  # Redis backend: a local copy for its link
             if s is not None and s.stopped_reason:
                 res = {**res, "stopped_reason": s.stopped_reason}  # e.g. its time budget
             results[slot] = res

@@ -121,8 +121,17 @@ def server_status() -> None:
     """One line for whoever hosts the class: how busy the shared server is."""
     m = runs.manager()
     c = m.counts()
-    st.sidebar.caption(f"Server: {c['running']} run(s) training, {c['queued']} waiting "
-                       f"(trains {m.max_workers} at a time).")
+    if c.get("error"):  # Redis backend unreachable
+        st.sidebar.warning(c["error"])
+    elif "workers" in c:  # Redis backend: the workers train
+        st.sidebar.caption(f"Server: {c['running']} run(s) training, {c['queued']} waiting "
+                           f"({c['workers']} worker(s), one run each at a time).")
+        if not c["workers"]:
+            st.sidebar.warning("No worker is connected to the job queue: runs wait until "
+                               "one starts (python -m models worker).")
+    else:
+        st.sidebar.caption(f"Server: {c['running']} run(s) training, {c['queued']} waiting "
+                           f"(trains {m.max_workers} at a time).")
     notes = runs.store().problems[-3:]  # store corruption, runs too big to keep, ...
     if notes:
         st.sidebar.caption("Server notes: " + " · ".join(plain(n) for n in notes))
