@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -162,6 +163,11 @@ def main(argv=None) -> int:
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     w.add_argument("--no-prewarm", action="store_true", help="do not compile the presets' nets while idle")
     w.add_argument("--name", help="worker name (default: RQ's)")
+    w.add_argument("--max-rss-mb", type=float,
+                   default=float(os.environ.get("LSTM_WORKER_MAX_RSS_MB", 2500)),
+                   help="quit between jobs once the process uses more memory (MB; its "
+                        "supervisor starts a fresh one; 0: never). Default "
+                        "$LSTM_WORKER_MAX_RSS_MB or 2500")
     a = ap.parse_args(argv)
     if a.cmd == "presets":
         print("\n".join(PRESETS))
@@ -182,7 +188,8 @@ def cmd_worker(a) -> int:
     from models import hosting
     from models.hosting.rq_jobs import run_worker
     hosting.get_store(local_copy=False)  # a worker keeps no SQLite copy
-    return run_worker(url, burst=a.burst, prewarm=not a.no_prewarm, name=a.name)
+    return run_worker(url, burst=a.burst, prewarm=not a.no_prewarm, name=a.name,
+                      max_rss_mb=a.max_rss_mb or None)
 
 
 if __name__ == "__main__":

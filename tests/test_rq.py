@@ -96,11 +96,11 @@ def rq(redis_server):
 
 
 class Worker:
-    def __init__(self, url: str, tmp: str):
+    def __init__(self, url: str, tmp: str, *args: str):
         self.log = Path(tmp) / f"worker-{time.monotonic_ns()}.log"
         self._fh = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "models", "worker", "--url", url, "--no-prewarm"],
+            [sys.executable, "-m", "models", "worker", "--url", url, "--no-prewarm", *args],
             cwd=ROOT, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
             env=quiet_env({"LSTM_DATA_DIR": tmp}))
 
@@ -117,8 +117,8 @@ class Worker:
 def workers(redis_server, tmp_path):
     started = []
 
-    def start(n=1):
-        ws = [Worker(redis_server.url, str(tmp_path)) for _ in range(n)]
+    def start(n=1, *args):
+        ws = [Worker(redis_server.url, str(tmp_path), *args) for _ in range(n)]
         started.extend(ws)
         return ws
     yield start
@@ -147,6 +147,28 @@ def test_submit_progress_live_and_cancel_in_a_worker(rq, workers):
     res = rq.result(jid)
     assert res["cancelled"] is True and res["seen"] >= 5  # the partial result is kept
     print(f"stop reached the worker's job in {stop_seconds:.2f} s")
+
+
+def test_a_worker_over_its_memory_bound_quits_between_jobs_and_loses_nothing(rq, workers):
+    """TensorFlow keeps ~35 MB per new shape: a worker over --max-rss-mb finishes its job, then
+    quits (its supervisor starts a fresh one); the next job waits in the queue for it."""
+    (w,) = workers(1, "--max-rss-mb", "1")  # any real process is over 1 MB
+    fn = functools.partial(rq_jobfns.count_until_cancelled, limit=0.3)
+    first, second = rq.submit(fn, owner="a"), rq.submit(fn, owner="b")
+    assert wait_state(rq, first, jobs.FINISHED, 90).state == jobs.DONE
+    assert until(lambda: w.proc.poll() is not None, 30), "the worker did not quit"
+    assert w.proc.returncode == 0 and "quitting between jobs" in w.text()
+    assert rq.status(second).state == jobs.QUEUED  # not lost, not taken
+    workers(1)  # what systemd's Restart=always / compose's restart policy does
+    assert wait_state(rq, second, jobs.FINISHED, 90).state == jobs.DONE
+
+
+def test_a_worker_under_its_memory_bound_keeps_working(rq, workers):
+    (w,) = workers(1, "--max-rss-mb", "100000")
+    fn = functools.partial(rq_jobfns.count_until_cancelled, limit=0.3)
+    for owner in ("a", "b"):
+        assert wait_state(rq, rq.submit(fn, owner=owner), jobs.FINISHED, 90).state == jobs.DONE
+    assert w.proc.poll() is None and "quitting between jobs" not in w.text()
 
 
 def test_failure_message_reaches_the_web_side(rq, workers):

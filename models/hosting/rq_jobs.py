@@ -600,10 +600,35 @@ def _finish(r: redis.Redis, jid: str, state: str, result, error, ctx: RedisConte
             time.sleep(1.0)
 
 
-def run_worker(url: str, burst: bool = False, prewarm: bool = True, name: str | None = None) -> int:
-    """A worker process: one job at a time, in this process (its compiled nets stay warm);
-    compiles the presets' shapes while idle. Returns an exit code."""
+def _rss_mb() -> float:
+    """This process's resident memory (Linux /proc), MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _bounded_worker_class(max_rss_mb: float | None):
+    """SimpleWorker that quits between jobs once its memory passes `max_rss_mb`: every new
+    shape leaves ~35 MB inside TensorFlow's runtime that no API gives back, so a long-lived
+    worker grows; quitting after a finished job (never during one) lets systemd or compose
+    start a fresh one, and nobody's run is cut."""
     from rq import SimpleWorker
+
+    class BoundedWorker(SimpleWorker):
+        def execute_job(self, job, queue):
+            super().execute_job(job, queue)
+            rss = _rss_mb()
+            if max_rss_mb and rss > max_rss_mb:
+                log.warning("worker memory %.0f MB is over %.0f MB: quitting between jobs so "
+                            "a fresh worker takes over", rss, max_rss_mb)
+                self._stop_requested = True
+    return BoundedWorker
+
+
+def run_worker(url: str, burst: bool = False, prewarm: bool = True, name: str | None = None,
+               max_rss_mb: float | None = None) -> int:
+    """A worker process: one job at a time, in this process (its compiled nets stay warm);
+    compiles the presets' shapes while idle; quits between jobs once over `max_rss_mb` (its
+    supervisor restarts it). Returns an exit code."""
 
     r = connect(url)
     try:
@@ -617,7 +642,8 @@ def run_worker(url: str, burst: bool = False, prewarm: bool = True, name: str | 
     stop = threading.Event()
     if prewarm and os.environ.get("LSTM_PREWARM", "1") != "0":
         threading.Thread(target=_prewarm, args=(stop,), name="lstm-prewarm", daemon=True).start()
-    worker = SimpleWorker([Queue(QUEUE, connection=r)], connection=r, name=name)
+    worker = _bounded_worker_class(max_rss_mb)([Queue(QUEUE, connection=r)], connection=r,
+                                               name=name)
     try:
         worker.work(burst=burst, with_scheduler=False)
     finally:
