@@ -130,6 +130,50 @@ def _cell_comment(cell: str) -> str:
     return f"# A {cell} carries one state tensor per slot: rnn.states = [h] (no c)."
 
 
+def _rnn_block(cfg: RunConfig) -> str:
+    if cfg.layers == 1:
+        return f'''rnn = keras.layers.{cfg.cell}(
+    UNITS, stateful=STATEFUL,
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+    recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))'''
+    return f'''# {cfg.layers} stacked layers. Each keeps its OWN state per slot (rnns[i].states): a reset
+# must reach every layer, and every layer carries its state to the next batch. Layers below
+# the top hand on their whole output sequence (return_sequences=True); Dense reads the top h.
+LAYERS = {cfg.layers}
+
+
+def seeds(i):
+    """Initialiser seeds of layer i (0 first), as the app seeds them (models/stacked.py)."""
+    return (SEED, SEED + 1) if i == 0 else (SEED + 2 * i + 1, SEED + 2 * i + 2)
+
+
+rnns = [keras.layers.{cfg.cell}(
+    UNITS, stateful=STATEFUL, return_sequences=i < LAYERS - 1,
+    kernel_initializer=keras.initializers.GlorotUniform(seed=seeds(i)[0]),
+    recurrent_initializer=keras.initializers.Orthogonal(seed=seeds(i)[1]))
+    for i in range(LAYERS)]
+
+
+def reset_all():
+    """Keras resets one layer at a time: zero every layer's state."""
+    for r in rnns:
+        r.reset_state()
+
+
+def all_states():
+    """Every layer's state variables, layer 1's first."""
+    return [v for r in rnns for v in r.states]
+
+
+h = inputs
+for r in rnns:
+    h = r(h)'''
+
+
+def _rnn_out(cfg: RunConfig) -> str:
+    return "rnn(inputs)" if cfg.layers == 1 else "h"
+
+
 def _model_block(cfg: RunConfig) -> str:
     kind = _KIND[cfg.task]
     n_out = 26 if kind == "classes" else 1
@@ -146,13 +190,10 @@ def _model_block(cfg: RunConfig) -> str:
     return f'''
 {inp}
 {_cell_comment(cfg.cell)}
-rnn = keras.layers.{cfg.cell}(
-    UNITS, stateful=STATEFUL,
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
-    recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))
+{_rnn_block(cfg)}
 outputs = keras.layers.Dense(
     {n_out}, activation={act},
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))(rnn(inputs))
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))({_rnn_out(cfg)})
 model = keras.Model(inputs, outputs)
 model.compile(optimizer=keras.optimizers.Adam(LR), loss={loss}, metrics=["{metric}"])
 METRIC = "{metric}"
@@ -307,4 +348,8 @@ for epoch in range(1, EPOCHS + 1):
 
 print(f"val_{METRIC} {val:.4f}")
 '''
+    if cfg.layers > 1:  # the stacked model's resets and states reach every layer
+        train = (train.replace("rnn.reset_state()", "reset_all()")
+                 .replace("rnn.states", "all_states()")
+                 .replace("all_states() = [", "each layer's .states = ["))
     return textwrap.dedent(head) + data + layout + train

@@ -18,6 +18,7 @@ LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps")
 SHUFFLES = ("off", "samples", "batch")
 RESETS = ("never", "epoch", "sequence")
 REMAINDERS = ("trim", "refuse")
+MAX_LAYERS = 3  # stacked recurrent layers (models/stacked.py)
 CELLS = ("LSTM", "GRU", "SimpleRNN")  # models/cells.py: the state each carries, its equations
 
 
@@ -57,6 +58,9 @@ FIELDS: tuple[Field, ...] = (
        lo=1, hi=limits.MAX_SEQ_LEN),
     _f("cell", str, "LSTM", "The recurrent layer: LSTM carries two state tensors (h and c), GRU "
        "and SimpleRNN carry one (h).", CELLS, label="Cell type"),
+    _f("layers", int, 1, "Recurrent layers stacked (1-3): each layer has its own per-slot state, "
+       "and each feeds its whole output sequence to the next.", lo=1, hi=MAX_LAYERS,
+       label="Stacked layers"),
     _f("units", int, 10, "Recurrent units (size of h, and of c for an LSTM).", lo=1,
        hi=limits.MAX_UNITS),
     _f("epochs", int, 10, "Passes over the training data.", lo=1, hi=limits.MAX_EPOCHS),
@@ -83,6 +87,7 @@ class RunConfig:
     batch_size: int = FIELD["batch_size"].default
     length: int = FIELD["length"].default
     cell: str = FIELD["cell"].default
+    layers: int = FIELD["layers"].default
     units: int = FIELD["units"].default
     epochs: int = FIELD["epochs"].default
     lr: float = FIELD["lr"].default

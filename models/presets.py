@@ -1,7 +1,8 @@
 """Named experiments: a config, a short classroom explanation and the expected outcome.
 
 Each answers one of the questions in KERAS-FACTS.md (`question`: 1-5, 6 for its question 6
-on gradients, 7 for "GRU vs LSTM state" in its question 10) by a run you can watch.
+on gradients, 7 for "GRU vs LSTM state" in its question 10, 9 for stacked layers' states) by
+a run you can watch.
 """
 from __future__ import annotations
 
@@ -113,6 +114,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "c), carried exactly, and the replay with the SimpleRNN's equation from the recorded h0 matches.",
            _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
                             reset="sequence", batch_size=50, epochs=10, cell="SimpleRNN"), 7),
+    Preset("stacked-chunks-stateful", "The same chunks with two stacked LSTM layers",
+           "chunks-stateful with one change: layers=2. Layer 1 reads the input and hands its "
+           "whole output sequence to layer 2; the Dense layer reads layer 2's h. Each layer "
+           "keeps its own state per slot (h and c of layer 1, h and c of layer 2): "
+           "stateful=True carries both, and the reset must zero both. Pick the layer the flow "
+           "shows.",
+           "Validation accuracy at least 0.99, within 0.05 of chunks-stateful (one layer), and "
+           "every carried state a continuation. Both layers' states are carried exactly, and "
+           "the replay, layer by layer (layer 2 fed layer 1's recomputed outputs), matches.",
+           _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
+                            reset="sequence", batch_size=50, epochs=10, layers=2), 9),
     Preset("naive-chunks-mistake", "Naive chunks: the common mistake",
            "The same chunks, but batched in sequence order: the 4 chunks of one sequence sit side "
            "by side in a batch, so slot i carries chunk i of one sequence into chunk i of the "
