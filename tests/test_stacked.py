@@ -226,3 +226,46 @@ def test_generated_stacked_script_runs(tmp_path):
                        cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1].startswith("val_accuracy ")
+
+
+def test_flow_tab_offers_the_layer_and_draws_its_states():
+    """Real Streamlit (AppTest): a stacked run's flow offers a layer choice and colours by the
+    chosen layer's h0; a one-layer run offers none."""
+    import json
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+    at = app(preset="stacked-chunks-stateful", epochs="1", sequences="120")
+    assert at.sidebar.number_input(key="f_layers").value == 2  # the sidebar widget
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    assert tr.layers == 2
+    assert any("Each of the 2 stacked layers keeps its own state" in c.value for c in at.caption)
+    at.radio(key="flow_colour").set_value("unit").run()
+    for layer, h0 in ((1, tr.h0), (2, tr.upper["h0_l2"])):
+        at.radio(key="flow_layer").set_value(layer).run()
+        assert not at.exception
+        [chart] = [c for c in at.get("plotly_chart") if "flow_fig" in c.proto.id]
+        z = _arr(json.loads(chart.proto.spec)["data"][0]["z"])
+        assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6), layer
+    one = app(preset="chunks-stateful", epochs="1", sequences="120")
+    one.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(one)
+    assert not [r for r in one.radio if r.key == "flow_layer"]
+
+
+def test_the_every_layer_claim_holds_and_fails_on_a_corrupted_layer_2(stateful):
+    from models import claims
+    eng, r, _, _ = stateful
+    if eng.cfg.layers != 2:
+        pytest.skip("the claim is about two layers")
+    claim = claims.BY_ID["stacked-every-layer-carried"]
+    res = {"cfg": eng.cfg, "trace": r.trace, "epochs": r.epochs, "metric": r.metric}
+    judge = lambda t: claim.evaluate({claim.preset: claims.measure({**res, "trace": t},  # noqa: E731
+                                                                   probe=False)})
+    assert judge(r.trace).holds
+    z = copy(r.trace)
+    z.upper["hT_l2"][3] += 0.1  # layer 2's state handed on wrongly once; layer 1 untouched
+    v = judge(z)
+    assert not v.holds and "layer 2: carry error 0.1" in v.measured, v.measured
