@@ -269,3 +269,15 @@ def test_the_every_layer_claim_holds_and_fails_on_a_corrupted_layer_2(stateful):
     z.upper["hT_l2"][3] += 0.1  # layer 2's state handed on wrongly once; layer 1 untouched
     v = judge(z)
     assert not v.holds and "layer 2: carry error 0.1" in v.measured, v.measured
+
+
+def test_a_stacked_run_costs_more_and_a_too_costly_stack_is_refused():
+    from models import cost
+    one, three = cost.estimate(SMALL), cost.estimate(SMALL.replace(layers=3))
+    assert three.trace_bytes > one.trace_bytes and three.seconds > one.seconds
+    # recording three layers' states needs three times the memory: refused, with the fix
+    big = RunConfig(layout="chunks", length=5, batch_size=50, units=32, sequences=1200,
+                    seq_len=100, epochs=20)
+    assert big.problems() == []
+    [msg] = big.replace(layers=3).problems()
+    assert "Lower stacked layers to" in msg, msg
