@@ -289,6 +289,7 @@ def epoch_counts(trace, epoch: int | None = None) -> dict | None:
                                  "accuracy")
     sub = Trace(**{"c0": None, "cT": None, **{k: getattr(trace, k)[sl] for k in keys}},
                 config=trace.config, upper={k: v[sl] for k, v in trace.upper.items()},
+                reset_slots=None if trace.reset_slots is None else trace.reset_slots[sl],
                 recorded=trace.index[sl].astype(np.int32))
     return {**sub.carry_check(), "epoch": e, "batches": len(sel)}
 

@@ -88,6 +88,8 @@ _LAYOUT_DOC = {
     "naive_chunks": "chunks of LENGTH steps in sequence order: the chunks of one sequence sit "
                     "side by side in a batch (the common mistake)",
     "steps": "one timestep per sample: B sequences streamed side by side, one step per batch",
+    "packed": "sequences of different lengths packed one after another into B streams; when "
+              "a slot's sequence ends, only that slot is reset",
 }
 
 _ROWS = '''
@@ -121,6 +123,65 @@ def arrange(x, y, pad=False):
     xs, ys, last, P = cut(x, y)
     return xs, ys, last, rows(len(xs), pad, "samples")
 '''
+
+
+_PACKED = '''
+PARTS = SEQ_LEN // SAMPLE_LEN   # chunks in a whole sequence
+
+
+def arrange(x, y, pad=False):
+    """(n_batches, B) sample indices. Sequences of DIFFERENT lengths (1..PARTS chunks each, the
+    rest dropped) are packed one after another into B streams: each slot takes the next
+    sequence as soon as its own ends. The streams end at different batches: cut to the
+    shortest, or padded with -1 to the longest (pad=True, validation)."""
+    import heapq
+    xs, ys, _, P = cut(x, y)
+    n = len(x)
+    lens = np.random.default_rng([SEED, n, 7]).integers(1, P + 1, n)
+    streams, ends = [[] for _ in range(BATCH_SIZE)], [(0, i) for i in range(BATCH_SIZE)]
+    for j in range(n):
+        total, i = heapq.heappop(ends)
+        streams[i] += range(j * P, j * P + int(lens[j]))
+        heapq.heappush(ends, (total + int(lens[j]), i))
+    T = max(map(len, streams)) if pad else min(map(len, streams))
+    order = np.full((T, BATCH_SIZE), -1)
+    for i, s in enumerate(streams):
+        order[:min(T, len(s)), i] = s[:T]
+    sample = np.arange(len(xs))
+    last = sample % P == lens[sample // P] - 1   # each sequence ends at its own length
+    return xs, ys, last, order
+
+
+def reset_slots(rows):
+    """Keras has no per-slot reset (reset_state() zeroes every slot): assign zeros to the rows
+    of the slots whose sequence ended, in every state variable; the other rows stay as they
+    are, exactly."""
+    for v in rnn.states:
+        v.assign(np.where(rows[:, None], 0.0, v.numpy()).astype("float32"))
+'''
+
+_PACKED_RESETS = '''
+def reset_before(order, last, first_epoch):
+    """(n_batches, B): which slots start each batch from zeros. RESET "sequence": a slot is
+    reset when a new sequence starts in it (its part 0), and only that slot."""
+    r = np.zeros(order.shape, bool)
+    r[0] = first_epoch or RESET in ("epoch", "sequence")
+    if RESET == "sequence":
+        r |= (order >= 0) & (np.maximum(order, 0) % PARTS == 0)
+    return r
+'''
+
+
+def _packed(src: str) -> str:
+    """The packed layout's per-slot resets in place of whole-batch ones."""
+    start = src.index("def reset_before(")
+    end = src.index("xs, ys, last, order = arrange(")
+    src = src[:start] + _PACKED_RESETS.lstrip("\n") + "\n\n" + src[end:]
+    return (src.replace("        if STATEFUL and self.flags[batch]:\n            rnn.reset_state()",
+                        "        if STATEFUL and self.flags[batch].any():\n"
+                        "            reset_slots(self.flags[batch])   # only the slots that ended")
+            .replace("        if STATEFUL and flags[k]:\n            rnn.reset_state()",
+                     "        if STATEFUL and flags[k].any():\n            reset_slots(flags[k])"))
 
 
 def _cell_comment(cell: str) -> str:
@@ -212,6 +273,7 @@ def generate(cfg: RunConfig, quick: bool = False) -> str:
     epochs = 1 if quick else cfg.epochs
     max_batches = QUICK_BATCHES if quick else None
     grouped = cfg.layout in ("chunks", "steps")
+    arrange = _PACKED if cfg.layout == "packed" else _GROUPED if grouped else _FLAT
     query = "&".join(f"{k}={v}" for k, v in cfg.to_query().items()) or "(defaults)"
     shuffle_doc = {
         "off": "off: batches in order (fit(shuffle=False))",
@@ -273,7 +335,7 @@ def remainder(rest, total, what):
         raise SystemExit(f"{total} {what} do not fill batches of {BATCH_SIZE}: {rest} left over.")
     print(f"Trimmed {rest} of {total} {what} so that every batch is full.")
 
-''' + (_GROUPED if grouped else _FLAT) + '''
+''' + arrange + '''
 
 def epoch_order(order, epoch):
     """The batches of one epoch after shuffling (done here so the resets can follow it)."""
@@ -348,8 +410,11 @@ for epoch in range(1, EPOCHS + 1):
 
 print(f"val_{METRIC} {val:.4f}")
 '''
+    body = layout + train
+    if cfg.layout == "packed":
+        body = _packed(body)
     if cfg.layers > 1:  # the stacked model's resets and states reach every layer
-        train = (train.replace("rnn.reset_state()", "reset_all()")
-                 .replace("rnn.states", "all_states()")
-                 .replace("all_states() = [", "each layer's .states = ["))
-    return textwrap.dedent(head) + data + layout + train
+        body = (body.replace("rnn.reset_state()", "reset_all()")
+                .replace("rnn.states", "all_states()")
+                .replace("all_states() = [", "each layer's .states = ["))
+    return textwrap.dedent(head) + data + body

@@ -14,7 +14,7 @@ from typing import Any
 from models import limits
 
 TASKS = ("first_element", "alphabet", "long_memory", "sine", "user")
-LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps")
+LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps", "packed")
 SHUFFLES = ("off", "samples", "batch")
 RESETS = ("never", "epoch", "sequence")
 REMAINDERS = ("trim", "refuse")
@@ -45,7 +45,9 @@ def _f(name, type_, default, help, choices=(), lo=None, hi=None, label=""):
 # Defaults reproduce the blog's fast experiment (seed004-streams-stateful).
 FIELDS: tuple[Field, ...] = (
     _f("task", str, "first_element", "What the network must learn.", TASKS),
-    _f("layout", str, "steps", "How sequences are cut into samples and placed into batches.", LAYOUTS),
+    _f("layout", str, "steps", "How sequences are cut into samples and placed into batches. "
+       "packed: sequences of different lengths one after another in each slot, resetting only "
+       "the slot whose sequence ended.", LAYOUTS),
     _f("stateful", bool, True, "Keep each slot's final state as the next batch's initial state."),
     _f("shuffle", str, "off", "off keeps batch order; samples shuffles all samples each epoch "
        "(fit's shuffle=True); batch permutes samples inside each batch (Keras 3's shuffle='batch').",
@@ -125,10 +127,10 @@ class RunConfig:
             out += _field_problems(f, getattr(self, f.name))
         if out:
             return out
-        if self.layout in ("chunks", "naive_chunks", "windows") and self.length > self.seq_len:
+        if self.layout in ("chunks", "naive_chunks", "windows", "packed") and self.length > self.seq_len:
             out.append(f"{self.layout} of length {self.length} do not fit in sequences of "
                        f"{self.seq_len} steps: choose a length of at most {self.seq_len}.")
-        if self.layout in ("chunks", "naive_chunks") and self.seq_len % self.length:
+        if self.layout in ("chunks", "naive_chunks", "packed") and self.seq_len % self.length:
             out.append(f"Chunks of length {self.length} do not tile sequences of {self.seq_len} "
                        f"steps: choose a length that divides {self.seq_len}.")
         if self.task == "alphabet" and self.seq_len > 25:
@@ -154,8 +156,11 @@ class RunConfig:
         if self.layout == "full" and self.stateful:
             n.append("Full sequences: each sample is a whole sequence, so carrying state only links "
                      "unrelated sequences.")
-        if self.layout in ("chunks", "steps") and self.shuffle != "off" and self.stateful:
+        if self.layout in ("chunks", "steps", "packed") and self.shuffle != "off" and self.stateful:
             n.append("Shuffling moves chunks between slots: slot i no longer continues sequence i.")
+        if self.layout == "packed" and self.stateful and self.reset != "sequence":
+            n.append("Packed streams: only reset 'sequence' resets the slot whose sequence ended; "
+                     f"with '{self.reset}' each new sequence starts from the previous one's state.")
         if self.layout == "full" and self.length != self.seq_len:
             n.append("Full sequences ignore the chunk length.")
         return n

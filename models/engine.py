@@ -198,9 +198,11 @@ class Net:
         return self._zero_state()
 
     def _reset_if(self, flag):
+        """flag (B,): zero the rows of the slots that start from zeros, leave the others
+        exactly as they are (a per-slot reset is that row's assignment)."""
         if self.stateful:
             for v in self.state_vars():
-                v.assign(tf.where(flag, tf.zeros_like(v), v))
+                v.assign(tf.where(flag[:, None], tf.zeros_like(v), v))
 
     def _readout(self, h):
         """What the model would answer from state h: its own Dense layer (the weights of this
@@ -363,7 +365,7 @@ class Engine:
     def _epoch_arrays(self, epoch: int):
         s = self.train
         order = layouts.epoch_order(s, self.cfg, epoch)
-        reset = layouts.resets(s, order, self.cfg, first_epoch=epoch == 1)
+        reset = layouts.slot_resets(s, order, self.cfg, first_epoch=epoch == 1)  # (n, B)
         return order, reset
 
     @property
@@ -376,7 +378,7 @@ class Engine:
         B, L, F = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2]
         K = self.K
         self.net.train_chunk(np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
-                          np.zeros(K, bool), np.zeros(K, bool))
+                          np.zeros(K, bool), np.zeros((K, B), bool))
         self._validate()
         self.net.warm = True
 
@@ -384,7 +386,7 @@ class Engine:
         v = self.val
         idx = np.maximum(v.order, 0)
         w = (v.order >= 0).astype(np.float32)
-        reset = layouts.resets(v, v.order, self.cfg, first_epoch=True)
+        reset = layouts.slot_resets(v, v.order, self.cfg, first_epoch=True)
         loss, metric = self.net.val_chunk(v.x[idx], v.y[idx], w, reset)
         return float(loss), float(metric)
 
@@ -419,7 +421,7 @@ class Engine:
                     xs = np.concatenate([xs, np.zeros((pad,) + xs.shape[1:], xs.dtype)])
                     ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])
                     act[n:] = False
-                    rs = np.concatenate([rs, np.zeros(pad, bool)])
+                    rs = np.concatenate([rs, np.zeros((pad,) + rs.shape[1:], bool)])
                 replay = None
                 # Weights before this chunk's first update, read back from TensorFlow only for
                 # the chunks whose replay the trace keeps, and for the live view a few times a
@@ -444,11 +446,13 @@ class Engine:
                         "seq_id": s.seq_id[o].astype(np.int32), "part": s.part[o].astype(np.int32),
                         "epoch": np.full(n, epoch, np.int32),
                         "batch": np.arange(start, start + n, dtype=np.int32),
-                        "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
+                        "reset_before": rs[:n].all(axis=1), "loss": loss, "accuracy": met,
                         "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
                     })
                     if self.gradients:
                         chunk.update(self._grad_arrays(out))
+                    if cfg.layout == "packed":  # slots reset on their own (trace: reset_slots)
+                        chunk["reset_slots"] = rs[:n].copy()
                     # The live view gets the replays read for it; the trace keeps them for up to
                     # REPLAY_BATCHES chunks spread over the run.
                     self._keep_recent({**chunk, "replay": replay})
@@ -458,7 +462,8 @@ class Engine:
                                       "replay": replay if (epoch, start) in replay_at else None})
                 done += n
                 if rs[:n].any():
-                    emit(Event("reset", epoch, done, self.total, {"count": int(rs[:n].sum())}))
+                    emit(Event("reset", epoch, done, self.total,
+                               {"count": int(rs[:n].any(axis=1).sum())}))
                 emit(Event("batches", epoch, done, self.total, {"loss": float(loss.mean()),
                                                                  self.data.metric: float(met.mean())}))
             if cancelled:

@@ -51,6 +51,13 @@ layer's states; the replay recomputes the layers in order, layer N's input being
 output sequence recomputed (NumPy) from layer N-1's recorded h0, so a wrong state of any layer
 fails it. `Trace.layer_view(N)` is a trace whose h0, hT... are layer N's (what the flow draws).
 
+Per-slot resets (layout "packed": sequences of different lengths, optional key):
+  reset_slots  bool (n, B)  the slots that started the batch from zeros. A packed run resets
+                            only the slot whose sequence ended; reset_before is then True only
+                            where every slot was reset. The carry check works per slot: a
+                            reset slot must start from zeros, every other slot of the same batch
+                            from exactly its own hT of the batch before.
+
 Memory is bounded by `limits.MAX_RECORDED_BATCHES` (see `recorded_epochs`): when a run has
 more batches, whole epochs are kept: all that fit; else the first, the last and evenly spaced
 ones between; when only one fits, the last. When one epoch alone is longer than the cap, the
@@ -115,6 +122,7 @@ class Trace:
     grad_c0: np.ndarray | None = None
     grad_x: np.ndarray | None = None
     upper: dict[str, np.ndarray] = field(default_factory=dict)  # layers 2..N: h0_l2, hT_l2, ...
+    reset_slots: np.ndarray | None = None  # (n, B) bool: per-slot resets (packed layout)
 
     @property
     def n(self) -> int:
@@ -183,6 +191,8 @@ class Trace:
             out.update(self.replay)
         out.update({k: getattr(self, k) for k in EXTRA_KEYS if getattr(self, k) is not None})
         out.update(self.upper)
+        if self.reset_slots is not None:
+            out["reset_slots"] = self.reset_slots
         out["val_epochs"] = np.array([[e.get(c, np.nan) if e.get(c) is not None else np.nan
                                        for c in EPOCH_COLUMNS] for e in self.epochs],
                                      dtype=np.float32).reshape(-1, len(EPOCH_COLUMNS))
@@ -253,6 +263,10 @@ class Trace:
                         **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]
                            + tuple(d for d in REPLAY_DENSE_KEYS if d in a)}}
         t.upper = _upper_layers(t, a)
+        if "reset_slots" in a:
+            t.reset_slots = np.asarray(a["reset_slots"], bool)
+            if t.reset_slots.shape != t.seq_id.shape:
+                raise ValueError("not a trace: reset_slots does not match seq_id's shape")
         if present:
             t.replay.update({k: np.asarray(a[k], np.float32) for L in range(2, t.layers + 1)
                              for k in stacked.replay_keys(L) if k in a})
@@ -279,6 +293,18 @@ def transitions(t: Trace) -> dict[str, np.ndarray]:
     return {"fresh": fresh, "carried": neighbours & ~fresh, "gap": ~neighbours & ~fresh}
 
 
+def slot_transitions(t: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """(fresh, carried), each (n, B) bool: per slot, started from zeros, or carried from the
+    recorded batch before. Without reset_slots every slot of a batch shares its batch's."""
+    tr = transitions(t)
+    fresh = np.repeat(tr["fresh"][:, None], t.batch_size, axis=1)
+    carried = np.repeat(tr["carried"][:, None], t.batch_size, axis=1)
+    if t.reset_slots is not None:
+        fresh |= t.reset_slots
+        carried &= ~t.reset_slots
+    return fresh, carried
+
+
 def sample_geometry(t: Trace) -> tuple[str, int, int]:
     """(layout, sample_len, stride): sample p of a sequence starts at timestep p * stride."""
     from models.config import FIELDS, RunConfig
@@ -300,7 +326,7 @@ def carry_kinds(t: Trace) -> np.ndarray:
     kinds = np.zeros(t.seq_id.shape, np.int8)
     if t.n < 2:
         return kinds
-    carried = transitions(t)["carried"]
+    carried = slot_transitions(t)[1]
     layout, L, stride = sample_geometry(t)
     prev_seq, cur_seq = t.seq_id[:-1], t.seq_id[1:]
     prev_start = t.part[:-1].astype(np.int64) * stride
@@ -310,7 +336,7 @@ def carry_kinds(t: Trace) -> np.ndarray:
         follows[:] = False
     k = np.where(prev_seq != cur_seq, CONTAMINATED, np.where(follows, CONTINUATION, BROKEN))
     k = np.where((prev_seq < 0) | (cur_seq < 0), PADDING, k)
-    kinds[1:] = np.where(carried[1:, None], k, NOT_CARRIED)
+    kinds[1:] = np.where(carried[1:], k, NOT_CARRIED)
     return kinds
 
 
@@ -437,8 +463,7 @@ def carry_check(t: Trace) -> dict:
     `max_replay_error` is None when the trace holds no replay data.
     Returns counts per slot transition and the largest deviations (0.0 means exact).
     """
-    tr = transitions(t)
-    fresh, carried = tr["fresh"], tr["carried"]
+    fresh, carried = slot_transitions(t)  # (n, B): a packed run resets slots on their own
     names = cells.state_names(t.cell)
     by_layer = []
     # a layer_view holds one layer's states only
@@ -446,8 +471,8 @@ def carry_check(t: Trace) -> dict:
         pairs = [(t.layer_array(f"{n}0", L), t.layer_array(f"{n}T", L)) for n in names]
         err = fresh_abs = 0.0
         if carried.any():
-            k = np.nonzero(carried)[0]
-            err = float(max(np.abs(a[k] - b[k - 1]).max() for a, b in pairs))
+            k, i = np.nonzero(carried)
+            err = float(max(np.abs(a[k, i] - b[k - 1, i]).max() for a, b in pairs))
         if fresh.any():
             fresh_abs = float(max(np.abs(a[fresh]).max() for a, _ in pairs))
         by_layer.append({"layer": L, "max_carry_error": err, "max_fresh_abs": fresh_abs})
@@ -462,9 +487,9 @@ def carry_check(t: Trace) -> dict:
             b["max_replay_error"] = float(row.max()) if row is not None and len(row) else None
         stack = {"layers": by_layer}
     return {**stack,
-        "carried": int(carried.sum()) * t.batch_size,
+        "carried": int(carried.sum()),
         "max_carry_error": err,
-        "fresh_starts": int(fresh.sum()) * t.batch_size,
+        "fresh_starts": int(fresh.sum()),
         "max_fresh_abs": fresh_abs,
         "contaminated": int((kinds == CONTAMINATED).sum()),
         "continuation": int((kinds == CONTINUATION).sum()),
@@ -511,6 +536,8 @@ def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray
     idx = cat.pop("index").astype(np.int32)
     cat = {"c0": None, "cT": None, **cat}  # GRU, SimpleRNN record no c
     cat["upper"] = {k: cat.pop(k) for k in list(cat) if stacked.layer_of(k) > 1}
+    if "reset_slots" in cat:
+        cat["reset_slots"] = cat["reset_slots"].astype(bool)
     offsets = np.cumsum([0] + [len(p["index"]) for p in parts[:-1]]) - drop
     rep = [(int(o), p["replay"]) for o, p in zip(offsets, parts)
            if p.get("replay") is not None and o >= 0]

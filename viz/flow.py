@@ -580,6 +580,9 @@ def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: in
                        yanchor="top", yshift=-57, showarrow=False, font=dict(size=11))
 
 
+from viz.slot_resets import slot_reset_traces  # noqa: E402  (per-slot resets, packed layout)
+
+
 def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: int = 400,
                 max_batches: int = 200, first: int = 0, colour: str = "sequence", unit: int = 0,
                 follow: int | None = None, large: bool = False) -> go.Figure:
@@ -616,7 +619,7 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     followed, follow_words = (follow_traces(trace, int(follow), cols, S) if follow is not None
                               else ([], ""))
     for t in (_cell_traces(trace, tr, kinds, S, cols) + extra + _carry_traces(shown, S)
-              + _bar_traces(trace, tr, S, cols) + followed):
+              + _bar_traces(trace, tr, S, cols) + slot_reset_traces(trace, cols, S) + followed):
         fig.add_trace(t)
     fig.add_trace(go.Scatter(**_cover(n, n, S), mode="lines", fill="toself", fillcolor="white",
                              line=dict(width=0, color="white"), hoverinfo="skip",
