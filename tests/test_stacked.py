@@ -281,3 +281,25 @@ def test_a_stacked_run_costs_more_and_a_too_costly_stack_is_refused():
     assert big.problems() == []
     [msg] = big.replace(layers=3).problems()
     assert "Lower stacked layers to" in msg, msg
+
+
+@pytest.mark.parametrize("stateful_", [True, False])
+def test_units_panel_and_batch1_copy_read_a_stack(stateful_):
+    """The units panel lists every layer's states and the top layer's output; the batch-1
+    inference copy loads a stacked run's weights."""
+    from models import inference, shapes
+    cfg = SMALL.replace(layers=2, stateful=stateful_, epochs=1)
+    rows = shapes.for_config(cfg)
+    states = [r for r in rows if r.tensor.startswith("State ")]
+    assert [r.tensor for r in states] == [f"State {n} ({w}, layer {L} of 2)" for L in (1, 2)
+                                          for n, w in (("h", "hidden state"), ("c", "cell state"))]
+    out = next(r for r in rows if r.tensor.endswith("as the app uses it)"))
+    assert out.shape == (cfg.batch_size, cfg.units)
+    if stateful_:
+        eng = Engine(cfg)
+        try:
+            w = eng.run(validate=False).weights
+        finally:
+            eng.close()
+        model, layer = inference.build(cfg, w, "binary", 1, 1)
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), w))
