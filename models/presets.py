@@ -1,8 +1,8 @@
 """Named experiments: a config, a short classroom explanation and the expected outcome.
 
 Each answers one of the questions in KERAS-FACTS.md (`question`: 1-5, 6 for its question 6
-on gradients, 7 for "GRU vs LSTM state" in its question 10, 9 for stacked layers' states) by
-a run you can watch.
+on gradients, 7 for "GRU vs LSTM state" in its question 10, 9 for stacked layers' states, 10 for
+sequences of different lengths) by a run you can watch.
 """
 from __future__ import annotations
 
@@ -125,6 +125,25 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "the replay, layer by layer (layer 2 fed layer 1's recomputed outputs), matches.",
            _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
                             reset="sequence", batch_size=50, epochs=10, layers=2), 9),
+    Preset("packed-slot-resets", "Sequences of different lengths: reset only the slot that ended",
+           "chunks-stateful with one change: layout='packed'. Each sequence keeps 1 to 4 chunks, "
+           "and the sequences are packed one after another into 50 streams: a slot takes the "
+           "next sequence as soon as its own ends, so sequences end at different batches. "
+           "Only the slot whose sequence ended is reset (that row of the state is assigned "
+           "zeros); the other 49 carry on. Keras has no per-slot reset: see the Keras code tab.",
+           "Validation accuracy at least 0.99, every carried state a continuation (0 "
+           "contaminated) while batches reset some slots and not others, and at least 0.05 "
+           "above the same packed streams reset only once an epoch.",
+           _seed004.replace(layout="packed", length=5, stateful=True, shuffle="off",
+                            reset="sequence", batch_size=50, epochs=10), 10),
+    Preset("packed-no-slot-resets", "Different lengths without per-slot resets",
+           "packed-slot-resets with one change: reset='epoch'. Nothing resets a slot when its "
+           "sequence ends, so the next sequence in that slot starts from the previous "
+           "sequence's state.",
+           "At least 1 in 3 carried states lands on another sequence (the claims of "
+           "packed-slot-resets compare the two runs' accuracy).",
+           _seed004.replace(layout="packed", length=5, stateful=True, shuffle="off",
+                            reset="epoch", batch_size=50, epochs=10), 10),
     Preset("naive-chunks-mistake", "Naive chunks: the common mistake",
            "The same chunks, but batched in sequence order: the 4 chunks of one sequence sit side "
            "by side in a batch, so slot i carries chunk i of one sequence into chunk i of the "

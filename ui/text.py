@@ -115,6 +115,16 @@ QUESTIONS = (
      "states the next batch started from. Choose *Stacked layers* in the sidebar to stack "
      "any run, and pick the layer the State-flow tab shows. (Bidirectional layers are not "
      "covered yet.)"),
+    (10, "How do I feed sequences of different lengths to a stateful model?",
+     "Pack them into B streams: each slot takes the next sequence as soon as its own ends, and "
+     "when a sequence ends, reset only its slot. Keras has no per-slot reset (`reset_state()` "
+     "zeroes every slot), so assign zeros to that row of every state variable, e.g. in a "
+     "callback's `on_train_batch_begin`: `v.assign(np.where(ended[:, None], 0.0, v.numpy()))` "
+     "for each `v` in `layer.states`; the other slots keep their state exactly. Layout "
+     "*packed* does this (sequences of 1 to T/L chunks), the State-flow tab marks each slot's "
+     "own reset, and the Keras code tab writes it out. The claims below compare it with the "
+     "same streams reset only once an epoch, where each new sequence inherits the previous "
+     "one's state."),
 )
 
 
