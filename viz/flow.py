@@ -34,6 +34,7 @@ import plotly.graph_objects as go
 from models import trace as trace_mod
 from models.tasks import LETTERS
 from models.trace import BROKEN, CONTAMINATED, CONTINUATION, PADDING, Trace, carry_kinds
+from viz.slot_resets import slot_reset_traces  # per-slot resets (layout "packed")
 
 # ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
@@ -578,9 +579,6 @@ def _controls(fig: go.Figure, epoch: np.ndarray, batch: np.ndarray, frame_ms: in
     fig.update_layout(updatemenus=[play, speeds], sliders=[slider])
     fig.add_annotation(text="speed:", x=0.2, y=0, xref="paper", yref="paper", xanchor="right",
                        yanchor="top", yshift=-57, showarrow=False, font=dict(size=11))
-
-
-from viz.slot_resets import slot_reset_traces  # noqa: E402  (per-slot resets, packed layout)
 
 
 def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: int = 400,
