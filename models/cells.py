@@ -48,16 +48,19 @@ def _sig(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def run_numpy(cell: str, x, states, kernel, recurrent, bias) -> tuple[np.ndarray, ...]:
+def run_numpy(cell: str, x, states, kernel, recurrent, bias,
+              sequence: bool = False) -> tuple[np.ndarray, ...]:
     """The cell's equations in float64 NumPy, batched over m replayed batches, each with its
     own weights: x (m, S, L, F); states a tuple of (m, S, U) in STATES order; kernel
     (m, F, G*U), recurrent (m, U, G*U), bias (m, G*U) or, for GRU, (m, 2, 3U).
-    Returns the final states, in the same order."""
+    Returns the final states, in the same order; with `sequence`, also h at every step
+    (m, S, L, U) last: the output sequence a stacked layer feeds the next one."""
     W, R, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
     x = np.asarray(x, np.float64)
     s = [np.asarray(a, np.float64) for a in states]
     h = s[0]
     u = h.shape[-1]
+    seq = []
     for step in range(x.shape[2]):
         xt = x[:, :, step] @ W
         if cell == "LSTM":
@@ -78,4 +81,8 @@ def run_numpy(cell: str, x, states, kernel, recurrent, bias) -> tuple[np.ndarray
             s = [h]
         else:
             raise ValueError(f"unknown cell {cell!r}")
+        if sequence:
+            seq.append(h)
+    if sequence:
+        return (*s, np.stack(seq, axis=2))
     return tuple(s)

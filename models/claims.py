@@ -288,9 +288,21 @@ def epoch_counts(trace, epoch: int | None = None) -> dict | None:
     keys = trace.state_keys() + ("seq_id", "part", "epoch", "batch", "reset_before", "loss",
                                  "accuracy")
     sub = Trace(**{"c0": None, "cT": None, **{k: getattr(trace, k)[sl] for k in keys}},
-                config=trace.config,
+                config=trace.config, upper={k: v[sl] for k, v in trace.upper.items()},
+                reset_slots=None if trace.reset_slots is None else trace.reset_slots[sl],
                 recorded=trace.index[sl].astype(np.int32))
     return {**sub.carry_check(), "epoch": e, "batches": len(sel)}
+
+
+def _slot_reset_batches(tr) -> int:
+    """Recorded batches that reset some slots and not others (per-slot resets, packed)."""
+    r = tr.reset_slots
+    return 0 if r is None else int((r.any(axis=1) & ~r.all(axis=1)).sum())
+
+
+def _layer_rows(m: dict) -> list[dict]:
+    """The carry check's per-layer rows (a stacked run's only)."""
+    return list(m["carry"].get("layers") or [])
 
 
 def final_val(epochs: list[dict]) -> float | None:
@@ -312,6 +324,7 @@ def measure(result: dict, probe: bool = True) -> dict:
                        if c is not None],
          "zero_guess": _zero_guess(cfg) if cfg.task == "sine" else None,
          "gradients": gradient_summary(tr), "cell": cfg.cell,
+         "slot_resets": _slot_reset_batches(tr),
          "state_keys": list(tr.state_keys())}
     if probe and result.get("weights") is not None and any(
             isinstance(c, Inference) and c.preset == result.get("preset") for c in CLAIMS):
@@ -546,6 +559,51 @@ CLAIMS: tuple[Claim, ...] = (
                                  f"{m['carry']['max_carry_error']:g}; replay of "
                                  f"{m['carry']['replayed']} batches off by at most "
                                  f"{m['carry']['max_replay_error']:.1e}"))),
+    # Question 9: stacked layers, each with its own per-slot state, carried and replayed.
+    Range("stacked-chunks-learn", "stacked-chunks-stateful", 0.99, 1.0),
+    Contrast("stacked-like-one-layer", "stacked-chunks-stateful", control="chunks-stateful",
+             direction="within", margin=0.05),
+    Count("stacked-slot-continues", "stacked-chunks-stateful",
+          words="every carried state is a continuation of the same sequence (0 contaminated).",
+          fn=lambda m: (m["carry"]["continuation"], m["carry"]["carried"] > 0
+                        and m["carry"]["continuation"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['carried']:,} carried, "
+                             f"{m['carry']['continuation']:,} continuations, "
+                             f"{m['carry']['contaminated']:,} contaminated"),
+    Count("stacked-every-layer-carried", "stacked-chunks-stateful",
+          words="the trace holds each of the 2 layers' own states, each carried exactly (0 "
+                "difference between a slot's hT and its next h0, per layer), and the replay "
+                "layer by layer (layer 2 fed layer 1's recomputed output sequence) matches "
+                "every layer.",
+          fn=lambda m: (_layer_rows(m), len(_layer_rows(m)) == 2 and m["carry"]["carried"] > 0
+                        and all(r["max_carry_error"] == 0.0 and r["max_replay_error"] is not None
+                                and r["max_replay_error"] <= REPLAY_TOLERANCE
+                                for r in _layer_rows(m))),
+          describe=lambda m: "; ".join(
+              f"layer {r['layer']}: carry error {r['max_carry_error']:g}, replay off by "
+              + ("nothing replayed" if r["max_replay_error"] is None
+                 else f"{r['max_replay_error']:.1e}") for r in _layer_rows(m))
+          or f"{m['config'].get('layers', 1)} layer: no per-layer states"),
+    # Question 10: sequences of different lengths, packed; only the slot that ended is reset.
+    Range("packed-learns", "packed-slot-resets", 0.99, 1.0),
+    Count("packed-resets-only-the-slot", "packed-slot-resets",
+          words="every carried state is a continuation of the same sequence (0 contaminated), "
+                "while batches reset some slots and not others (the slot whose sequence ended).",
+          fn=lambda m: (m["slot_resets"], m["slot_resets"] > 0 and m["carry"]["carried"] > 0
+                        and m["carry"]["continuation"] == m["carry"]["carried"]),
+          describe=lambda m: f"{m['slot_resets']:,} batches reset some slots and not others; "
+                             f"{m['carry']['carried']:,} carried, "
+                             f"{m['carry']['continuation']:,} continuations, "
+                             f"{m['carry']['contaminated']:,} contaminated"),
+    Contrast("packed-needs-slot-resets", "packed-slot-resets", control="packed-no-slot-resets",
+             direction="above", margin=0.05),
+    Count("packed-without-resets-contaminates", "packed-no-slot-resets",
+          words="at least 1 in 3 carried states lands on another sequence (a new sequence "
+                "starts from the state the slot's previous sequence ended with).",
+          fn=lambda m: (m["carry"]["contaminated"], m["carry"]["carried"] > 0
+                        and 3 * m["carry"]["contaminated"] >= m["carry"]["carried"]),
+          describe=lambda m: f"{m['carry']['contaminated']:,} of {m['carry']['carried']:,} "
+                             f"carried states contaminated"),
     # Question 8: inference with another batch size, on the chunks run (batch 50).
     *_inference_claims("chunks-stateful"),
     # The long-memory pair and the sine forecast.

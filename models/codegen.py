@@ -88,6 +88,8 @@ _LAYOUT_DOC = {
     "naive_chunks": "chunks of LENGTH steps in sequence order: the chunks of one sequence sit "
                     "side by side in a batch (the common mistake)",
     "steps": "one timestep per sample: B sequences streamed side by side, one step per batch",
+    "packed": "sequences of different lengths packed one after another into B streams; when "
+              "a slot's sequence ends, only that slot is reset",
 }
 
 _ROWS = '''
@@ -123,11 +125,114 @@ def arrange(x, y, pad=False):
 '''
 
 
+_PACKED = '''
+PARTS = SEQ_LEN // SAMPLE_LEN   # chunks in a whole sequence
+
+
+def arrange(x, y, pad=False):
+    """(n_batches, B) sample indices. Sequences of DIFFERENT lengths (1..PARTS chunks each, the
+    rest dropped) are packed one after another into B streams: each slot takes the next
+    sequence as soon as its own ends. The streams end at different batches: cut to the
+    shortest, or padded with -1 to the longest (pad=True, validation)."""
+    import heapq
+    xs, ys, _, P = cut(x, y)
+    n = len(x)
+    lens = np.random.default_rng([SEED, n, 7]).integers(1, P + 1, n)
+    streams, ends = [[] for _ in range(BATCH_SIZE)], [(0, i) for i in range(BATCH_SIZE)]
+    for j in range(n):
+        total, i = heapq.heappop(ends)
+        streams[i] += range(j * P, j * P + int(lens[j]))
+        heapq.heappush(ends, (total + int(lens[j]), i))
+    T = max(map(len, streams)) if pad else min(map(len, streams))
+    order = np.full((T, BATCH_SIZE), -1)
+    for i, s in enumerate(streams):
+        order[:min(T, len(s)), i] = s[:T]
+    sample = np.arange(len(xs))
+    last = sample % P == lens[sample // P] - 1   # each sequence ends at its own length
+    return xs, ys, last, order
+
+
+def reset_slots(rows):
+    """Keras has no per-slot reset (reset_state() zeroes every slot): assign zeros to the rows
+    of the slots whose sequence ended, in every state variable; the other rows stay as they
+    are, exactly."""
+    for v in rnn.states:
+        v.assign(np.where(rows[:, None], 0.0, v.numpy()).astype("float32"))
+'''
+
+_PACKED_RESETS = '''
+def reset_before(order, last, first_epoch):
+    """(n_batches, B): which slots start each batch from zeros. RESET "sequence": a slot is
+    reset when a new sequence starts in it (its part 0), and only that slot."""
+    r = np.zeros(order.shape, bool)
+    r[0] = first_epoch or RESET in ("epoch", "sequence")
+    if RESET == "sequence":
+        r |= (order >= 0) & (np.maximum(order, 0) % PARTS == 0)
+    return r
+'''
+
+
+def _packed(src: str) -> str:
+    """The packed layout's per-slot resets in place of whole-batch ones."""
+    start = src.index("def reset_before(")
+    end = src.index("xs, ys, last, order = arrange(")
+    src = src[:start] + _PACKED_RESETS.lstrip("\n") + "\n\n" + src[end:]
+    return (src.replace("        if STATEFUL and self.flags[batch]:\n            rnn.reset_state()",
+                        "        if STATEFUL and self.flags[batch].any():\n"
+                        "            reset_slots(self.flags[batch])   # only the slots that ended")
+            .replace("        if STATEFUL and flags[k]:\n            rnn.reset_state()",
+                     "        if STATEFUL and flags[k].any():\n            reset_slots(flags[k])"))
+
+
 def _cell_comment(cell: str) -> str:
     """What the recurrent layer carries from batch to batch (models/cells.py)."""
     if cells.has_c(cell):
         return "# The LSTM carries two state tensors per slot: rnn.states = [h, c]."
     return f"# A {cell} carries one state tensor per slot: rnn.states = [h] (no c)."
+
+
+def _rnn_block(cfg: RunConfig) -> str:
+    if cfg.layers == 1:
+        return f'''rnn = keras.layers.{cfg.cell}(
+    UNITS, stateful=STATEFUL,
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+    recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))'''
+    return f'''# {cfg.layers} stacked layers. Each keeps its OWN state per slot (rnns[i].states): a reset
+# must reach every layer, and every layer carries its state to the next batch. Layers below
+# the top hand on their whole output sequence (return_sequences=True); Dense reads the top h.
+LAYERS = {cfg.layers}
+
+
+def seeds(i):
+    """Initialiser seeds of layer i (0 first), as the app seeds them (models/stacked.py)."""
+    return (SEED, SEED + 1) if i == 0 else (SEED + 2 * i + 1, SEED + 2 * i + 2)
+
+
+rnns = [keras.layers.{cfg.cell}(
+    UNITS, stateful=STATEFUL, return_sequences=i < LAYERS - 1,
+    kernel_initializer=keras.initializers.GlorotUniform(seed=seeds(i)[0]),
+    recurrent_initializer=keras.initializers.Orthogonal(seed=seeds(i)[1]))
+    for i in range(LAYERS)]
+
+
+def reset_all():
+    """Keras resets one layer at a time: zero every layer's state."""
+    for r in rnns:
+        r.reset_state()
+
+
+def all_states():
+    """Every layer's state variables, layer 1's first."""
+    return [v for r in rnns for v in r.states]
+
+
+h = inputs
+for r in rnns:
+    h = r(h)'''
+
+
+def _rnn_out(cfg: RunConfig) -> str:
+    return "rnn(inputs)" if cfg.layers == 1 else "h"
 
 
 def _model_block(cfg: RunConfig) -> str:
@@ -146,13 +251,10 @@ def _model_block(cfg: RunConfig) -> str:
     return f'''
 {inp}
 {_cell_comment(cfg.cell)}
-rnn = keras.layers.{cfg.cell}(
-    UNITS, stateful=STATEFUL,
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
-    recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))
+{_rnn_block(cfg)}
 outputs = keras.layers.Dense(
     {n_out}, activation={act},
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))(rnn(inputs))
+    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 2))({_rnn_out(cfg)})
 model = keras.Model(inputs, outputs)
 model.compile(optimizer=keras.optimizers.Adam(LR), loss={loss}, metrics=["{metric}"])
 METRIC = "{metric}"
@@ -171,6 +273,7 @@ def generate(cfg: RunConfig, quick: bool = False) -> str:
     epochs = 1 if quick else cfg.epochs
     max_batches = QUICK_BATCHES if quick else None
     grouped = cfg.layout in ("chunks", "steps")
+    arrange = _PACKED if cfg.layout == "packed" else _GROUPED if grouped else _FLAT
     query = "&".join(f"{k}={v}" for k, v in cfg.to_query().items()) or "(defaults)"
     shuffle_doc = {
         "off": "off: batches in order (fit(shuffle=False))",
@@ -232,7 +335,7 @@ def remainder(rest, total, what):
         raise SystemExit(f"{total} {what} do not fill batches of {BATCH_SIZE}: {rest} left over.")
     print(f"Trimmed {rest} of {total} {what} so that every batch is full.")
 
-''' + (_GROUPED if grouped else _FLAT) + '''
+''' + arrange + '''
 
 def epoch_order(order, epoch):
     """The batches of one epoch after shuffling (done here so the resets can follow it)."""
@@ -307,4 +410,11 @@ for epoch in range(1, EPOCHS + 1):
 
 print(f"val_{METRIC} {val:.4f}")
 '''
-    return textwrap.dedent(head) + data + layout + train
+    body = layout + train
+    if cfg.layout == "packed":
+        body = _packed(body)
+    if cfg.layers > 1:  # the stacked model's resets and states reach every layer
+        body = (body.replace("rnn.reset_state()", "reset_all()")
+                .replace("rnn.states", "all_states()")
+                .replace("all_states() = [", "each layer's .states = ["))
+    return textwrap.dedent(head) + data + body

@@ -14,10 +14,11 @@ from typing import Any
 from models import limits
 
 TASKS = ("first_element", "alphabet", "long_memory", "sine", "user")
-LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps")
+LAYOUTS = ("full", "windows", "chunks", "naive_chunks", "steps", "packed")
 SHUFFLES = ("off", "samples", "batch")
 RESETS = ("never", "epoch", "sequence")
 REMAINDERS = ("trim", "refuse")
+MAX_LAYERS = 3  # stacked recurrent layers (models/stacked.py)
 CELLS = ("LSTM", "GRU", "SimpleRNN")  # models/cells.py: the state each carries, its equations
 
 
@@ -44,7 +45,9 @@ def _f(name, type_, default, help, choices=(), lo=None, hi=None, label=""):
 # Defaults reproduce the blog's fast experiment (seed004-streams-stateful).
 FIELDS: tuple[Field, ...] = (
     _f("task", str, "first_element", "What the network must learn.", TASKS),
-    _f("layout", str, "steps", "How sequences are cut into samples and placed into batches.", LAYOUTS),
+    _f("layout", str, "steps", "How sequences are cut into samples and placed into batches. "
+       "packed: sequences of different lengths one after another in each slot, resetting only "
+       "the slot whose sequence ended.", LAYOUTS),
     _f("stateful", bool, True, "Keep each slot's final state as the next batch's initial state."),
     _f("shuffle", str, "off", "off keeps batch order; samples shuffles all samples each epoch "
        "(fit's shuffle=True); batch permutes samples inside each batch (Keras 3's shuffle='batch').",
@@ -57,6 +60,9 @@ FIELDS: tuple[Field, ...] = (
        lo=1, hi=limits.MAX_SEQ_LEN),
     _f("cell", str, "LSTM", "The recurrent layer: LSTM carries two state tensors (h and c), GRU "
        "and SimpleRNN carry one (h).", CELLS, label="Cell type"),
+    _f("layers", int, 1, "Recurrent layers stacked (1-3): each layer has its own per-slot state, "
+       "and each feeds its whole output sequence to the next.", lo=1, hi=MAX_LAYERS,
+       label="Stacked layers"),
     _f("units", int, 10, "Recurrent units (size of h, and of c for an LSTM).", lo=1,
        hi=limits.MAX_UNITS),
     _f("epochs", int, 10, "Passes over the training data.", lo=1, hi=limits.MAX_EPOCHS),
@@ -83,6 +89,7 @@ class RunConfig:
     batch_size: int = FIELD["batch_size"].default
     length: int = FIELD["length"].default
     cell: str = FIELD["cell"].default
+    layers: int = FIELD["layers"].default
     units: int = FIELD["units"].default
     epochs: int = FIELD["epochs"].default
     lr: float = FIELD["lr"].default
@@ -120,10 +127,10 @@ class RunConfig:
             out += _field_problems(f, getattr(self, f.name))
         if out:
             return out
-        if self.layout in ("chunks", "naive_chunks", "windows") and self.length > self.seq_len:
+        if self.layout in ("chunks", "naive_chunks", "windows", "packed") and self.length > self.seq_len:
             out.append(f"{self.layout} of length {self.length} do not fit in sequences of "
                        f"{self.seq_len} steps: choose a length of at most {self.seq_len}.")
-        if self.layout in ("chunks", "naive_chunks") and self.seq_len % self.length:
+        if self.layout in ("chunks", "naive_chunks", "packed") and self.seq_len % self.length:
             out.append(f"Chunks of length {self.length} do not tile sequences of {self.seq_len} "
                        f"steps: choose a length that divides {self.seq_len}.")
         if self.task == "alphabet" and self.seq_len > 25:
@@ -149,8 +156,11 @@ class RunConfig:
         if self.layout == "full" and self.stateful:
             n.append("Full sequences: each sample is a whole sequence, so carrying state only links "
                      "unrelated sequences.")
-        if self.layout in ("chunks", "steps") and self.shuffle != "off" and self.stateful:
+        if self.layout in ("chunks", "steps", "packed") and self.shuffle != "off" and self.stateful:
             n.append("Shuffling moves chunks between slots: slot i no longer continues sequence i.")
+        if self.layout == "packed" and self.stateful and self.reset != "sequence":
+            n.append("Packed streams: only reset 'sequence' resets the slot whose sequence ended; "
+                     f"with '{self.reset}' each new sequence starts from the previous one's state.")
         if self.layout == "full" and self.length != self.seq_len:
             n.append("Full sequences ignore the chunk length.")
         return n

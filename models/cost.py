@@ -152,15 +152,16 @@ def estimate(cfg: RunConfig, n_sequences: int | None = None) -> Cost:
     keep, per = recorded_epochs(cfg.epochs, max(nb, 1), cap)
     recorded = len(keep) * per if nb else 0
     chunked = len(keep) * min(math.ceil(per / K) * K, math.ceil(nb / K) * K) if nb else 0
-    per_batch = B * (16 * u + 8) + 40             # states, seq_id, part; per-batch scalars
+    nl = cfg.layers                               # stacked layers: each records its own states
+    per_batch = B * (16 * u * nl + 8) + 40        # states, seq_id, part; per-batch scalars
     recent = min(nb * cfg.epochs, RECENT_BATCHES + K - 1)
-    trace = (chunked + recorded + recent) * per_batch + 4 * K * B * u * 4  # + chunk outputs
+    trace = (chunked + recorded + recent) * per_batch + 4 * K * B * u * 4 * nl  # + chunk outputs
 
     S = min(B, FLOW_SLOTS)
     figures = (FIG_FIXED + min(recorded, FLOW_PAGE) * S * FIG_FLOW_CELL + recorded * u * FIG_HEAT_VALUE
                + recorded * FIG_CURVE_POINT + min(nb, LAYOUT_BATCHES) * S * FIG_LAYOUT_CELL)
 
-    spb = seconds_per_batch(B, L, u)
+    spb = seconds_per_batch(B, L, u) * nl  # measured on one layer; each layer is another pass
     total = nb * cfg.epochs
     seconds = COMPILE_SECONDS + spb * (total + nvb * cfg.epochs)
     return Cost(n_tr, n_val, nb, nvb, total, recorded, int(data), int(trace), int(figures),
@@ -170,9 +171,10 @@ def estimate(cfg: RunConfig, n_sequences: int | None = None) -> Cost:
 # ---- refusing --------------------------------------------------------------------------------
 
 # Settings a user can lower to make a run cheaper, in the order they are suggested.
-_LOWER = {"bytes": ("sequences", "seq_len", "batch_size", "units", "epochs"),
-          "kept": ("batch_size", "units", "epochs"),
-          "seconds": ("epochs", "sequences", "seq_len", "units"),
+# A stacked run's layers come first: one layer fewer is the change that keeps the experiment.
+_LOWER = {"bytes": ("layers", "sequences", "seq_len", "batch_size", "units", "epochs"),
+          "kept": ("layers", "batch_size", "units", "epochs"),
+          "seconds": ("layers", "epochs", "sequences", "seq_len", "units"),
           "batches": ("epochs", "sequences")}
 
 

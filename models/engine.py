@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 import models  # noqa: F401  (pins KERAS_BACKEND before keras is imported)
-from models import cells, layouts, limits, trace as trace_mod
+from models import cells, layouts, limits, stacked, trace as trace_mod
 from models.config import ConfigError, RunConfig
 from models.tasks import TaskData, make_task
 
@@ -79,19 +79,28 @@ class RunResult:
 
 
 def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
-    """The Keras model: [Dense output, *final states] (h, c for LSTM; h for GRU, SimpleRNN).
-    Stateful layers get their batch size from Input(batch_shape=...)."""
+    """The Keras model: [Dense output, *final states of each layer] (h, c for LSTM; h for GRU,
+    SimpleRNN; layer 1's first). Returns the first recurrent layer; `rnn_layers(model)` gives
+    all of them, stacked in order (models/stacked.py). Stateful layers get their batch size from
+    Input(batch_shape=...)."""
     B, L = cfg.batch_size, cfg.sample_len
     s = cfg.seed
     n_states = len(cells.state_names(cfg.cell))
     with _BUILD_LOCK:
         inp = keras.Input(batch_shape=(B, L, n_features))
-        lstm = cells.layer(cfg.cell, cfg.units, s, stateful=cfg.stateful, return_state=True)
-        if cfg.stateful:
-            out, *states = lstm(inp)
-        else:
-            zeros = [keras.ops.zeros((B, cfg.units))] * n_states
-            out, *states = lstm(inp, initial_state=zeros)
+        out, states, rnns = inp, [], []
+        for layer in range(1, cfg.layers + 1):  # layer N < top hands its whole sequence on
+            rnn = cells.layer(cfg.cell, cfg.units, stacked.seeds(s, layer)[0],
+                              stateful=cfg.stateful, return_state=True,
+                              return_sequences=layer < cfg.layers)
+            if cfg.stateful:
+                out, *st = rnn(out)
+            else:
+                zeros = [keras.ops.zeros((B, cfg.units))] * n_states
+                out, *st = rnn(out, initial_state=zeros)
+            states += st
+            rnns.append(rnn)
+        lstm = rnns[0]
         act = {"binary": "sigmoid", "classes": "softmax", "regression": None}[kind]
         dense = keras.layers.Dense(n_out, activation=act,
                                    kernel_initializer=keras.initializers.GlorotUniform(seed=s + 2))
@@ -102,6 +111,11 @@ def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
         opt = keras.optimizers.Adam(cfg.lr)
         opt.build(model.trainable_variables)
     return model, lstm, loss, opt
+
+
+def rnn_layers(model) -> list:
+    """The model's recurrent layers, layer 1 first."""
+    return [la for la in model.layers if isinstance(la, keras.layers.RNN)]
 
 
 def _metric(kind: str, y, p):
@@ -129,15 +143,18 @@ class Net:
         self.sig, self.warm = sig, False
         B, L, F, U, n_out, kind, stateful, rec = sig[:8]
         self.cell = sig[8]  # LSTM | GRU | SimpleRNN (models/cells.py)
+        self.layers = sig[9]  # stacked recurrent layers (models/stacked.py)
         self.n_states = len(cells.state_names(self.cell))  # 2 for LSTM (h, c), else 1 (h)
+        self.n_all = self.n_states * self.layers  # state tensors of all layers, layer 1's first
         # rec: 0 nothing recorded; 1 states and readout; 2 also the gradients (signature())
         self.record, self.gradients = int(rec) >= 1, int(rec) >= 2
         self.B, self.L, self.U, self.n_out, self.kind, self.stateful = B, L, U, n_out, kind, stateful
         # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
         self.K = int(max(4, min(256, 32768 // (B * L))))
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
-                        seq_len=max(L, 2), cell=self.cell)
+                        seq_len=max(L, 2), cell=self.cell, layers=self.layers)
         self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
+        self.rnns = rnn_layers(self.model)
         self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
         self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
@@ -151,30 +168,41 @@ class Net:
     def reset_to(self, seed: int, lr: float) -> None:
         """Weights as a fresh build with this seed; optimizer and states zeroed."""
         w = list(self._bias)
-        w[0] = np.asarray(keras.initializers.GlorotUniform(seed=seed)(w[0].shape))
-        w[1] = np.asarray(keras.initializers.Orthogonal(seed=seed + 1)(w[1].shape))
-        w[3] = np.asarray(keras.initializers.GlorotUniform(seed=seed + 2)(w[3].shape))
+        for i in range(self.layers):  # kernel, recurrent kernel, bias per layer, then Dense
+            ks, rs = stacked.seeds(seed, i + 1)
+            w[3 * i] = np.asarray(keras.initializers.GlorotUniform(seed=ks)(w[3 * i].shape))
+            w[3 * i + 1] = np.asarray(keras.initializers.Orthogonal(seed=rs)(w[3 * i + 1].shape))
+        d = 3 * self.layers
+        w[d] = np.asarray(keras.initializers.GlorotUniform(seed=seed + 2)(w[d].shape))
         self.model.set_weights(w)
         for v in self.opt.variables:
             v.assign(np.zeros(v.shape, v.dtype))
         self.opt.learning_rate.assign(lr)
         if self.stateful:
-            self.lstm.reset_state()
+            for rnn in self.rnns:
+                rnn.reset_state()
+
+    def state_vars(self) -> list:
+        """Every layer's state variables, layer 1's first (stateful nets only)."""
+        return [v for rnn in self.rnns for v in rnn.states]
 
     # ---- the compiled loops -------------------------------------------------------------
     def _zero_state(self) -> tuple:
-        return tuple(tf.zeros((self.B, self.U)) for _ in range(self.n_states))
+        return tuple(tf.zeros((self.B, self.U)) for _ in range(self.n_all))
 
     def read_state(self) -> tuple:
-        """Every state tensor the cell has, in Keras's order: (h, c) for LSTM, (h,) else."""
+        """Every state tensor the cell has, in Keras's order: (h, c) for LSTM, (h,) else; for
+        stacked layers, layer 1's then layer 2's..."""
         if self.stateful:
-            return tuple(tf.identity(v) for v in self.lstm.states)
+            return tuple(tf.identity(v) for v in self.state_vars())
         return self._zero_state()
 
     def _reset_if(self, flag):
+        """flag (B,): zero the rows of the slots that start from zeros, leave the others
+        exactly as they are (a per-slot reset is that row's assignment)."""
         if self.stateful:
-            for v in self.lstm.states:
-                v.assign(tf.where(flag, tf.zeros_like(v), v))
+            for v in self.state_vars():
+                v.assign(tf.where(flag[:, None], tf.zeros_like(v), v))
 
     def _readout(self, h):
         """What the model would answer from state h: its own Dense layer (the weights of this
@@ -188,11 +216,11 @@ class Net:
         per slot |dL/dh0|, |dL/dc0| (the gradient that would flow into the previous batch: the
         carried state enters as a read of the state variables, a constant for the tape) and per
         timestep |dL/dx_t| over the whole batch (how far back inside the batch it reaches)."""
-        n = self.n_states
+        n = self.n_all
         s0 = self.read_state()
         extra = []
-        if self.record:
-            extra.append(self._readout(s0[0]))
+        if self.record:  # the Dense layer reads the last layer's h
+            extra.append(self._readout(s0[n - self.n_states]))
         if not self.gradients:
             with tf.GradientTape() as tape:
                 p, *sT = self.model(x, training=True)
@@ -203,13 +231,16 @@ class Net:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 if self.stateful:  # the layer reads its state variables: watch those
-                    w0 = [v.value for v in self.lstm.states]
+                    w0 = [v.value for v in self.state_vars()]
                     tape.watch(w0)
                     p, *sT = self.model(x, training=True)
                 else:  # the model's zero initial state is a constant inside it: pass it in
                     w0 = list(self._zero_state())
                     tape.watch(w0)
-                    out, *sT = self.lstm(x, initial_state=w0, training=True)
+                    out, sT, ns = x, [], self.n_states
+                    for i, rnn in enumerate(self.rnns):
+                        out, *st = rnn(out, initial_state=w0[i * ns:(i + 1) * ns], training=True)
+                        sT += st
                     p = self.dense(out, training=True)
                 loss = self.loss_fn(_target(self.kind, y), p)
             g = tape.gradient(loss, self.model.trainable_variables + [x] + w0)
@@ -225,9 +256,9 @@ class Net:
         B, U = self.B, self.U
         if not self.record:
             return [tf.constant(0.0), tf.constant(0.0)]
-        out = [tf.zeros((B, U))] * (2 * self.n_states) + [tf.zeros((B, self.n_out))]
+        out = [tf.zeros((B, U))] * (2 * self.n_all) + [tf.zeros((B, self.n_out))]
         if self.gradients:
-            out += [tf.zeros((B,))] * self.n_states + [tf.zeros((self.L,))]
+            out += [tf.zeros((B,))] * self.n_all + [tf.zeros((self.L,))]
         return out + [tf.constant(0.0), tf.constant(0.0)]
 
     def _train_chunk_py(self, xs, ys, active, reset):
@@ -248,7 +279,7 @@ class Net:
         """Forward only over all validation batches; the training state is put back after."""
         saved = self.read_state()
         if self.stateful:
-            for v in self.lstm.states:
+            for v in self.state_vars():
                 v.assign(tf.zeros_like(v))
         loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
         for k in tf.range(tf.shape(xs)[0]):
@@ -257,7 +288,7 @@ class Net:
             loss_sum += tf.reduce_sum(_per_sample_loss(self.kind, ys[k], p) * w[k])
             metric_sum += tf.reduce_sum(_metric(self.kind, ys[k], p) * w[k])
         if self.stateful:
-            for v, s in zip(self.lstm.states, saved):
+            for v, s in zip(self.state_vars(), saved):
                 v.assign(s)
         return loss_sum / tf.reduce_sum(w), metric_sum / tf.reduce_sum(w)
 
@@ -277,10 +308,11 @@ _POOL_LOCK = threading.Lock()
 def signature(cfg: RunConfig, data: TaskData, record: bool = True,
               gradients: bool = True) -> tuple:
     """What a compiled net depends on: runs with equal signatures share one (pooled) net.
-    Entry 7 is what the net records: 0 nothing, 1 states and readout, 2 also gradients; the
-    last is the cell type."""
+    Entry 7 is what the net records: 0 nothing, 1 states and readout, 2 also gradients; then
+    the cell type and the number of stacked layers."""
     return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
-            data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell)
+            data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell,
+            cfg.layers)
 
 
 # Shapes the prewarm is compiling right now -> set when its net is in the pool.
@@ -346,7 +378,7 @@ class Engine:
     def _epoch_arrays(self, epoch: int):
         s = self.train
         order = layouts.epoch_order(s, self.cfg, epoch)
-        reset = layouts.resets(s, order, self.cfg, first_epoch=epoch == 1)
+        reset = layouts.slot_resets(s, order, self.cfg, first_epoch=epoch == 1)  # (n, B)
         return order, reset
 
     @property
@@ -358,13 +390,13 @@ class Engine:
         """An all-inactive chunk: the train loop runs none of its steps, so nothing changes."""
         B, L, F, K = self.cfg.batch_size, self.cfg.sample_len, self.data.x_train.shape[2], self.K
         return (np.zeros((K, B, L, F), np.float32), np.zeros((K, B), self.data.y_train.dtype),
-                np.zeros(K, bool), np.zeros(K, bool))
+                np.zeros(K, bool), np.zeros((K, B), bool))  # reset: per slot
 
     def _val_args(self) -> tuple:
         v = self.val
         idx = np.maximum(v.order, 0)
         w = (v.order >= 0).astype(np.float32)
-        reset = layouts.resets(v, v.order, self.cfg, first_epoch=True)
+        reset = layouts.slot_resets(v, v.order, self.cfg, first_epoch=True)
         return v.x[idx], v.y[idx], w, reset
 
     def warm_up(self) -> None:
@@ -410,7 +442,7 @@ class Engine:
                     xs = np.concatenate([xs, np.zeros((pad,) + xs.shape[1:], xs.dtype)])
                     ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])
                     act[n:] = False
-                    rs = np.concatenate([rs, np.zeros(pad, bool)])
+                    rs = np.concatenate([rs, np.zeros((pad,) + rs.shape[1:], bool)])
                 replay = None
                 # Weights before this chunk's first update, read back from TensorFlow only for
                 # the chunks whose replay the trace keeps, and for the live view a few times a
@@ -420,12 +452,8 @@ class Engine:
                 if self.record and ((epoch, start) in replay_at or now - last_live_replay >= 0.25):
                     last_live_replay = now
                     S = min(cfg.batch_size, trace_mod.REPLAY_SLOTS)
-                    kernel, recurrent, bias = (np.array(v.numpy(), np.float32)
-                                               for v in (self.lstm.cell.kernel,
-                                                         self.lstm.cell.recurrent_kernel,
-                                                         self.lstm.cell.bias))
-                    replay = {"replay_x": np.array(xs[0, :S], np.float32), "replay_kernel": kernel,
-                              "replay_recurrent": recurrent, "replay_bias": bias,
+                    replay = {"replay_x": np.array(xs[0, :S], np.float32),
+                              **self._layer_weights(),
                               "replay_dense_kernel": np.array(self.net.dense.kernel.numpy(), np.float32),
                               "replay_dense_bias": np.array(self.net.dense.bias.numpy(), np.float32)}
                 out = [a.numpy()[:n] for a in self.net.train_chunk(xs, ys, act, rs)]
@@ -435,15 +463,17 @@ class Engine:
                 if self.record:
                     chunk = self._state_arrays(out)
                     chunk.update({
-                        "readout_h0": out[2 * self.net.n_states], "target": ys[:n].astype(np.float32),
+                        "readout_h0": out[2 * self.net.n_all], "target": ys[:n].astype(np.float32),
                         "seq_id": s.seq_id[o].astype(np.int32), "part": s.part[o].astype(np.int32),
                         "epoch": np.full(n, epoch, np.int32),
                         "batch": np.arange(start, start + n, dtype=np.int32),
-                        "reset_before": rs[:n].copy(), "loss": loss, "accuracy": met,
+                        "reset_before": rs[:n].all(axis=1), "loss": loss, "accuracy": met,
                         "index": (epoch - 1) * s.n_batches + np.arange(start, start + n),
                     })
                     if self.gradients:
                         chunk.update(self._grad_arrays(out))
+                    if cfg.layout == "packed":  # slots reset on their own (trace: reset_slots)
+                        chunk["reset_slots"] = rs[:n].copy()
                     # The live view gets the replays read for it; the trace keeps them for up to
                     # REPLAY_BATCHES chunks spread over the run.
                     self._keep_recent({**chunk, "replay": replay})
@@ -453,7 +483,8 @@ class Engine:
                                       "replay": replay if (epoch, start) in replay_at else None})
                 done += n
                 if rs[:n].any():
-                    emit(Event("reset", epoch, done, self.total, {"count": int(rs[:n].sum())}))
+                    emit(Event("reset", epoch, done, self.total,
+                               {"count": int(rs[:n].any(axis=1).sum())}))
                 emit(Event("batches", epoch, done, self.total, {"loss": float(loss.mean()),
                                                                  self.data.metric: float(met.mean())}))
             if cancelled:
@@ -471,19 +502,35 @@ class Engine:
         return RunResult(tr, epochs, self.model.get_weights(), self.notes(), time.perf_counter() - t_run,
                          cancelled, self.data.metric)
 
+    def _state_names(self) -> list[tuple[str, str]]:
+        """(state, layer suffix) in the net's order: h, c (LSTM) or h per layer, layer 1 first
+        (its suffix is empty: the one-layer names; models/stacked.py)."""
+        return [(n, stacked.suffix(L)) for L in range(1, self.cfg.layers + 1)
+                for n in cells.state_names(self.cfg.cell)]
+
     def _state_arrays(self, out: list) -> dict:
-        """h0, hT (and c0, cT for an LSTM) from a chunk's outputs: only the cell's own states."""
-        names = cells.state_names(self.cfg.cell)
+        """h0, hT (and c0, cT for an LSTM) of every layer from a chunk's outputs: only the
+        cell's own states; layer N > 1 suffixed _lN."""
+        names = self._state_names()
         n = len(names)
-        return {**{f"{s}0": out[i] for i, s in enumerate(names)},
-                **{f"{s}T": out[n + i] for i, s in enumerate(names)}}
+        return {**{f"{s}0{L}": out[i] for i, (s, L) in enumerate(names)},
+                **{f"{s}T{L}": out[n + i] for i, (s, L) in enumerate(names)}}
 
     def _grad_arrays(self, out: list) -> dict:
-        """grad_h0 (and grad_c0 for an LSTM), grad_x from a chunk's outputs."""
-        names = cells.state_names(self.cfg.cell)
+        """grad_h0 (and grad_c0 for an LSTM) of every layer, grad_x from a chunk's outputs."""
+        names = self._state_names()
         at = 2 * len(names) + 1  # after the states and the readout
-        return {**{f"grad_{s}0": out[at + i] for i, s in enumerate(names)},
+        return {**{f"grad_{s}0{L}": out[at + i] for i, (s, L) in enumerate(names)},
                 "grad_x": out[at + len(names)]}
+
+    def _layer_weights(self) -> dict:
+        """Each layer's kernel, recurrent kernel and bias now (replay data, models/stacked.py)."""
+        out = {}
+        for L, rnn in enumerate(self.net.rnns, 1):
+            c = rnn.cell
+            out.update({k: np.array(v.numpy(), np.float32) for k, v in
+                        zip(stacked.replay_keys(L), (c.kernel, c.recurrent_kernel, c.bias))})
+        return out
 
     def _replay_chunks(self, keep: set[int], per: int) -> set[tuple[int, int]]:
         """(epoch, chunk start) of up to REPLAY_BATCHES recorded chunks, evenly spread."""

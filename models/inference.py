@@ -35,8 +35,9 @@ STREAM_TOLERANCE = 1e-5
 
 
 def _shape_of(weights) -> tuple[int, int]:
-    """(features, outputs) from the weights: kernel (F, G*U), Dense kernel (U, n_out)."""
-    return int(np.shape(weights[0])[0]), int(np.shape(weights[3])[1])
+    """(features, outputs) from the weights: kernel (F, G*U) first, Dense kernel (U, n_out)
+    and bias last (stacked layers sit between)."""
+    return int(np.shape(weights[0])[0]), int(np.shape(weights[-2])[1])
 
 
 def build(cfg: RunConfig, weights, kind: str, batch_size: int, sample_len: int,

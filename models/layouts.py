@@ -10,6 +10,12 @@ B sample indices: slot i of batch k. The layouts:
 - naive_chunks: the same chunks in sequence order, so chunks of one sequence sit side by side
                 in a batch and slot i's state lands on an unrelated chunk (the common mistake).
 - steps:        chunks of length 1: B sequences streamed in parallel, one step per batch.
+- packed:       sequences of DIFFERENT lengths (1 to T/L chunks each, drawn from the seed: the
+                rest of each sequence is dropped) packed one after another into B streams,
+                each slot taking the next sequence as soon as its own ends. With reset
+                "sequence" only the slot whose sequence ended is reset (`slot_resets`: that row
+                of the state is assigned zeros), the others carry on untouched: the right way
+                to feed variable-length sequences to a stateful layer.
 """
 from __future__ import annotations
 
@@ -63,7 +69,10 @@ def arrange(x: np.ndarray, y: np.ndarray, cfg: RunConfig, pad: bool = False) -> 
     xs, ys, seq_id, part, last, P = cut(x, y, cfg)
     N = x.shape[0]
     notes: list[str] = []
-    if cfg.layout in ("chunks", "steps"):
+    if cfg.layout == "packed":
+        order, lens = packed_order(N, P, cfg, pad, notes)
+        last = part == lens[seq_id] - 1  # each sequence ends at its own length
+    elif cfg.layout in ("chunks", "steps"):
         # Rows of B sequences; within a row, batch p holds part p of each.
         seqs = _rows(N, B, pad, cfg, "sequences", notes)              # (G, B) sequence ids
         order = np.where(seqs[:, None, :] >= 0, seqs[:, None, :] * P + np.arange(P)[None, :, None], -1)
@@ -73,8 +82,52 @@ def arrange(x: np.ndarray, y: np.ndarray, cfg: RunConfig, pad: bool = False) -> 
     if order.shape[0] == 0:
         raise ConfigError(f"Batch size {B} is larger than the {N} sequences available "
                           f"({len(xs)} samples): choose a batch size of at most "
-                          f"{N if cfg.layout in ('chunks', 'steps') else len(xs)}.")
+                          f"{N if cfg.layout in ('chunks', 'steps', 'packed') else len(xs)}.")
     return Samples(xs, ys, seq_id, part, last, order.astype(np.int64), notes)
+
+
+def packed_lengths(n: int, P: int, cfg: RunConfig) -> np.ndarray:
+    """Chunks kept of each of n sequences: 1..P, drawn from the seed (and n, so training and
+    validation sequences differ)."""
+    return np.random.default_rng([cfg.seed, n, 7]).integers(1, P + 1, n)
+
+
+def packed_order(n: int, P: int, cfg: RunConfig, pad: bool,
+                 notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """((n_batches, B) sample indices, chunks per sequence): sequence j goes to the slot whose
+    stream ends first (ties: the lowest slot), right after that slot's previous sequence. The
+    streams end at different batches: cut to the shortest (training; the chunks after it are
+    dropped, with a note) or padded with -1 to the longest (validation, pad=True)."""
+    import heapq
+    B = cfg.batch_size
+    lens = packed_lengths(n, P, cfg)
+    streams: list[list[int]] = [[] for _ in range(B)]
+    heap = [(0, i) for i in range(B)]
+    for j in range(n):
+        total, i = heapq.heappop(heap)
+        streams[i].extend(range(j * P, j * P + int(lens[j])))
+        heapq.heappush(heap, (total + int(lens[j]), i))
+    sizes = [len(st) for st in streams]
+    T = max(sizes) if pad else min(sizes)
+    order = np.full((T, B), -1, np.int64)
+    for i, st in enumerate(streams):
+        order[:min(T, len(st)), i] = st[:T]
+    dropped = sum(sizes) - int((order >= 0).sum())
+    if dropped and notes is not None:
+        notes.append(f"Packed {n:,} sequences of 1-{P} chunks into {B} streams; the streams "
+                     f"end at different batches, so the last {dropped:,} chunks after the "
+                     f"shortest stream ended were dropped.")
+    return order, lens
+
+
+def slot_resets(s: Samples, order: np.ndarray, cfg: RunConfig, first_epoch: bool) -> np.ndarray:
+    """(n_batches, B): which slots start each batch from zeros. The batch's `resets` for every
+    slot; with the packed layout and reset "sequence", also each slot where a new sequence
+    starts (part 0), and ONLY that slot: the others carry their state on."""
+    r = np.repeat(resets(s, order, cfg, first_epoch)[:, None], order.shape[1], axis=1)
+    if cfg.layout == "packed" and cfg.stateful and cfg.reset == "sequence":
+        r |= (order >= 0) & (s.part[np.maximum(order, 0)] == 0)
+    return r
 
 
 def _row_count(n: int, B: int, pad: bool, cfg: RunConfig, what: str, notes: list[str]) -> int:
@@ -133,7 +186,7 @@ def resets(s: Samples, order: np.ndarray, cfg: RunConfig, first_epoch: bool) -> 
         return np.ones(nb, bool)
     r = np.zeros(nb, bool)
     r[0] = first_epoch or cfg.reset in ("epoch", "sequence")
-    if cfg.reset == "sequence":
+    if cfg.reset == "sequence" and cfg.layout != "packed":  # packed: per slot (slot_resets)
         ends = np.where(order >= 0, s.last[np.maximum(order, 0)], False).any(axis=1)
         r[1:] |= ends[:-1]
     return r
@@ -153,14 +206,16 @@ def count_batches(cfg: RunConfig, n_sequences: int, pad: bool = False,
     (nothing is cut or allocated). Raises the same ConfigErrors as arrange()."""
     B, P, N = cfg.batch_size, parts_per_sequence(cfg), int(n_sequences)
     notes = [] if notes is None else notes
-    if cfg.layout in ("chunks", "steps"):
+    if cfg.layout == "packed":
+        n = packed_order(N, P, cfg, pad)[0].shape[0] if N >= B else 0
+    elif cfg.layout in ("chunks", "steps"):
         n = _row_count(N, B, pad, cfg, "sequences", notes) * P
     else:
         n = _row_count(N * P, B, pad, cfg, "samples", notes)
     if n == 0:
         raise ConfigError(f"Batch size {B} is larger than the {N} sequences available "
                           f"({N * P} samples): choose a batch size of at most "
-                          f"{N if cfg.layout in ('chunks', 'steps') else N * P}.")
+                          f"{N if cfg.layout in ('chunks', 'steps', 'packed') else N * P}.")
     return n
 
 
@@ -204,6 +259,8 @@ def _order_rows(cfg: RunConfig, N: int, P: int, first: int, stop: int) -> np.nda
     (sample = seq_id * P + part), without building the other rows."""
     B = cfg.batch_size
     k = np.arange(first, stop)
+    if cfg.layout == "packed":  # O(sequences) to pack: the lengths decide every row
+        return packed_order(N, P, cfg, False)[0][first:stop]
     if cfg.layout in ("chunks", "steps"):
         g, p = k // P, k % P                       # row of B sequences, part
         seqs = g[:, None] * B + np.arange(B)[None, :]

@@ -1,7 +1,8 @@
 """Named experiments: a config, a short classroom explanation and the expected outcome.
 
 Each answers one of the questions in KERAS-FACTS.md (`question`: 1-5, 6 for its question 6
-on gradients, 7 for "GRU vs LSTM state" in its question 10) by a run you can watch.
+on gradients, 7 for "GRU vs LSTM state" in its question 10, 9 for stacked layers' states, 10 for
+sequences of different lengths) by a run you can watch.
 """
 from __future__ import annotations
 
@@ -113,6 +114,36 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "c), carried exactly, and the replay with the SimpleRNN's equation from the recorded h0 matches.",
            _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
                             reset="sequence", batch_size=50, epochs=10, cell="SimpleRNN"), 7),
+    Preset("stacked-chunks-stateful", "The same chunks with two stacked LSTM layers",
+           "chunks-stateful with one change: layers=2. Layer 1 reads the input and hands its "
+           "whole output sequence to layer 2; the Dense layer reads layer 2's h. Each layer "
+           "keeps its own state per slot (h and c of layer 1, h and c of layer 2): "
+           "stateful=True carries both, and the reset must zero both. Pick the layer the flow "
+           "shows.",
+           "Validation accuracy at least 0.99, within 0.05 of chunks-stateful (one layer), and "
+           "every carried state a continuation. Both layers' states are carried exactly, and "
+           "the replay, layer by layer (layer 2 fed layer 1's recomputed outputs), matches.",
+           _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
+                            reset="sequence", batch_size=50, epochs=10, layers=2), 9),
+    Preset("packed-slot-resets", "Sequences of different lengths: reset only the slot that ended",
+           "chunks-stateful with one change: layout='packed'. Each sequence keeps 1 to 4 chunks, "
+           "and the sequences are packed one after another into 50 streams: a slot takes the "
+           "next sequence as soon as its own ends, so sequences end at different batches. "
+           "Only the slot whose sequence ended is reset (that row of the state is assigned "
+           "zeros); the other 49 carry on. Keras has no per-slot reset: see the Keras code tab.",
+           "Validation accuracy at least 0.99, every carried state a continuation (0 "
+           "contaminated) while batches reset some slots and not others, and at least 0.05 "
+           "above the same packed streams reset only once an epoch.",
+           _seed004.replace(layout="packed", length=5, stateful=True, shuffle="off",
+                            reset="sequence", batch_size=50, epochs=10), 10),
+    Preset("packed-no-slot-resets", "Different lengths without per-slot resets",
+           "packed-slot-resets with one change: reset='epoch'. Nothing resets a slot when its "
+           "sequence ends, so the next sequence in that slot starts from the previous "
+           "sequence's state.",
+           "At least 1 in 3 carried states lands on another sequence (the claims of "
+           "packed-slot-resets compare the two runs' accuracy).",
+           _seed004.replace(layout="packed", length=5, stateful=True, shuffle="off",
+                            reset="epoch", batch_size=50, epochs=10), 10),
     Preset("naive-chunks-mistake", "Naive chunks: the common mistake",
            "The same chunks, but batched in sequence order: the 4 chunks of one sequence sit side "
            "by side in a batch, so slot i carries chunk i of one sequence into chunk i of the "

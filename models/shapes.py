@@ -38,18 +38,25 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
     B, L, F = x
     rows = [TensorShape("Input x", x, f"{B} slots (the batch: one row per slot) × {L} "
                         f"timestep(s) (the sample length) × {F} feature(s) per timestep.")]
+    from models.engine import rnn_layers
     names = cells.state_names(cfg.cell)
-    if cfg.stateful:  # the carried state: the layer's own variables, one row per slot
-        states = [(n, _t(v.shape)) for n, v in zip(names, layer.states)]
-        where = "the layer's state variable, carried to the next batch"
-    else:
-        states = [(n, _t(o.shape)) for n, o in zip(names, model.outputs[1:])]
-        where = "returned by the layer (return_state=True), dropped after the batch"
-    for n, s in states:
-        what = "hidden state" if n == "h" else "cell state"
-        rows.append(TensorShape(f"State {n} ({what})", s, f"{s[0]} slots × {s[1]} units: "
-                                f"{where}; one vector of {s[1]} numbers per slot."))
-    out = layer.output[0] if isinstance(layer.output, (list, tuple)) else layer.output
+    rnns = rnn_layers(model)  # stacked: each layer has its own state (models/stacked.py)
+    outs = model.outputs[1:]
+    for i, rnn in enumerate(rnns):
+        if cfg.stateful:  # the carried state: the layer's own variables, one row per slot
+            states = [(n, _t(v.shape)) for n, v in zip(names, rnn.states)]
+            where = "the layer's state variable, carried to the next batch"
+        else:
+            states = [(n, _t(o.shape)) for n, o in
+                      zip(names, outs[i * len(names):(i + 1) * len(names)])]
+            where = "returned by the layer (return_state=True), dropped after the batch"
+        tag = f", layer {i + 1} of {len(rnns)}" if len(rnns) > 1 else ""
+        for n, s in states:
+            what = "hidden state" if n == "h" else "cell state"
+            rows.append(TensorShape(f"State {n} ({what}{tag})", s, f"{s[0]} slots × {s[1]} "
+                                    f"units: {where}; one vector of {s[1]} numbers per slot."))
+    top = rnns[-1]  # the layer the Dense layer reads
+    out = top.output[0] if isinstance(top.output, (list, tuple)) else top.output
     o = _t(out.shape)
     rows.append(TensorShape(f"{cfg.cell} output (return_sequences=False, as the app uses it)", o,
                             f"{o[0]} slots × {o[1]} units: the h of the sample's last timestep "

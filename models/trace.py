@@ -40,6 +40,24 @@ What the state says and where the gradient stops (optional; older traces load wi
   grad_x      float32 (n, L)         |dL/dx_t| over the whole batch, per timestep t of the batch:
                                        how much of the loss gradient reaches each step inside it
 
+Stacked layers (config `layers` 2-3; models/stacked.py): h0, c0, hT, cT, grad_h0, grad_c0 and
+replay_kernel, replay_recurrent, replay_bias keep meaning LAYER 1 (the layer that reads the
+input; a one-layer trace is unchanged and a stacked trace's layer 1 reads as one). Layer N > 1
+adds the same arrays with the suffix `_lN`: h0_l2, hT_l2 (c0_l2, cT_l2 for an LSTM) (n, B, U),
+grad_h0_l2 (grad_c0_l2) (n, B) when gradients are recorded, and with replay data
+replay_kernel_l2 (m, U, G*U), replay_recurrent_l2, replay_bias_l2. readout_h0 is the Dense layer
+applied to the LAST layer's h0 (the layer it reads). The carry identity is checked on every
+layer's states; the replay recomputes the layers in order, layer N's input being layer N-1's
+output sequence recomputed (NumPy) from layer N-1's recorded h0, so a wrong state of any layer
+fails it. `Trace.layer_view(N)` is a trace whose h0, hT... are layer N's (what the flow draws).
+
+Per-slot resets (layout "packed": sequences of different lengths, optional key):
+  reset_slots  bool (n, B)  the slots that started the batch from zeros. A packed run resets
+                            only the slot whose sequence ended; reset_before is then True only
+                            where every slot was reset. The carry check works per slot: a
+                            reset slot must start from zeros, every other slot of the same batch
+                            from exactly its own hT of the batch before.
+
 Memory is bounded by `limits.MAX_RECORDED_BATCHES` (see `recorded_epochs`): when a run has
 more batches, whole epochs are kept: all that fit; else the first, the last and evenly spaced
 ones between; when only one fits, the last. When one epoch alone is longer than the cap, the
@@ -56,7 +74,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models import cells
+from models import cells, stacked
 
 STATE_KEYS = ("h0", "c0", "hT", "cT")  # an LSTM's; a GRU or SimpleRNN has H_KEYS only
 H_KEYS = ("h0", "hT")
@@ -103,6 +121,8 @@ class Trace:
     grad_h0: np.ndarray | None = None
     grad_c0: np.ndarray | None = None
     grad_x: np.ndarray | None = None
+    upper: dict[str, np.ndarray] = field(default_factory=dict)  # layers 2..N: h0_l2, hT_l2, ...
+    reset_slots: np.ndarray | None = None  # (n, B) bool: per-slot resets (packed layout)
 
     @property
     def n(self) -> int:
@@ -137,8 +157,29 @@ class Trace:
         return _cell_of(self.config)
 
     def state_keys(self) -> tuple[str, ...]:
-        """The state arrays this trace holds: h0, c0, hT, cT (LSTM) or h0, hT."""
+        """The state arrays this trace holds: h0, c0, hT, cT (LSTM) or h0, hT (layer 1)."""
         return STATE_KEYS if self.c0 is not None else H_KEYS
+
+    @property
+    def layers(self) -> int:
+        """Stacked recurrent layers (config `layers`; 1 for traces from before the setting)."""
+        return _layers_of(self.config)
+
+    def layer_array(self, key: str, layer: int):
+        """A per-layer array (h0, hT, c0, cT, grad_h0, grad_c0) of one layer, or None."""
+        if layer == 1:
+            return getattr(self, key)
+        return self.upper.get(key + stacked.suffix(layer))
+
+    def layer_view(self, layer: int) -> "Trace":
+        """This trace with layer `layer`'s states (and state gradients) in h0, c0, hT, cT: what
+        the flow draws for that layer. Rows, steps and readout_h0 are shared; no replay (a
+        layer above the first can only be replayed from the layers below it)."""
+        if layer == 1 or layer > self.layers:
+            return self
+        import dataclasses
+        arrays = {k: self.layer_array(k, layer) for k in stacked.PER_LAYER}
+        return dataclasses.replace(self, **arrays, upper={}, replay=None, _replay_memo=None)
 
     # ---- save / load ------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -149,6 +190,9 @@ class Trace:
         if self.replay is not None:
             out.update(self.replay)
         out.update({k: getattr(self, k) for k in EXTRA_KEYS if getattr(self, k) is not None})
+        out.update(self.upper)
+        if self.reset_slots is not None:
+            out["reset_slots"] = self.reset_slots
         out["val_epochs"] = np.array([[e.get(c, np.nan) if e.get(c) is not None else np.nan
                                        for c in EPOCH_COLUMNS] for e in self.epochs],
                                      dtype=np.float32).reshape(-1, len(EPOCH_COLUMNS))
@@ -218,6 +262,14 @@ class Trace:
             t.replay = {"replay_batch": np.asarray(a["replay_batch"], np.int32),
                         **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]
                            + tuple(d for d in REPLAY_DENSE_KEYS if d in a)}}
+        t.upper = _upper_layers(t, a)
+        if "reset_slots" in a:
+            t.reset_slots = np.asarray(a["reset_slots"], bool)
+            if t.reset_slots.shape != t.seq_id.shape:
+                raise ValueError("not a trace: reset_slots does not match seq_id's shape")
+        if present:
+            t.replay.update({k: np.asarray(a[k], np.float32) for L in range(2, t.layers + 1)
+                             for k in stacked.replay_keys(L) if k in a})
             problem = _replay_problem(t)
             if problem:
                 raise ValueError(f"not a trace: replay data {problem}")
@@ -241,6 +293,18 @@ def transitions(t: Trace) -> dict[str, np.ndarray]:
     return {"fresh": fresh, "carried": neighbours & ~fresh, "gap": ~neighbours & ~fresh}
 
 
+def slot_transitions(t: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """(fresh, carried), each (n, B) bool: per slot, started from zeros, or carried from the
+    recorded batch before. Without reset_slots every slot of a batch shares its batch's."""
+    tr = transitions(t)
+    fresh = np.repeat(tr["fresh"][:, None], t.batch_size, axis=1)
+    carried = np.repeat(tr["carried"][:, None], t.batch_size, axis=1)
+    if t.reset_slots is not None:
+        fresh |= t.reset_slots
+        carried &= ~t.reset_slots
+    return fresh, carried
+
+
 def sample_geometry(t: Trace) -> tuple[str, int, int]:
     """(layout, sample_len, stride): sample p of a sequence starts at timestep p * stride."""
     from models.config import FIELDS, RunConfig
@@ -262,7 +326,7 @@ def carry_kinds(t: Trace) -> np.ndarray:
     kinds = np.zeros(t.seq_id.shape, np.int8)
     if t.n < 2:
         return kinds
-    carried = transitions(t)["carried"]
+    carried = slot_transitions(t)[1]
     layout, L, stride = sample_geometry(t)
     prev_seq, cur_seq = t.seq_id[:-1], t.seq_id[1:]
     prev_start = t.part[:-1].astype(np.int64) * stride
@@ -272,8 +336,36 @@ def carry_kinds(t: Trace) -> np.ndarray:
         follows[:] = False
     k = np.where(prev_seq != cur_seq, CONTAMINATED, np.where(follows, CONTINUATION, BROKEN))
     k = np.where((prev_seq < 0) | (cur_seq < 0), PADDING, k)
-    kinds[1:] = np.where(carried[1:, None], k, NOT_CARRIED)
+    kinds[1:] = np.where(carried[1:], k, NOT_CARRIED)
     return kinds
+
+
+def _upper_layers(t: Trace, a: dict) -> dict[str, np.ndarray]:
+    """Layers 2..N's arrays from a file: every state key of every layer must be there."""
+    out = {}
+    for L in range(2, t.layers + 1):
+        keys = stacked.state_keys(t.cell, L)
+        missing = [k for k in keys if k not in a]
+        if missing:
+            raise ValueError(f"not a trace: a {t.layers}-layer trace needs {', '.join(missing)}")
+        grads = [f"grad_{n}0{stacked.suffix(L)}" for n in cells.state_names(t.cell)]
+        for k in keys + tuple(g for g in grads if g in a):
+            out[k] = np.asarray(a[k], np.float32)
+            want = t.h0.shape if k in keys else t.h0.shape[:2]
+            if out[k].shape != want:
+                raise ValueError(f"not a trace: {k} does not match h0's shape")
+    extra = [k for k in a if stacked.layer_of(k) > t.layers]
+    if extra:
+        raise ValueError(f"not a trace: a {t.layers}-layer trace holds {', '.join(sorted(extra))}")
+    return out
+
+
+def _layers_of(config_json: str) -> int:
+    try:
+        n = json.loads(config_json).get("layers", 1)
+    except (ValueError, AttributeError):
+        return 1
+    return n if isinstance(n, int) and 1 <= n <= 9 else 1
 
 
 def _cell_of(config_json: str) -> str:
@@ -303,6 +395,13 @@ def _replay_problem(t: Trace) -> str | None:
     if (r["replay_kernel"].shape[1:] != kernel or r["replay_recurrent"].shape[1:] != recurrent
             or r["replay_bias"].shape[1:] != bias):
         return f"has {t.cell} weights that do not fit {U} units and {F} features"
+    for L in range(2, t.layers + 1):  # layer L reads layer L-1's U outputs
+        keys = stacked.replay_keys(L)
+        if any(k not in r for k in keys):
+            return f"without layer {L}'s weights ({', '.join(k for k in keys if k not in r)})"
+        if tuple(r[k].shape for k in keys) != tuple((m,) + w for w in
+                                                   cells.weight_shapes(t.cell, U, U)):
+            return f"has layer {L} {t.cell} weights that do not fit {U} units"
     return None
 
 
@@ -314,27 +413,42 @@ def replay_errors(t: Trace) -> np.ndarray:
 
     Remembered on the trace (a page shows it on every rerun) until any array it reads changes.
     """
+    by_layer = replay_errors_by_layer(t)
+    return by_layer.max(axis=0) if len(by_layer) else np.zeros(0)
+
+
+def replay_errors_by_layer(t: Trace) -> np.ndarray:
+    """(layers, m): replay_errors per layer. Layer 1 replays from the recorded inputs; layer
+    N > 1 from layer N-1's output sequence, itself recomputed from layer N-1's recorded h0, c0.
+    (0, 0) when there is nothing to replay."""
     if t.replay is None or not len(t.replay["replay_batch"]):
-        return np.zeros(0)
+        return np.zeros((0, 0))
     r = t.replay
     k = r["replay_batch"]
     S = r["replay_x"].shape[1]
-    used = tuple(getattr(t, n)[k, :S] for n in t.state_keys()) + tuple(r[n] for n in REPLAY_KEYS)
+    used = (tuple(getattr(t, n)[k, :S] for n in t.state_keys())
+            + tuple(v[k, :S] for n, v in sorted(t.upper.items()) if not n.startswith("grad"))
+            + tuple(r[n] for n in sorted(r)))
     digest = hashlib.blake2b(digest_size=16)
     for a in used:
         digest.update(np.ascontiguousarray(a).tobytes())
     key = digest.hexdigest()
     if t._replay_memo is not None and t._replay_memo[0] == key:
         return t._replay_memo[1].copy()
-    s0 = tuple(getattr(t, f"{n}0")[k, :S] for n in cells.state_names(t.cell))
-    new = cells.run_numpy(t.cell, r["replay_x"], s0, r["replay_kernel"], r["replay_recurrent"],
-                          r["replay_bias"])
-    dh = np.abs(new[0] - t.hT[k, :S]).reshape(len(k), -1)
-    out = dh.max(axis=1, initial=0.0)
-    if len(new) > 1:  # an LSTM's c
-        cT = t.cT[k, :S].astype(np.float64)
-        dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
-        out = np.maximum(out, dc.max(axis=1, initial=0.0))
+    x, rows = r["replay_x"], []
+    for L in range(1, t.layers + 1):
+        names = cells.state_names(t.cell)
+        s0 = tuple(t.layer_array(f"{n}0", L)[k, :S] for n in names)
+        *new, x = cells.run_numpy(t.cell, x, s0, *(r[w] for w in stacked.replay_keys(L)),
+                                  sequence=True)
+        dh = np.abs(new[0] - t.layer_array("hT", L)[k, :S]).reshape(len(k), -1)
+        out = dh.max(axis=1, initial=0.0)
+        if len(new) > 1:  # an LSTM's c
+            cT = t.layer_array("cT", L)[k, :S].astype(np.float64)
+            dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
+            out = np.maximum(out, dc.max(axis=1, initial=0.0))
+        rows.append(out)
+    out = np.stack(rows)
     t._replay_memo = (key, out)
     return out.copy()
 
@@ -349,22 +463,33 @@ def carry_check(t: Trace) -> dict:
     `max_replay_error` is None when the trace holds no replay data.
     Returns counts per slot transition and the largest deviations (0.0 means exact).
     """
-    tr = transitions(t)
-    fresh, carried = tr["fresh"], tr["carried"]
-    pairs = [("h0", "hT")] + ([("c0", "cT")] if t.c0 is not None else [])
-    err = 0.0
-    if carried.any():
-        k = np.nonzero(carried)[0]
-        err = float(max(np.abs(getattr(t, a)[k] - getattr(t, b)[k - 1]).max() for a, b in pairs))
-    fresh_abs = 0.0
-    if fresh.any():
-        fresh_abs = float(max(np.abs(getattr(t, a)[fresh]).max() for a, _ in pairs))
+    fresh, carried = slot_transitions(t)  # (n, B): a packed run resets slots on their own
+    names = cells.state_names(t.cell)
+    by_layer = []
+    # a layer_view holds one layer's states only
+    for L in [L for L in range(1, t.layers + 1) if t.layer_array("h0", L) is not None]:
+        pairs = [(t.layer_array(f"{n}0", L), t.layer_array(f"{n}T", L)) for n in names]
+        err = fresh_abs = 0.0
+        if carried.any():
+            k, i = np.nonzero(carried)
+            err = float(max(np.abs(a[k, i] - b[k - 1, i]).max() for a, b in pairs))
+        if fresh.any():
+            fresh_abs = float(max(np.abs(a[fresh]).max() for a, _ in pairs))
+        by_layer.append({"layer": L, "max_carry_error": err, "max_fresh_abs": fresh_abs})
+    err = max(b["max_carry_error"] for b in by_layer)
+    fresh_abs = max(b["max_fresh_abs"] for b in by_layer)
     kinds = carry_kinds(t)
-    rep = replay_errors(t)
-    return {
-        "carried": int(carried.sum()) * t.batch_size,
+    reps = replay_errors_by_layer(t)
+    rep = reps.max(axis=0) if len(reps) else np.zeros(0)
+    stack = {}
+    if len(by_layer) > 1:  # per layer, so a wrong layer is named (a one-layer check is unchanged)
+        for b, row in zip(by_layer, reps if len(reps) else [None] * len(by_layer)):
+            b["max_replay_error"] = float(row.max()) if row is not None and len(row) else None
+        stack = {"layers": by_layer}
+    return {**stack,
+        "carried": int(carried.sum()),
         "max_carry_error": err,
-        "fresh_starts": int(fresh.sum()) * t.batch_size,
+        "fresh_starts": int(fresh.sum()),
         "max_fresh_abs": fresh_abs,
         "contaminated": int((kinds == CONTAMINATED).sum()),
         "continuation": int((kinds == CONTINUATION).sum()),
@@ -376,11 +501,14 @@ def carry_check(t: Trace) -> dict:
 
 def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
     z3 = np.zeros((0, batch_size, units), np.float32)
-    c = z3 if cells.has_c(_cell_of(config_json)) else None
+    cell = _cell_of(config_json)
+    c = z3 if cells.has_c(cell) else None
     z2 = np.zeros((0, batch_size), np.int32)
     z1 = np.zeros((0,), np.int32)
+    upper = {k: z3 for L in range(2, _layers_of(config_json) + 1)
+             for k in stacked.state_keys(cell, L)}
     return Trace(z3, c, z3, c, z2, z2, z1, z1, np.zeros(0, bool),
-                 np.zeros(0, np.float32), np.zeros(0, np.float32), config_json)
+                 np.zeros(0, np.float32), np.zeros(0, np.float32), config_json, upper=upper)
 
 
 def concat(config_json: str, parts: list[dict], total_batches: int, epochs: list[dict],
@@ -407,14 +535,17 @@ def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray
     cat = {k: v[drop:] for k, v in cat.items()}
     idx = cat.pop("index").astype(np.int32)
     cat = {"c0": None, "cT": None, **cat}  # GRU, SimpleRNN record no c
+    cat["upper"] = {k: cat.pop(k) for k in list(cat) if stacked.layer_of(k) > 1}
+    if "reset_slots" in cat:
+        cat["reset_slots"] = cat["reset_slots"].astype(bool)
     offsets = np.cumsum([0] + [len(p["index"]) for p in parts[:-1]]) - drop
     rep = [(int(o), p["replay"]) for o, p in zip(offsets, parts)
            if p.get("replay") is not None and o >= 0]
     replay = None
     if rep:
-        dense = tuple(k for k in REPLAY_DENSE_KEYS if all(k in r for _, r in rep))
+        more = tuple(k for k in rep[0][1] if k not in REPLAY_KEYS and all(k in r for _, r in rep))
         replay = {"replay_batch": np.array([o for o, _ in rep], np.int32),
-                  **{k: np.stack([r[k] for _, r in rep]) for k in REPLAY_KEYS[1:] + dense}}
+                  **{k: np.stack([r[k] for _, r in rep]) for k in REPLAY_KEYS[1:] + more}}
     return cat, idx, replay
 
 

@@ -75,6 +75,8 @@ def flow_tab(res: dict | None) -> None:
         return
     trace = res["trace"]
     st.markdown(f"**{viz.carry_summary(trace)}**")
+    layer = _layer_control(trace)
+    trace = trace.layer_view(layer)  # what the views below draw: that layer's states
     as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
     if as_table:
         st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)
@@ -129,7 +131,8 @@ def flow_tab(res: dict | None) -> None:
     opts = dict(first=first, per_page=per_page, colour=colour, unit=unit, follow=follow,
                 large=large, reduced=reduced, compact=compact)
     if res.get("run_id"):  # a stored run: every session showing it shares one figure
-        fig = _shared_flow_figure(res["run_id"], tuple(sorted(opts.items())), trace)
+        rid = res["run_id"] if layer == 1 else f"{res['run_id']}#layer{layer}"
+        fig = _shared_flow_figure(rid, tuple(sorted(opts.items())), trace)
     else:
         fig = _flow_figure(trace, **opts)
     if reduced:
@@ -146,6 +149,22 @@ def flow_tab(res: dict | None) -> None:
         _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
                                    compact=compact),
                key="grad_fig")
+
+
+def _layer_control(trace) -> int:
+    """Which stacked layer the flow draws (only offered when there is more than one)."""
+    if trace.layers < 2:
+        return 1
+    st.caption(viz.layer_summary(trace))
+    options = list(range(1, trace.layers + 1))
+    if st.session_state.get("flow_layer") not in options:
+        st.session_state["flow_layer"] = trace.layers
+    return int(st.radio("Layer shown", options, key="flow_layer", horizontal=True,
+                        format_func=lambda k: f"layer {k}" + (" (input)" if k == 1 else
+                                                              " (top, read by Dense)"
+                                                              if k == trace.layers else ""),
+                        help="Each stacked layer keeps its own state per slot. The flow shows "
+                             "the chosen layer's h0 and hT; the carry check above covers all."))
 
 
 def _follow_control(trace, first: int, per_page: int) -> int | None:

@@ -103,6 +103,28 @@ QUESTIONS = (
      "(`copy.set_weights(model.get_weights())`: weights have no batch axis) and feed it one "
      "step per call, resetting when a sequence ends. The claims below measure all of this on "
      "the chunks run (batch 50); the panel does it with the run shown."),
+    (9, "With stacked LSTM layers, which state does stateful=True carry?",
+     "Every layer's. Each recurrent layer has its own state variables, one row per slot "
+     "(`layer.states`: [h, c] for an LSTM), so two stacked LSTMs carry four tensors per slot: "
+     "layer 1's h and c and layer 2's h and c. Layer 1 must use `return_sequences=True` so "
+     "layer 2 sees every step; the Dense layer reads the last layer's h. `reset_state()` "
+     "belongs to one layer: reset them all (`for layer in rnns: layer.reset_state()`, or "
+     "`model.reset_states()` where your Keras has it), and to set one slot by hand assign "
+     "that row in every layer. On the chunks run with two layers, the claims below say what "
+     "it reached against one layer, and that both layers' carried states are exactly the "
+     "states the next batch started from. Choose *Stacked layers* in the sidebar to stack "
+     "any run, and pick the layer the State-flow tab shows. (Bidirectional layers are not "
+     "covered yet.)"),
+    (10, "How do I feed sequences of different lengths to a stateful model?",
+     "Pack them into B streams: each slot takes the next sequence as soon as its own ends, and "
+     "when a sequence ends, reset only its slot. Keras has no per-slot reset (`reset_state()` "
+     "zeroes every slot), so assign zeros to that row of every state variable, e.g. in a "
+     "callback's `on_train_batch_begin`: `v.assign(np.where(ended[:, None], 0.0, v.numpy()))` "
+     "for each `v` in `layer.states`; the other slots keep their state exactly. Layout "
+     "*packed* does this (sequences of 1 to T/L chunks), the State-flow tab marks each slot's "
+     "own reset, and the Keras code tab writes it out. The claims below compare it with the "
+     "same streams reset only once an epoch, where each new sequence inherits the previous "
+     "one's state."),
 )
 
 

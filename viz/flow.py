@@ -34,6 +34,7 @@ import plotly.graph_objects as go
 from models import trace as trace_mod
 from models.tasks import LETTERS
 from models.trace import BROKEN, CONTAMINATED, CONTINUATION, PADDING, Trace, carry_kinds
+from viz.slot_resets import slot_reset_traces  # per-slot resets (layout "packed")
 
 # ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
@@ -630,7 +631,7 @@ def flow_figure(trace: Trace, window: int = 20, max_slots: int = 32, frame_ms: i
     followed, follow_words = (follow_traces(trace, int(follow), cols, S) if follow is not None
                               else ([], ""))
     for t in (_cell_traces(trace, tr, kinds, S, cols) + extra + _carry_traces(shown, S)
-              + _bar_traces(trace, tr, S, cols) + followed):
+              + _bar_traces(trace, tr, S, cols) + slot_reset_traces(trace, cols, S) + followed):
         fig.add_trace(t)
     fig.add_trace(go.Scatter(**_cover(n, n, S), mode="lines", fill="toself", fillcolor="white",
                              line=dict(width=0, color="white"), hoverinfo="skip",
