@@ -122,25 +122,23 @@ def test_carry_and_replay_hold_on_every_layer(stateful):
         assert r["max_replay_error"] < 1e-5
 
 
-@pytest.mark.parametrize("layer", [2, 3])
-def test_a_corrupted_state_of_an_upper_layer_fails_the_checks(stateful, layer):
+def test_a_corrupted_state_of_any_upper_layer_fails_the_checks(stateful):
     t = stateful[1].trace
-    if layer > t.layers:
-        pytest.skip(f"a {t.layers}-layer run")
-    # the replay: layer L's h0 of a replayed batch, carried from the batch before
-    z = copy(t)
-    k = int(z.replay["replay_batch"][-1])
-    z.upper[f"h0_l{layer}"][k] += 0.3
-    c = z.carry_check()
-    bad = c["layers"][layer - 1]
-    assert bad["max_replay_error"] > REPLAY_TOLERANCE and c["max_replay_error"] > REPLAY_TOLERANCE
-    assert all(r["max_replay_error"] < 1e-5 for r in c["layers"][:layer - 1])  # below: fine
-    assert bad["max_carry_error"] > 0 and "does NOT match" in carry_summary(z)
-    # the carry identity alone: layer L's hT of a batch that is not replayed
-    z = copy(t)
-    z.upper[f"hT_l{layer}"][3] -= 0.2
-    assert z.carry_check()["layers"][layer - 1]["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
-    assert z.carry_check()["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
+    for layer in range(2, t.layers + 1):
+        # the replay: layer L's h0 of a replayed batch, carried from the batch before
+        z = copy(t)
+        k = int(z.replay["replay_batch"][-1])
+        z.upper[f"h0_l{layer}"][k] += 0.3
+        c = z.carry_check()
+        bad = c["layers"][layer - 1]
+        assert bad["max_replay_error"] > REPLAY_TOLERANCE and c["max_replay_error"] > REPLAY_TOLERANCE
+        assert all(r["max_replay_error"] < 1e-5 for r in c["layers"][:layer - 1])  # below: fine
+        assert bad["max_carry_error"] > 0 and "does NOT match" in carry_summary(z)
+        # the carry identity alone: layer L's hT of a batch that is not replayed
+        z = copy(t)
+        z.upper[f"hT_l{layer}"][3] -= 0.2
+        assert z.carry_check()["layers"][layer - 1]["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
+        assert z.carry_check()["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
 
 
 def test_wrong_upper_layer_weights_fail_the_replay(stateful):
@@ -255,11 +253,12 @@ def test_flow_tab_offers_the_layer_and_draws_its_states():
     assert not [r for r in one.radio if r.key == "flow_layer"]
 
 
+@pytest.mark.parametrize("stateful", [c for c in CASES if c[1] == 2], indirect=True,
+                         ids=lambda c: f"{c[0]}x{c[1]}")  # the claim's preset has two layers
 def test_the_every_layer_claim_holds_and_fails_on_a_corrupted_layer_2(stateful):
     from models import claims
     eng, r, _, _ = stateful
-    if eng.cfg.layers != 2:
-        pytest.skip("the claim is about two layers")
+    assert eng.cfg.layers == 2
     claim = claims.BY_ID["stacked-every-layer-carried"]
     res = {"cfg": eng.cfg, "trace": r.trace, "epochs": r.epochs, "metric": r.metric}
     judge = lambda t: claim.evaluate({claim.preset: claims.measure({**res, "trace": t},  # noqa: E731
