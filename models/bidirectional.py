@@ -127,9 +127,11 @@ def measure(stateful: bool = True, seed: int = 0) -> dict:
     if stateful:
         for how in ("forward_layer.reset_state", "layer.reset_state", "layer.reset_states"):
             model(c1, training=False)  # move both directions' states away from zero again
+            was = _states(bw)
             obj, m = how.rsplit(".", 1)
             getattr({"layer": bi, "forward_layer": fw}[obj], m)()
-            reset[how] = {"forward": _largest(_states(fw)), "backward": _largest(_states(bw))}
+            reset[how] = {"forward": _largest(_states(fw)), "backward": _largest(_states(bw)),
+                          "backward_moved": _max(was, _states(bw))}
     out["reset"] = reset
     return out
 

@@ -8,6 +8,8 @@ A claim names the preset run(s) it needs and how to judge them:
   contaminated, continuation) or its notes.
 - Alphabet: the probe of the trained alphabet model from every start letter.
 - Trap: the partial-batch demonstration in plain Keras (models/traps.py), no preset run.
+- Bidi: the stateful Bidirectional demonstration in plain Keras (models/bidirectional.py), no
+  preset run; it answers its own question (11) and is filed under the stateful chunks preset.
 
 `python -m models claims` runs every preset once and evaluates every claim on those runs.
 A claim fails when its words stop holding: fix the experiment or the words, not the bound.
@@ -272,6 +274,90 @@ class Trap(Claim):
             ok = (not r["trained"]) and "Incompatible shapes" in (r["error"] or "")
             words = f"error: {r['error']}" if r["error"] else "fit trained without an error"
         return Verdict(self, words, bool(ok), {k: v for k, v in r.items()})
+
+
+@dataclass(frozen=True)
+class Bidi(Claim):
+    """A sentence about a stateful Bidirectional LSTM, measured in plain Keras
+    (models/bidirectional.py, measure key "bidirectional"). what: forward | backward | reset."""
+    what: str = "forward"
+    q: int = 11
+    kind = "bidirectional"
+
+    @property
+    def runs(self):
+        return ()
+
+    @property
+    def question(self) -> int:
+        return self.q
+
+    @property
+    def statement(self) -> str:
+        from models import bidirectional as bd
+        head = (f"Plain Keras, Bidirectional(LSTM({bd.UNITS}, stateful=True)) on "
+                f"Input(batch_shape=({bd.B}, {bd.L}, {bd.F})), fed steps 1-{bd.L} then "
+                f"{bd.L + 1}-{2 * bd.L} of the same sequences")
+        if self.what == "forward":
+            return (f"{head}: the forward layer stores its state at step {bd.L} and starts the "
+                    f"second chunk from it, exactly as one pass over steps 1-{2 * bd.L}.")
+        if self.what == "backward":
+            return (f"{head}: the backward layer reads the first chunk from step {bd.L} down to "
+                    f"1, so it stores the state at step 1 (the start of the chunk), and starts "
+                    f"the second chunk at step {2 * bd.L} from it; a backward pass over the "
+                    f"whole sequence would start fresh at step {2 * bd.L}, and the second "
+                    f"chunk's backward output is measurably different from it.")
+        return (f"{head}: the model has no reset_states(); the Bidirectional layer's "
+                f"reset_states() and reset_state() zero both directions' states, while "
+                f"forward_layer.reset_state() leaves the backward state as it was.")
+
+    def evaluate(self, measures):
+        from models import bidirectional as bd
+        r = measures.get("bidirectional")
+        if r is None:
+            r = bd.measure()
+        eq = lambda v: v is not None and v <= bd.EQUAL  # noqa: E731
+        apart = lambda v: v is not None and v > bd.APART  # noqa: E731
+        g = lambda v: "no state stored" if v is None else f"{v:.2g}"  # noqa: E731
+        if self.what == "forward":
+            f = r["forward"]
+            ok = (r["stateful"] and eq(f["stored_vs_step_L"]) and eq(f["chunk2_from_stored"])
+                  and eq(f["chunk2_vs_whole"]) and apart(f["chunk2_from_zeros"]))
+            words = (f"stored forward state vs the state at step {bd.L}: {g(f['stored_vs_step_L'])}; "
+                     f"second chunk's forward output vs a plain LSTM started from the stored "
+                     f"state: {g(f['chunk2_from_stored'])}, from zeros: {g(f['chunk2_from_zeros'])}, "
+                     f"vs one pass over 1-{2 * bd.L}: {g(f['chunk2_vs_whole'])}")
+            return Verdict(self, words, bool(ok), dict(f))
+        if self.what == "backward":
+            b = r["backward"]
+            ok = (r["stateful"] and eq(b["stored_vs_step_1"]) and apart(b["stored_h_vs_step_L"])
+                  and eq(b["chunk2_from_stored"]) and eq(b["chunk2_from_step_1"])
+                  and apart(b["chunk2_from_zeros"]) and apart(b["chunk2_vs_whole"]))
+            words = (f"stored backward state vs the state at step 1: {g(b['stored_vs_step_1'])}, "
+                     f"vs h at step {bd.L}: {g(b['stored_h_vs_step_L'])}; second chunk's "
+                     f"backward output vs a plain LSTM over steps {2 * bd.L}..{bd.L + 1} started "
+                     f"from step 1's state: {g(b['chunk2_from_step_1'])}, from zeros: "
+                     f"{g(b['chunk2_from_zeros'])}; vs the whole sequence read backwards (at step "
+                     f"{bd.L + 1}): {g(b['chunk2_vs_whole'])}, the output itself being at most "
+                     f"{b['state_size']:.2g}")
+            return Verdict(self, words, bool(ok), dict(b))
+        z = r["reset"]
+        m = z["methods"]
+        both = lambda k: k in z and z[k]["forward"] == 0.0 and z[k]["backward"] == 0.0  # noqa: E731
+        fo = z.get("forward_layer.reset_state") or {}
+        ok = (not m["model.reset_states"] and both("layer.reset_states") and both("layer.reset_state")
+              and fo.get("forward") == 0.0 and (fo.get("backward") or 0.0) > bd.APART
+              and fo.get("backward_moved") == 0.0)
+        if "layer.reset_states" not in z:
+            words = "no state stored: nothing to reset"
+        else:
+            words = (f"Keras {r['keras']}: model.reset_states exists: {m['model.reset_states']}; "
+                     + "; ".join(f"after {k}(): largest forward state {z[k]['forward']:.2g}, "
+                                 f"backward {z[k]['backward']:.2g}"
+                                 for k in ("layer.reset_states", "layer.reset_state",
+                                           "forward_layer.reset_state"))
+                     + f" (the backward state moved by {z['forward_layer.reset_state']['backward_moved']:.2g})")
+        return Verdict(self, words, bool(ok), {k: v for k, v in z.items()})
 
 
 # ---- measuring a run ----------------------------------------------------------------------
@@ -606,6 +692,10 @@ CLAIMS: tuple[Claim, ...] = (
                              f"carried states contaminated"),
     # Question 8: inference with another batch size, on the chunks run (batch 50).
     *_inference_claims("chunks-stateful"),
+    # Question 11: a stateful Bidirectional layer, in plain Keras (filed under the chunks run).
+    Bidi("keras-bidi-forward-carries", "chunks-stateful", what="forward"),
+    Bidi("keras-bidi-backward-wrong-end", "chunks-stateful", what="backward"),
+    Bidi("keras-bidi-reset-both", "chunks-stateful", what="reset"),
     # The long-memory pair and the sine forecast.
     Range("long-memory-stateful-learns", "long-memory-stateful", 0.99, 1.0),
     Range("long-memory-stateless-chance", "long-memory-stateless", 0.45, 0.55),
@@ -659,6 +749,12 @@ def run_all(claims=CLAIMS, progress: Callable[[str], None] = lambda s: None) -> 
             t = time.perf_counter()
             measures[f"trap{c.leftover}"] = traps.partial_batch(c.leftover)
             seconds[f"trap{c.leftover}"] = time.perf_counter() - t
+        if isinstance(c, Bidi) and "bidirectional" not in measures:
+            from models import bidirectional
+            progress("stateful Bidirectional demo")
+            t = time.perf_counter()
+            measures["bidirectional"] = bidirectional.measure()
+            seconds["bidirectional"] = time.perf_counter() - t
     return [evaluate(c, measures) for c in claims], {"measures": measures, "seconds": seconds}
 
 
@@ -673,7 +769,7 @@ def evaluate(claim: Claim, measures: dict[str, dict]) -> Verdict:
     return claim.evaluate(measures)
 
 
-__all__ = ["CLAIMS", "BY_ID", "Claim", "Range", "Contrast", "Count", "Alphabet", "Trap", "Verdict",
+__all__ = ["CLAIMS", "BY_ID", "Claim", "Range", "Contrast", "Count", "Alphabet", "Trap", "Bidi", "Verdict",
            "Inference",
            "alphabet_summary", "differences", "measure", "run_all", "for_preset", "epoch_counts",
            "final_val"]

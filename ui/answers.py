@@ -32,6 +32,8 @@ def answers_tab(res: dict | None) -> None:
             alphabet_probe(res)
         if q == 8:
             inference_panel(res)
+        if q == 11:
+            bidi_panel()
         claims_block(q, locked)
 
 
@@ -81,8 +83,15 @@ def claim_lines(q: int) -> tuple[list[str], list[str]]:
     cs = [c for c in claims_mod.CLAIMS if c.question == q]
     lines, missing = [], []
     trap = st.session_state.get("trap_demo") or {}
+    bidi = st.session_state.get("bidi_demo")
     for c in cs:
-        if isinstance(c, claims_mod.Trap):
+        if isinstance(c, claims_mod.Bidi):
+            if bidi is None:
+                lines.append(f"- ⏳ {c.statement} *Not measured in this session yet: turn on the "
+                             f"plain-Keras measurement above.*")
+                continue
+            v = claims_mod.evaluate(c, {"bidirectional": bidi})
+        elif isinstance(c, claims_mod.Trap):
             if f"trap{c.leftover}" not in trap:
                 lines.append(f"- ⏳ {c.statement} *Not measured in this session yet: run the "
                              f"plain-Keras demo below.*")
@@ -137,6 +146,25 @@ def alphabet_probe(res: dict | None) -> None:
                 f"says: **{' '.join(out)}** (the next letters are {' '.join(right)}).")
     st.markdown(f"*Measured on this run, every start letter:* "
                 f"{claims_mod.alphabet_summary(_alphabet_answers(res))}")
+
+
+# ---- a stateful Bidirectional layer, in plain Keras ----------------------------------------
+@st.cache_data(max_entries=1, show_spinner=False)
+def _bidi_cached() -> dict:
+    """The Bidirectional measurement (the same for every session: fixed seed, a few seconds)."""
+    from models import bidirectional
+    return bidirectional.measure()
+
+
+def bidi_panel() -> None:
+    """Measure a stateful Bidirectional LSTM in plain Keras, behind a toggle (TensorFlow is
+    imported only when it is turned on)."""
+    if not st.toggle("Measure a stateful Bidirectional LSTM in plain Keras (a few seconds)",
+                     key="bidi_on"):
+        return
+    with st.spinner("Feeding two chunks to a stateful Bidirectional LSTM…"):
+        st.session_state["bidi_demo"] = _bidi_cached()
+    st.markdown(f"*Measured:* {text.bidi_words(st.session_state['bidi_demo'])}")
 
 
 # ---- inference with another batch size ------------------------------------------------------

@@ -113,8 +113,8 @@ QUESTIONS = (
      "that row in every layer. On the chunks run with two layers, the claims below say what "
      "it reached against one layer, and that both layers' carried states are exactly the "
      "states the next batch started from. Choose *Stacked layers* in the sidebar to stack "
-     "any run, and pick the layer the State-flow tab shows. (Bidirectional layers are not "
-     "covered yet.)"),
+     "any run, and pick the layer the State-flow tab shows. (Bidirectional layers: question "
+     "11.)"),
     (10, "How do I feed sequences of different lengths to a stateful model?",
      "Pack them into B streams: each slot takes the next sequence as soon as its own ends, and "
      "when a sequence ends, reset only its slot. Keras has no per-slot reset (`reset_state()` "
@@ -125,6 +125,20 @@ QUESTIONS = (
      "own reset, and the Keras code tab writes it out. The claims below compare it with the "
      "same streams reset only once an epoch, where each new sequence inherits the previous "
      "one's state."),
+    (11, "Can a Bidirectional layer be stateful?",
+     "Keras lets you write `Bidirectional(LSTM(U, stateful=True))`, and both directions then keep "
+     "their state, one row per slot, in `layer.forward_layer.states` and "
+     "`layer.backward_layer.states`. The forward direction carries the way you expect: the state "
+     "at the end of a chunk starts the next one. The backward direction reads each chunk from "
+     "its last step to its first, so the state it keeps is the state at the chunk's *first* "
+     "step, and the next chunk's backward pass starts at *its* last step from it: the state "
+     "is handed on from the wrong end, to a step it never neighboured. Read the whole sequence "
+     "backwards and step 2L would start fresh. Keras 3 models have no `reset_states()`; the "
+     "Bidirectional layer's `reset_state()` (or `reset_states()`) zeroes both directions, while "
+     "resetting only `forward_layer` leaves the backward state. Advice: do not carry backward "
+     "state across chunks. To stream, use a stateful forward layer; to look both ways, use a "
+     "stateless Bidirectional layer over whole windows. The toggle below measures all of this "
+     "in plain Keras."),
 )
 
 
@@ -221,3 +235,28 @@ def inference_words(m: dict) -> str:
             + ("" if acc is None else f" Streamed one step per call, the copy answers "
                f"{m['streams']} validation sequences right {acc:.3f} of the time at the end of "
                f"each sample of {m['sample_len']} step(s)."))
+
+
+def bidi_words(m: dict) -> str:
+    """What the stateful Bidirectional measurement found (models/bidirectional.py)."""
+    f, b, z = m["forward"], m["backward"], m["reset"]
+    L, g = m["steps"], (lambda v: f"{v:.2g}")
+    fo = z["forward_layer.reset_state"]
+    return (f"Keras {m['keras']}, `Bidirectional(LSTM({m['units']}, stateful=True))` on batches of "
+            f"{m['batch_size']}, fed steps 1-{L} and then {L + 1}-{2 * L} of the same sequences, "
+            f"compared with a plain LSTM given each direction's weights. Forward: the stored "
+            f"state is the state at step {L} (difference {g(f['stored_vs_step_L'])}) and the "
+            f"second chunk starts from it, the same as one pass over steps 1-{2 * L} (difference "
+            f"{g(f['chunk2_vs_whole'])}; from zeros it would be {g(f['chunk2_from_zeros'])} "
+            f"away). Backward: the stored state is the state at step 1 (difference "
+            f"{g(b['stored_vs_step_1'])}; h at step {L} is {g(b['stored_h_vs_step_L'])} away). "
+            f"The second chunk's backward output is reproduced exactly by a plain LSTM read from "
+            f"step {2 * L} down to {L + 1} starting from step 1's state (difference "
+            f"{g(b['chunk2_from_step_1'])}), and is {g(b['chunk2_vs_whole'])} away from the "
+            f"whole sequence read backwards, which starts fresh at step {2 * L} (the outputs "
+            f"themselves are at most {g(b['state_size'])}). Resets: `model.reset_states` exists: "
+            f"{z['methods']['model.reset_states']}; after the layer's `reset_state()` the largest "
+            f"states are {g(z['layer.reset_state']['forward'])} forward and "
+            f"{g(z['layer.reset_state']['backward'])} backward; after "
+            f"`forward_layer.reset_state()` alone, {g(fo['forward'])} forward and "
+            f"{g(fo['backward'])} backward (the backward state moved by {g(fo['backward_moved'])}).")
