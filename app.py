@@ -88,6 +88,7 @@ VIEWS = {
 if first_paint.deferred():  # a new page: Train first, the figures a tick later (ui/first_paint.py)
     first_paint.placeholder()
 else:
+    runs.page_painted()  # the presets' prewarm may start (ui/runs.py)
     tabs = st.tabs(list(VIEWS), key="view", on_change="rerun",
                    default="State flow" if res is not None else "Data layout")
     for tab, draw in zip(tabs, VIEWS.values()):

@@ -15,9 +15,10 @@ TICK = 0.5  # seconds: the browser's timer, which fires once its main thread is 
 
 
 def serving() -> bool:
-    """A real server (a browser paints): AppTest and bare mode draw everything at once."""
-    from streamlit.runtime import Runtime
-    return Runtime.exists()
+    """`streamlit run` (a browser paints): AppTest, which has a Runtime too but no timers,
+    draws everything at once."""
+    from ui import runs
+    return runs._serving()
 
 
 def deferred() -> bool:
