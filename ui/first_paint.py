@@ -5,13 +5,17 @@ run reaches the browser within ~0.1 s of its websocket opening, yet the Train bu
 2.3-7 s later, because the browser first loads and parses plotly.js for the Data layout
 figure. Without a figure in that first paint, Train was clickable ~3 s sooner (median).
 So on a session's first run the views' area is a placeholder fragment whose timer the
-browser fires only once it has painted; that tick reruns the whole app, which draws them.
+browser fires a second later; that tick reruns the whole app, which draws them.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-TICK = 0.5  # seconds: the browser's timer, which fires once its main thread is free
+# Seconds until the browser asks for the views. The timer starts when the first run's messages
+# arrive, while the sidebar's own element scripts still load: at 0.05 s plotly.js loaded beside
+# them and nothing was gained (median 4.6 s to Train clickable over 6 tabs); 0.5 s: 2.7 s;
+# 1.0 s: 2.2 s, but every new page's figure a second later (bench/startup.py measures 0.5 s).
+TICK = 0.5
 
 
 def serving() -> bool:
