@@ -8,7 +8,7 @@ import streamlit as st
 
 # Only what the sidebar needs comes before it: the Train button is sent (and clickable) while
 # the views' modules (plotly figures) still load on a server's first page.
-from ui import runs, settings
+from ui import first_paint, runs, settings
 from ui.safe import lines, plain
 
 st.set_page_config(page_title="Stateful LSTM Explorer", page_icon="🔁", layout="wide")
@@ -85,13 +85,16 @@ VIEWS = {
     "Answers": lambda: answers.answers_tab(res),
     "Keras code": lambda: views.code_tab(cfg),
 }
-tabs = st.tabs(list(VIEWS), key="view", on_change="rerun",
-               default="State flow" if res is not None else "Data layout")
-for tab, draw in zip(tabs, VIEWS.values()):
-    if tab.open:
-        with tab:
-            draw()
-
-st.divider()
-views.exports(cfg, res)
+if first_paint.deferred():  # a new page: Train first, the figures a tick later (ui/first_paint.py)
+    first_paint.placeholder()
+else:
+    runs.page_painted()  # the presets' prewarm may start (ui/runs.py)
+    tabs = st.tabs(list(VIEWS), key="view", on_change="rerun",
+                   default="State flow" if res is not None else "Data layout")
+    for tab, draw in zip(tabs, VIEWS.values()):
+        if tab.open:
+            with tab:
+                draw()
+    st.divider()
+    views.exports(cfg, res)
 views.server_status()

@@ -100,6 +100,11 @@ def cmd_reproduce(a) -> int:
 
 def cmd_bench(a) -> int:
     from models import bench
+    if a.compile_only:  # the compile rows alone (a minute, not the whole bench)
+        r = {"compile_new_shape": bench.compile_new_shape()}
+        print(json.dumps(r) if a.json else "\n".join(
+            f"{x:<58}  {y:>22}  {z}" for x, y, z in bench.compile_rows(r["compile_new_shape"])))
+        return 0
     r = bench.run_all()
     print(json.dumps(r) if a.json else bench.format_table(r))
     return 0
@@ -158,6 +163,7 @@ def main(argv=None) -> int:
     rp.add_argument("--json", action="store_true")
     b = sub.add_parser("bench", help="performance figures, side by side")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--compile-only", action="store_true", help="only the new-shape compile rows")
     c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
     c.add_argument("--json", action="store_true")
     c.add_argument("--only", nargs="+", metavar="CLAIM", help="check only these claims (ids)")

@@ -126,32 +126,51 @@ def _parallel_compile(eng) -> None:
     eng.net.warm = True
 
 
+def _traced_then(eng, compile_fn) -> float:
+    """Trace both loops (seconds returned), then compile them with compile_fn(eng)."""
+    t = time.perf_counter()
+    eng.net.train_chunk.get_concrete_function(*eng._blank_chunk())
+    eng.net.val_chunk.get_concrete_function(*eng._val_args())
+    traced = time.perf_counter() - t
+    compile_fn(eng)
+    return traced
+
+
 def compile_new_shape(rounds: int = 2) -> dict:
     """A shape no preset uses (streams with batch 37+, LSTM(10)): seconds from Engine() to the
     first trained chunk's states (the live view's first frame), compiling the two loops one
-    after the other (Engine.warm_up, what runs) and side by side (_parallel_compile). Each
-    measurement gets its own never-seen batch size; the two ways alternate (ABBA), so drift
-    hits both alike."""
+    after the other (Engine.warm_up, what runs), side by side (_parallel_compile), and one
+    after the other traced with autograph on (engine.AUTOGRAPH: how the loops were traced
+    before issue 11). Each measurement gets its own never-seen batch size; the ways alternate
+    (ABC CBA), so drift hits them alike. Per way: (compile s, first frame s, trace s)."""
+    from models import engine
     from models.engine import Engine
     cfg = PRESETS["seed004-streams-stateful"].config.replace(epochs=1)
-    out: dict[str, list[float]] = {"sequential": [], "parallel": []}
-    eng = Engine(cfg.replace(batch_size=35))  # a warm server: TF's and autograph's caches
-    eng.warm_up()                             # filled by an earlier shape
-    eng.close()
+    out: dict[str, list[tuple]] = {"sequential": [], "parallel": [], "autograph": []}
+    for autograph in (True, False):  # a warm server: TF's and autograph's caches filled
+        engine.AUTOGRAPH = autograph  # by an earlier shape, either way
+        eng = Engine(cfg.replace(batch_size=35 + autograph * 64))
+        eng.warm_up()
+        eng.close()
+    engine.AUTOGRAPH = False
     b = 37
     for r in range(rounds):
         for way in (list(out) if r % 2 == 0 else list(out)[::-1]):
             first = {}
             t = time.perf_counter()
-            eng = Engine(cfg.replace(batch_size=b))
-            (Engine.warm_up if way == "sequential" else _parallel_compile)(eng)
+            engine.AUTOGRAPH = way == "autograph"  # read when the net is built
+            try:
+                eng = Engine(cfg.replace(batch_size=b))
+            finally:
+                engine.AUTOGRAPH = False
+            traced = _traced_then(eng, Engine.warm_up if way != "parallel" else _parallel_compile)
             compiled = time.perf_counter() - t
 
             def on_event(e, first=first):
                 first.setdefault("s", time.perf_counter() - t)
             eng.run(on_event=on_event)
             eng.close()
-            out[way].append((round(compiled, 2), round(first["s"], 2)))
+            out[way].append((round(compiled, 2), round(first["s"], 2), round(traced, 2)))
             b += 2
     return out
 
@@ -231,6 +250,25 @@ def run_all() -> dict:
     }
 
 
+def compile_rows(comp: dict) -> list[tuple]:
+    """(compile s, first state frame s, trace s) per measurement, per way."""
+    rows = []
+    for way, label in (("sequential", "loops compiled one after the other"),
+                       ("autograph", "the same, traced with autograph (before)"),
+                       ("parallel", "loops side by side (not adopted)")):
+        runs = comp.get(way, [])
+        if not runs:
+            continue
+        rows.append((f"new shape -> first states, {label}",
+                     " / ".join(f"{m[1]:.2f}" for m in runs) + " s", "<= 1.0 s"))
+        rows.append((f"  of which compiling ({way})",
+                     " / ".join(f"{m[0]:.2f}" for m in runs) + " s", ""))
+        if all(len(m) > 2 for m in runs):
+            rows.append((f"  of which tracing ({way})",
+                         " / ".join(f"{m[2]:.2f}" for m in runs) + " s", ""))
+    return rows
+
+
 def format_table(r: dict) -> str:
     sps = r["steps_per_second"]
     tta = r["seconds_to_0.99"]
@@ -257,13 +295,7 @@ def format_table(r: dict) -> str:
                  (f"{c}: speed-up vs train_on_batch", f"{cx[c]}x",
                   ">= LSTM's" if c != "LSTM" else "")]
     comp = r.get("compile_new_shape")
-    if comp:  # (compile s, first state frame s) per measurement
-        for way, label in (("sequential", "loops compiled one after the other"),
-                           ("parallel", "loops side by side (not adopted)")):
-            runs = comp[way]
-            rows.append((f"new shape -> first states, {label}",
-                         " / ".join(f"{f:.2f}" for _, f in runs) + " s", "<= 1.0 s"))
-            rows.append((f"  of which compiling ({way})",
-                         " / ".join(f"{c:.2f}" for c, _ in runs) + " s", ""))
+    if comp:
+        rows += compile_rows(comp)
     w = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a:<{w}}  {b:>10}  {c}" for a, b, c in rows)

@@ -49,6 +49,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 RECENT_BATCHES = 64  # newest batches kept for the live view (Engine.recent_trace)
+AUTOGRAPH = False  # for the compiled loops (Net); True only to measure it (models/bench.py)
 _BUILD_LOCK = threading.Lock()  # Keras layer naming/building is not thread-safe
 
 # TensorFlow drops and retakes the GIL constantly while tracing and compiling. Next to a busy
@@ -157,8 +158,13 @@ class Net:
         self.rnns = rnn_layers(self.model)
         self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
-        self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True, reduce_retracing=True)
-        self.val_chunk = tf.function(self._val_chunk_py, jit_compile=True, reduce_retracing=True)
+        # The loops are written as tf.while_loop/tf.cond, so autograph has nothing to convert:
+        # with it on, tracing a new shape spent seconds transforming the source of every
+        # function called (Keras's included). Results are bit-identical (tests/test_engine.py).
+        self.train_chunk = tf.function(self._train_chunk_py, jit_compile=True,
+                                       reduce_retracing=True, autograph=AUTOGRAPH)
+        self.val_chunk = tf.function(self._val_chunk_py, jit_compile=True,
+                                     reduce_retracing=True, autograph=AUTOGRAPH)
         for f in (self.train_chunk, self.val_chunk):
             # TF counts traces per Python code object, so every new Net's one trace counted
             # as "retracing" of the same function (a false warning in server logs once five
@@ -266,13 +272,15 @@ class Net:
         # Without recording only loss and metric leave the loop (the bench compares the two).
         blank = tuple(self._outputs())
         n_out = len(blank)
-        arrays = [tf.TensorArray(tf.float32, size=K) for _ in range(n_out)]
-        for k in tf.range(K):
-            def run(k=k):
+        arrays = tuple(tf.TensorArray(tf.float32, size=K) for _ in range(n_out))
+
+        def body(k, arrays):
+            def run():
                 self._reset_if(reset[k])
-                return self._step(xs[k], ys[k])[-n_out:]
+                return tuple(self._step(xs[k], ys[k])[-n_out:])
             out = tf.cond(active[k], run, lambda: blank)
-            arrays = [a.write(k, o) for a, o in zip(arrays, out)]
+            return k + 1, tuple(a.write(k, o) for a, o in zip(arrays, out))
+        _, arrays = tf.while_loop(lambda k, _: k < K, body, (tf.constant(0), arrays))
         return [a.stack() for a in arrays]
 
     def _val_chunk_py(self, xs, ys, w, reset):
@@ -281,12 +289,15 @@ class Net:
         if self.stateful:
             for v in self.state_vars():
                 v.assign(tf.zeros_like(v))
-        loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
-        for k in tf.range(tf.shape(xs)[0]):
+
+        def body(k, loss_sum, metric_sum):
             self._reset_if(reset[k])
             p = self.model(xs[k], training=False)[0]
-            loss_sum += tf.reduce_sum(_per_sample_loss(self.kind, ys[k], p) * w[k])
-            metric_sum += tf.reduce_sum(_metric(self.kind, ys[k], p) * w[k])
+            return (k + 1, loss_sum + tf.reduce_sum(_per_sample_loss(self.kind, ys[k], p) * w[k]),
+                    metric_sum + tf.reduce_sum(_metric(self.kind, ys[k], p) * w[k]))
+        n = tf.shape(xs)[0]
+        _, loss_sum, metric_sum = tf.while_loop(lambda k, *_: k < n, body,
+                                                (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
         if self.stateful:
             for v, s in zip(self.state_vars(), saved):
                 v.assign(s)

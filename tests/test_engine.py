@@ -306,3 +306,72 @@ def test_a_run_of_the_shape_the_prewarm_is_compiling_gets_that_net(monkeypatch):
     t.join()
     assert got[0] is built[0] and got[0].warm  # the prewarm's own net, compiled
     engine.release_net(got[0])
+
+
+class _AutographNet(engine.Net):
+    """The compiled loops as written before issue 11: Python `for` over tf.range, which
+    autograph turned into the while loop. The reference the hand-written loops must match."""
+
+    def _train_chunk_py(self, xs, ys, active, reset):
+        import tensorflow as tf
+        blank = tuple(self._outputs())
+        n_out = len(blank)
+        arrays = [tf.TensorArray(tf.float32, size=self.K) for _ in range(n_out)]
+        for k in tf.range(self.K):
+            def run(k=k):
+                self._reset_if(reset[k])
+                return self._step(xs[k], ys[k])[-n_out:]
+            out = tf.cond(active[k], run, lambda: blank)
+            arrays = [a.write(k, o) for a, o in zip(arrays, out)]
+        return [a.stack() for a in arrays]
+
+    def _val_chunk_py(self, xs, ys, w, reset):
+        import tensorflow as tf
+        saved = self.read_state()
+        if self.stateful:
+            for v in self.lstm.states:
+                v.assign(tf.zeros_like(v))
+        loss_sum, metric_sum = tf.constant(0.0), tf.constant(0.0)
+        for k in tf.range(tf.shape(xs)[0]):
+            self._reset_if(reset[k])
+            p = self.model(xs[k], training=False)[0]
+            loss_sum += tf.reduce_sum(engine._per_sample_loss(self.kind, ys[k], p) * w[k])
+            metric_sum += tf.reduce_sum(engine._metric(self.kind, ys[k], p) * w[k])
+        if self.stateful:
+            for v, s in zip(self.lstm.states, saved):
+                v.assign(s)
+        return loss_sum / tf.reduce_sum(w), metric_sum / tf.reduce_sum(w)
+
+
+@pytest.mark.parametrize("cfg,gradients", [
+    (SMALL, True),  # LSTM, stateful, states + readout + gradients recorded
+    (SMALL.replace(cell="GRU", stateful=False, layout="windows", shuffle="samples"), False),
+    (SMALL.replace(task="sine", layout="steps", reset="never", batch_size=8, length=4), True),
+])
+def test_autograph_free_loops_are_bit_identical_to_the_autograph_ones(monkeypatch, cfg, gradients):
+    """Every recorded array, the weights and the validation metrics, exactly equal."""
+    def one(autograph: bool):
+        with monkeypatch.context() as m:
+            m.setattr(engine, "_POOL", {})  # a net of each kind, never the other's
+            if autograph:
+                m.setattr(engine, "AUTOGRAPH", True)
+                m.setattr(engine, "Net", _AutographNet)
+            eng = Engine(cfg, gradients=gradients)
+            assert isinstance(eng.net, _AutographNet) == autograph
+            try:
+                return eng.run()
+            finally:
+                eng.close()
+
+    new, ref = one(False), one(True)
+    fields = [f for f in ("h0", "c0", "hT", "cT", "loss", "accuracy", "readout_h0", "grad_h0",
+                          "grad_c0", "grad_x") if getattr(ref.trace, f) is not None]
+    assert {"h0", "hT", "loss"} <= set(fields) and (not gradients or "grad_x" in fields)
+    for f in fields:
+        np.testing.assert_array_equal(getattr(new.trace, f), getattr(ref.trace, f), err_msg=f)
+    for a, b in zip(new.weights, ref.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    def drop_time(es):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in es]
+    assert drop_time(new.epochs) == drop_time(ref.epochs)  # losses, metrics, val_*
+    assert all("val_loss" in e for e in new.epochs)

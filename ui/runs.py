@@ -30,8 +30,16 @@ from models.training import (COMPILING, LIVE_BATCHES, PUBLISH_EVERY,  # noqa: F4
 LIVE_POLL = 0.5  # seconds between live-panel reruns while a job of this page trains
 QUEUE_POLL = float(os.environ.get("LSTM_QUEUE_POLL", 1.5))  # ... while all its jobs are queued
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
-# Seconds after the first page before compiling the presets' nets (LSTM_PREWARM_DELAY).
+# Seconds after the first page before compiling the presets' nets (LSTM_PREWARM_DELAY), at
+# most: they start as soon as a page has painted its views (page_painted()), so TensorFlow is
+# imported and the default shape compiling before most first Trains, yet not during that paint.
 PREWARM_DELAY = float(os.environ.get("LSTM_PREWARM_DELAY", 8.0))
+_PAINTED = threading.Event()
+
+
+def page_painted() -> None:
+    """A page's views were drawn (its browser had painted the sidebar): the prewarm may start."""
+    _PAINTED.set()
 
 
 def _keep_keras_state_across_reruns() -> None:
@@ -130,7 +138,10 @@ def _start_prewarm(m: jobs.JobManager) -> threading.Event | None:
     stop = threading.Event()
 
     def work():
-        if stop.wait(PREWARM_DELAY):  # keep TensorFlow's import off the first page's paint
+        deadline = time.monotonic() + PREWARM_DELAY  # keep TensorFlow's import off the paint
+        while not _PAINTED.wait(0.1) and time.monotonic() < deadline and not stop.is_set():
+            pass
+        if stop.is_set():
             return
         from models.engine import prewarm
         from models.presets import PRESETS
