@@ -122,9 +122,10 @@ def _exit_quickly(m: jobs.JobManager, prewarm_stop: threading.Event | None) -> N
 
 def _serving() -> bool:
     """Is this process `streamlit run` itself? Only then may exit skip finalisation: in pytest
-    (AppTest) os._exit(0) would replace the test run's own exit code."""
-    prog = sys.argv[0] if sys.argv else ""
-    return os.path.basename(prog) == "streamlit" or prog.endswith(os.path.join("streamlit", "__main__.py"))
+    (AppTest) os._exit(0) would replace the test run's own exit code. (Not sys.argv[0]: streamlit
+    run replaces it with the script's path, so that test never held in a server.)"""
+    from ui.first_paint import serving
+    return serving()
 
 
 def _start_prewarm(m: jobs.JobManager) -> threading.Event | None:
