@@ -470,6 +470,19 @@ def _inf(m):
     return m["inference"]
 
 
+def slot_continues(claim_id: str, preset: str,
+                   words: str = "every carried state is a continuation of the same sequence "
+                                "(0 contaminated).") -> Count:
+    """The stateful layouts' promise: each slot goes on with its own sequence (it fails on a
+    run with any broken or contaminated carry, or with nothing carried)."""
+    return Count(claim_id, preset, words=words,
+                 fn=lambda m: (m["carry"]["continuation"], m["carry"]["carried"] > 0
+                               and m["carry"]["continuation"] == m["carry"]["carried"]),
+                 describe=lambda m: f"{m['carry']['carried']:,} carried, "
+                                    f"{m['carry']['continuation']:,} continuations, "
+                                    f"{m['carry']['contaminated']:,} contaminated")
+
+
 def _inference_claims(name: str) -> tuple[Claim, ...]:
     from models.inference import STREAM_TOLERANCE
     cfg = PRESETS[name].config
@@ -547,13 +560,9 @@ CLAIMS: tuple[Claim, ...] = (
              control="seed004-steps-stateless", direction="above", margin=0.4),
     # Question 3: many streams side by side.
     Range("streams-learn", "seed004-streams-stateful", 0.99, 1.0),
-    Count("streams-slot-continues", "seed004-streams-stateful",
-          words="every carried state is a continuation: slot i goes on with the next step of "
-                "its own sequence (0 contaminated).",
-          fn=lambda m: (m["carry"]["continuation"],
-                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
-          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
-                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
+    slot_continues("streams-slot-continues", "seed004-streams-stateful",
+                   words="every carried state is a continuation: slot i goes on with the next "
+                         "step of its own sequence (0 contaminated)."),
     # Question 1: stateless resets.
     Count("stateless-fresh-per-sample", "stateless-resets",
           words=f"in every epoch, fresh starts equal the number of training samples "
@@ -568,12 +577,7 @@ CLAIMS: tuple[Claim, ...] = (
     Range("stateless-learns-full-sequences", "stateless-resets", 0.99, 1.0),
     # Question 2: chunks, shuffling, naive chunks.
     Range("chunks-learn", "chunks-stateful", 0.99, 1.0),
-    Count("chunks-slot-continues", "chunks-stateful",
-          words="every carried state is a continuation of the same sequence (0 contaminated).",
-          fn=lambda m: (m["carry"]["continuation"],
-                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
-          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
-                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
+    slot_continues("chunks-slot-continues", "chunks-stateful"),
     Contrast("shuffle-batch-breaks", "shuffle-breaks-state", control="chunks-stateful",
              direction="below", margin=0.25),
     Count("shuffle-batch-contaminates", "shuffle-breaks-state",
@@ -624,13 +628,7 @@ CLAIMS: tuple[Claim, ...] = (
         Range(f"{name[:-16]}-chunks-learn", name, 0.99, 1.0),
         Contrast(f"{name[:-16]}-like-lstm", name, control="chunks-stateful", direction="within",
                  margin=0.05),
-        Count(f"{name[:-16]}-slot-continues", name,
-              words="every carried state is a continuation of the same sequence (0 contaminated).",
-              fn=lambda m: (m["carry"]["continuation"], m["carry"]["carried"] > 0
-                            and m["carry"]["continuation"] == m["carry"]["carried"]),
-              describe=lambda m: f"{m['carry']['carried']:,} carried, "
-                                 f"{m['carry']['continuation']:,} continuations, "
-                                 f"{m['carry']['contaminated']:,} contaminated"),
+        slot_continues(f"{name[:-16]}-slot-continues", name),
         Count(f"{name[:-16]}-h-only-carried", name,
               words="the trace holds h alone (no c), carried exactly (0 difference between a "
                     "slot's hT and its next h0), and the replay with the cell's own equations "
@@ -649,13 +647,7 @@ CLAIMS: tuple[Claim, ...] = (
     Range("stacked-chunks-learn", "stacked-chunks-stateful", 0.99, 1.0),
     Contrast("stacked-like-one-layer", "stacked-chunks-stateful", control="chunks-stateful",
              direction="within", margin=0.05),
-    Count("stacked-slot-continues", "stacked-chunks-stateful",
-          words="every carried state is a continuation of the same sequence (0 contaminated).",
-          fn=lambda m: (m["carry"]["continuation"], m["carry"]["carried"] > 0
-                        and m["carry"]["continuation"] == m["carry"]["carried"]),
-          describe=lambda m: f"{m['carry']['carried']:,} carried, "
-                             f"{m['carry']['continuation']:,} continuations, "
-                             f"{m['carry']['contaminated']:,} contaminated"),
+    slot_continues("stacked-slot-continues", "stacked-chunks-stateful"),
     Count("stacked-every-layer-carried", "stacked-chunks-stateful",
           words="the trace holds each of the 2 layers' own states, each carried exactly (0 "
                 "difference between a slot's hT and its next h0, per layer), and the replay "
@@ -702,12 +694,7 @@ CLAIMS: tuple[Claim, ...] = (
     Contrast("long-memory-needs-state", "long-memory-stateful", control="long-memory-stateless",
              direction="above", margin=0.4),
     Range("sine-beats-zero", "sine-forecast", 0.0, 0.2),
-    Count("sine-slot-continues", "sine-forecast",
-          words="every carried state is a continuation of the same sequence (0 contaminated).",
-          fn=lambda m: (m["carry"]["continuation"],
-                        m["carry"]["carried"] > 0 and m["carry"]["continuation"] == m["carry"]["carried"]),
-          describe=lambda m: f"{m['carry']['carried']:,} carried, {m['carry']['continuation']:,} "
-                             f"continuations, {m['carry']['contaminated']:,} contaminated"),
+    slot_continues("sine-slot-continues", "sine-forecast"),
     Count("sine-third-of-zero-guess", "sine-forecast",
           words="validation MAE is less than a third of the MAE of always guessing 0 on the same "
                 "validation samples.",
