@@ -7,36 +7,23 @@ import pytest
 from models import cells
 from models.codegen import generate
 from models.config import RunConfig
-from models.engine import Engine
+from tests.engine_runs import SMALL, trained  # noqa: E402
 from models.trace import REPLAY_TOLERANCE, Trace
 from viz import carry_summary
 
 import keras  # noqa: E402  (after models pinned the backend)
 
-# tests/test_replay.py's shape (B=10, L=5, 6 units): the LSTM net is shared with that file.
-SMALL = RunConfig(sequences=60, seq_len=20, batch_size=10, layout="chunks", length=5,
-                  stateful=True, shuffle="off", reset="never", epochs=2, units=6)
 H_ONLY = ("GRU", "SimpleRNN")
-
-
-def run(cfg):
-    eng = Engine(cfg)
-    try:
-        init = [w.copy() for w in eng.initial_weights]
-        r = eng.run(validate=False)
-        return eng, r, init, eng.final_state()
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="module", params=cells.CELLS)
 def stateful(request):
-    return run(SMALL.replace(cell=request.param))
+    return trained(SMALL.replace(cell=request.param))
 
 
 @pytest.fixture(scope="module", params=cells.CELLS)
 def stateless(request):
-    return run(SMALL.replace(cell=request.param, stateful=False))[1].trace
+    return trained(SMALL.replace(cell=request.param, stateful=False))[1].trace
 
 
 def copy(t: Trace) -> Trace:

@@ -12,7 +12,7 @@ import pytest
 from models import layouts
 from models.codegen import generate
 from models.config import RunConfig
-from models.engine import Engine
+from tests.engine_runs import trained  # noqa: E402
 from models.trace import Trace
 from viz import flow_figure
 from viz.slot_resets import SLOT_RESET
@@ -25,13 +25,7 @@ SMALL = RunConfig(sequences=60, seq_len=20, batch_size=10, layout="packed", leng
 
 @pytest.fixture(scope="module")
 def packed():
-    eng = Engine(SMALL)
-    try:
-        init = [w.copy() for w in eng.initial_weights]
-        r = eng.run(validate=False)
-        return eng, r, init, eng.final_state()
-    finally:
-        eng.close()
+    return trained(SMALL)
 
 
 def test_each_slot_streams_whole_sequences_of_different_lengths():

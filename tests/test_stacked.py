@@ -13,30 +13,19 @@ from models.codegen import generate
 from models.config import RunConfig
 from models.engine import Engine
 from models.presets import PRESETS
+from tests.engine_runs import SMALL, trained  # noqa: E402
 from models.trace import REPLAY_TOLERANCE, Trace
 from viz import carry_summary
 
 import keras  # noqa: E402  (after models pinned the backend)
 
-SMALL = RunConfig(sequences=60, seq_len=20, batch_size=10, layout="chunks", length=5,
-                  stateful=True, shuffle="off", reset="never", epochs=2, units=6)
 CASES = [("LSTM", 2), ("GRU", 3)]
-
-
-def run(cfg):
-    eng = Engine(cfg)
-    try:
-        init = [w.copy() for w in eng.initial_weights]
-        r = eng.run(validate=False)
-        return eng, r, init, eng.final_state()
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}x{c[1]}")
 def stateful(request):
     cell, layers = request.param
-    return run(SMALL.replace(cell=cell, layers=layers))
+    return trained(SMALL.replace(cell=cell, layers=layers))
 
 
 def copy(t: Trace) -> Trace:
@@ -174,7 +163,7 @@ def test_layer_view_holds_that_layers_states(stateful):
 
 
 def test_a_stateless_stack_starts_every_layer_from_zeros():
-    t = run(SMALL.replace(layers=2, stateful=False))[1].trace
+    t = trained(SMALL.replace(layers=2, stateful=False))[1].trace
     c = t.carry_check()
     assert c["carried"] == 0 and (t.h0 == 0).all() and (t.upper["h0_l2"] == 0).all()
     assert (t.upper["c0_l2"] == 0).all() and np.abs(t.upper["hT_l2"]).max() > 0
@@ -183,7 +172,7 @@ def test_a_stateless_stack_starts_every_layer_from_zeros():
 
 def test_one_layer_trace_keys_are_unchanged():
     """layers=1 writes exactly the keys a trace had before the setting (DESIGN.md)."""
-    t = run(SMALL.replace(epochs=1))[1].trace
+    t = trained(SMALL.replace(epochs=1))[1].trace
     keys = set(t.to_arrays())
     assert not any("_l" in k for k in keys) and "layers" not in t.carry_check()
     assert {"h0", "c0", "hT", "cT", "replay_kernel"} <= keys
