@@ -339,33 +339,19 @@ class JobManager:
         return next(i for i, j in enumerate(self._queue, 1) if j is job)
 
     def _eta(self, position: int) -> float | None:
-        """Seconds until the job at `position` starts: each running job's time left and each
-        queued job's expected duration, played through the worker slots in start order."""
+        """Seconds until the job at `position` starts (see `play_through`)."""
         if not self._durations:
             return None
         now = time.time()
-        slots = [self._time_left(j, now) for j in self._running.values()]
-        slots += [0.0] * (self.max_workers - len(slots))
-        heapq.heapify(slots)
-        start = 0.0
-        for job in self._queue[:position]:
-            start = heapq.heappop(slots)
-            heapq.heappush(slots, start + self._expected(job))
-        return start
+        left = [self._time_left(j, now) for j in self._running.values()]
+        return play_through(left, [self._expected(j) for j in self._queue[:position]],
+                            self.max_workers)
 
     def _expected(self, job: _Job) -> float:
-        """A job's expected duration: its own estimate scaled by how long estimated jobs really
-        took here (runs differ 1000-fold, so one mean fits none), else the mean duration."""
-        if job.estimate and self._ratios:
-            return job.estimate * statistics.median(self._ratios)
-        return statistics.fmean(self._durations)
+        return expected(job.estimate, self._ratios, self._durations)
 
     def _time_left(self, job: _Job, now: float) -> float:
-        """A running job's time left: from its own rate once it has one, else its expectation."""
-        elapsed = now - (job.started or now)
-        if job.progress >= MIN_PROGRESS_FOR_RATE:
-            return elapsed * (1.0 - job.progress) / job.progress
-        return max(0.0, self._expected(job) - elapsed)
+        return time_left(now - (job.started or now), job.progress, self._expected(job))
 
     def result(self, job_id: str) -> Any:
         with self._lock:
@@ -542,6 +528,33 @@ class JobManager:
                     if not job.owners:
                         self._abandon(job)
                         del self._finished[job.id]
+
+
+def play_through(running_left: list[float], queued: list[float], workers: int) -> float:
+    """Seconds until the last of `queued` (expected durations, in start order) starts: each
+    running job's time left and each queued job's duration played through the worker slots."""
+    slots = list(running_left[:workers]) + [0.0] * max(0, workers - len(running_left))
+    heapq.heapify(slots)
+    start = 0.0
+    for duration in queued:
+        start = heapq.heappop(slots)
+        heapq.heappush(slots, start + duration)
+    return start
+
+
+def expected(estimate: float | None, ratios, durations) -> float:
+    """A job's expected duration: its own estimate scaled by how long estimated jobs really
+    took here (runs differ 1000-fold, so one mean fits none), else the mean duration."""
+    if estimate and ratios:
+        return estimate * statistics.median(ratios)
+    return statistics.fmean(durations)
+
+
+def time_left(elapsed: float, progress: float, expectation: float) -> float:
+    """A running job's time left: from its own rate once it has one, else its expectation."""
+    if progress >= MIN_PROGRESS_FOR_RATE:
+        return elapsed * (1.0 - progress) / progress
+    return max(0.0, expectation - elapsed)
 
 
 def _seconds(s: float) -> str:

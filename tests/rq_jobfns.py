@@ -16,3 +16,21 @@ def count_until_cancelled(ctx, limit: float = 60.0):
 
 def fail(ctx):
     raise ValueError("bad input, said the job")
+
+
+def wait_until_cancelled(ctx, limit: float = 120.0):
+    """Runs without reporting progress (a wait estimate then uses its own estimate)."""
+    ctx.cancelled.wait(limit)
+    return {"cancelled": ctx.cancelled.is_set()}
+
+
+def in_flight(ctx, run_id: str):
+    """What models.training.train_job does around a run: the store's in-flight marker, then
+    training (here: waiting) until cancelled."""
+    from models import hosting
+    store = hosting.get_store(local_copy=False)
+    store.started(run_id, "{}")
+    try:
+        return wait_until_cancelled(ctx)
+    finally:
+        store.ended(run_id)

@@ -352,3 +352,99 @@ def test_a_restarted_web_process_finds_queued_and_running_jobs(redis_server, rq,
     assert second.counts()["workers"] == 1
     assert second.cancel(running, owner="b")
     assert wait_state(second, queued, {jobs.DONE}, 60)
+
+
+def test_the_queue_interleaves_clients_across_web_processes(rq, redis_server, workers):
+    """As the in-process manager's lanes: client A's jobs hold one place per turn, so client
+    B's job, submitted later through another web process, starts within one turn."""
+    from models.hosting.rq_jobs import RQJobs
+    other = RQJobs(redis_server.url, per_session=100, per_client=100)
+    fn = functools.partial(rq_jobfns.count_until_cancelled, limit=0.05)
+    flood = [rq.submit(fn, owner=f"a{i}", client="A") for i in range(4)]  # no worker yet
+    newcomer = other.submit(fn, owner="b", client="B")
+    late = rq.submit(fn, owner="c", client="C")
+    assert [rq.status(j).queue_position for j in flood] == [1, 4, 5, 6]
+    assert other.status(newcomer).queue_position == 2 and rq.status(late).queue_position == 3
+    workers(1)
+    for j in flood + [newcomer, late]:
+        assert wait_state(rq, j, {jobs.DONE}, 90)
+    order = sorted(flood + [newcomer, late], key=lambda j: rq.status(j).started)
+    assert order == [flood[0], newcomer, late, flood[1], flood[2], flood[3]]
+    # The turns moved on with the starts: a new client waits behind nobody's backlog.
+    assert rq.status(rq.submit(fn, owner="d", client="D")).queue_position == 1
+
+
+def test_a_cancelled_queued_job_gives_its_turn_back_across_processes(rq):
+    fn = functools.partial(rq_jobfns.count_until_cancelled)
+    first = rq.submit(fn, owner="z", client="Z")
+    a = [rq.submit(fn, owner=f"a{i}", client="A") for i in range(3)]
+    for j in a:
+        rq.cancel(j)
+    b = rq.submit(fn, owner="b", client="B")
+    again = rq.submit(fn, owner="a9", client="A")
+    assert [rq.status(j).queue_position for j in (first, b, again)] == [1, 2, 3]
+
+
+def test_wait_estimates_weigh_each_run_by_its_estimate_and_the_measured_ratio(rq, workers):
+    """As JobManager._eta: the workers measure duration / estimate; a queued run waits for
+    the running one's scaled estimate, and the next one for the first's too."""
+    workers(1)
+    quick = functools.partial(rq_jobfns.count_until_cancelled, limit=0.3)
+    assert wait_state(rq, rq.submit(quick, owner="a", estimate=0.1), {jobs.DONE}, 90)
+    ratio = float(rq.r.lindex("lstm:ratios", 0))
+    assert ratio > 2  # it ran at least 0.3 s for an estimate of 0.1 s
+    running = rq.submit(rq_jobfns.wait_until_cancelled, owner="b", estimate=100.0)
+    assert wait_state(rq, running, {jobs.RUNNING}, 30)
+    big = rq.submit(rq_jobfns.wait_until_cancelled, owner="c", estimate=50.0)
+    small = rq.submit(rq_jobfns.wait_until_cancelled, owner="d", estimate=1.0)
+    elapsed = time.time() - rq.status(running).started
+    assert rq.status(big).eta_seconds == pytest.approx(100 * ratio - elapsed, abs=2)
+    assert rq.status(small).eta_seconds == pytest.approx(150 * ratio - elapsed, abs=2)
+    rq.cancel(running)
+
+
+def test_a_free_worker_means_a_queued_run_starts_now(rq):
+    """Every RQ run is queued until a worker takes it: with a worker free its wait is 0 (the
+    page then waits for its first values as for a running run), with none free it is not."""
+    from rq import Queue, Worker
+    idle = Worker([Queue("lstm", connection=rq.r)], connection=rq.r)
+    first = rq.submit(rq_jobfns.wait_until_cancelled, owner="a")
+    assert rq.status(first).eta_seconds is None  # no worker at all: unknown
+    idle.register_birth()  # a registered worker that takes nothing while we look
+    try:
+        second = rq.submit(rq_jobfns.wait_until_cancelled, owner="b")
+        assert rq.status(first).state == jobs.QUEUED and rq.status(first).eta_seconds == 0
+        assert rq.status(second).eta_seconds != 0  # one worker for two: the second waits
+    finally:
+        idle.register_death()
+
+
+def test_a_run_whose_worker_died_is_named_interrupted_and_a_live_one_is_not(rq, redis_server,
+                                                                           workers, monkeypatch):
+    """RedisStore.interrupted: the page's reconnect notice ('your run of ... was interrupted')
+    as in the default deployment, when the worker training that run was killed."""
+    from models.hosting import rq_jobs
+    from models.hosting.redis_store import RedisStore
+    monkeypatch.setattr(rq_jobs, "DEAD_AFTER", 2.0)  # the reader's patience, not the worker's
+    store = RedisStore(redis_server.url)
+    run_id = "ab" * 8
+    (w,) = workers(1)
+    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=run_id), owner="a")
+    assert wait_state(rq, jid, {jobs.RUNNING}, 90)
+    assert until(lambda: store.r.exists(f"lstm:inflight:{run_id}"), 30)
+    assert store.interrupted(run_id) is None  # its worker beats: still training
+    t = time.time()
+    w.kill()
+    assert until(lambda: store.interrupted(run_id) is not None, 30)
+    assert store.interrupted(run_id) <= t
+    store.forget_interrupted(run_id)  # said once
+    assert store.interrupted(run_id) is None
+    # A run that ends normally leaves nothing to say.
+    workers(1)
+    done = "cd" * 8
+    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=done), owner="b")
+    assert wait_state(rq, jid, {jobs.RUNNING}, 90)
+    assert until(lambda: store.r.exists(f"lstm:inflight:{done}"), 30)
+    rq.cancel(jid)
+    assert wait_state(rq, jid, jobs.FINISHED, 30)
+    assert store.interrupted(done) is None and not store.r.exists(f"lstm:inflight:{done}")

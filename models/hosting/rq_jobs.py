@@ -17,9 +17,16 @@ its pool of compiled nets stays warm; forking a work horse per job would recompi
   `DEAD_AFTER` s marks it failed, with a sentence for the user; it is never left "running".
 - Redis unreachable in a worker: it keeps training, and retries writing the outcome for up to
   `FINAL_RETRY` s, so a Redis restart mid-run loses nothing (Redis needs its AOF/RDB on).
-- Fairness: RQ's queue is first come, first served; the per-session and per-client limits
-  (`LSTM_MAX_JOBS_PER_*`) bound how far one visitor can push others back. The in-process
-  manager's turn-taking lanes are not reproduced.
+- Fairness: the lanes and turns of `models/jobs.py` across processes. A job's lane is its
+  client (else its owner); its turn is one more than its lane's last queued job, never earlier
+  than the turn now starting (`lstm:turn`, raised by each start). `ORDER` (one Lua script, so
+  two web processes never interleave) places the job in RQ's list before the first queued job
+  of a later turn: workers pop the list's head as usual, so one client's 30 jobs hold one place
+  per turn and a newcomer starts within one turn. Queued jobs by lane: `lstm:lane:<lane>`
+  (score: turn); in start order: `lstm:order` (score: turn, then submission).
+- Wait estimates as the in-process manager's: each queued job's own estimate (`models/cost`)
+  scaled by the median of duration/estimate of recent runs, running jobs' time left from
+  their progress, played through the workers (`jobs.play_through`).
 
 Values are pickled: Redis must only be reachable by this app's processes (it is their shared
 memory, as the in-process manager's dicts are for one process).
@@ -31,7 +38,6 @@ import json
 import logging
 import os
 import pickle
-import statistics
 import threading
 import time
 import uuid
@@ -41,7 +47,7 @@ from typing import Any, Callable
 import redis
 from rq import Queue, get_current_job
 
-from models import limits
+from models import jobs, limits
 from models.jobs import (CANCELLED, DONE, FAILED, FINISHED, KEEP_SECONDS, QUEUED, RUNNING,
                          ClientLimit, JobStatus, QueueFull, SessionLimit, short_error)
 
@@ -53,14 +59,20 @@ POLL = 0.2          # s between the worker's cancel checks, heartbeats and live 
 DEAD_AFTER = 15.0   # s without a heartbeat before a running job counts as lost
 FINAL_RETRY = 120.0 # s a worker retries writing a job's outcome while Redis is down
 DURATIONS = 50
+SEQ = 1 << 20       # `lstm:order` score: turn * SEQ + submission number (ties: first come)
 UNREACHABLE = "waiting for the job queue (Redis is unreachable)"
 LOST = ("The worker training this run stopped (killed, crashed or restarted) before it "
         "finished; press Train to run it again.")
 
 # Atomic state changes: a queued job either starts or is cancelled, never both.
+# KEYS: job hash, its lane's zset, lstm:order, lstm:turn; ARGV: now, worker, job id, RQ id.
 START = """
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[4])
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1], 'cancel') == '1' then
   return 0 end
+local turn = tonumber(redis.call('HGET', KEYS[1], 'turn') or '0')
+if turn > tonumber(redis.call('GET', KEYS[4]) or '0') then redis.call('SET', KEYS[4], turn) end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1], 'worker', ARGV[2])
 return 1
 """
@@ -68,7 +80,32 @@ STOP_QUEUED = """
 redis.call('HSET', KEYS[1], 'cancel', '1')
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
 return 1
+"""
+# A just-enqueued job's turn and place. KEYS: RQ's list, job hash, lane zset, lstm:order,
+# lstm:turn, lstm:seq; ARGV: RQ id, job id, SEQ. Returns the turn.
+ORDER = """
+if redis.call('HGET', KEYS[2], 'state') ~= 'queued' then return 0 end  -- already taken
+local turn = tonumber(redis.call('GET', KEYS[5]) or '0')
+local last = redis.call('ZREVRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if last[2] then turn = math.max(turn, tonumber(last[2])) end
+turn = turn + 1
+local seq = tonumber(ARGV[3])
+local score = turn * seq + redis.call('INCR', KEYS[6]) % seq
+redis.call('HSET', KEYS[2], 'turn', turn)
+redis.call('ZADD', KEYS[3], turn, ARGV[2])
+redis.call('ZADD', KEYS[4], score, ARGV[1])
+local later = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. score, '+inf')
+if #later == 0 then return turn end  -- RQ pushed it last: its place
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return turn end  -- a worker has it
+for _, pivot in ipairs(later) do
+  if redis.call('LINSERT', KEYS[1], 'BEFORE', pivot, ARGV[1]) > 0 then return turn end
+  redis.call('ZREM', KEYS[4], pivot)  -- left the queue without its entry: drop it
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return turn
 """
 MARK_LOST = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
@@ -86,6 +123,10 @@ def _job(jid: str) -> str:
     return f"{P}job:{jid}"
 
 
+def _lane(lane: str) -> str:
+    return f"{P}lane:{lane}"
+
+
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
                                 health_check_interval=10)
@@ -101,6 +142,7 @@ class RQJobs:
         self.q = Queue(QUEUE, connection=self.r)
         self._max_queued, self._per_session, self._per_client = max_queued, per_session, per_client
         self._stop_queued = self.r.register_script(STOP_QUEUED)
+        self._order = self.r.register_script(ORDER)
         self._mark_lost = self.r.register_script(MARK_LOST)
         self._lock = threading.Lock()
         self._mine: set[str] = set()  # owners (sessions) of this process, for the watcher
@@ -158,10 +200,11 @@ class RQJobs:
     def submit(self, fn: Callable, *, owner: str, key: str | None = None, label: str = "",
                client: str | None = None, estimate: float | None = None) -> str:
         """Enqueue `fn(ctx)` (it must pickle: a module-level function or a partial of one).
-        `estimate` is accepted for the interface; RQ's wait estimate uses recent run times only.
+        `estimate` (seconds, any consistent scale) sizes this job in wait estimates.
         Raises QueueFull (SessionLimit, ClientLimit, Unreachable) with a sentence for the user."""
         try:
-            return self._submit(fn, owner=owner, key=key, label=label, client=client)
+            return self._submit(fn, owner=owner, key=key, label=label, client=client,
+                                estimate=estimate if estimate and estimate > 0 else None)
         except redis.RedisError as e:
             log.error("submit failed, Redis unreachable: %s", short_error(e))
             raise Unreachable("The job queue (Redis) is unreachable, so nothing can train "
@@ -169,7 +212,7 @@ class RQJobs:
                               "minute.") from e
 
     def _submit(self, fn: Callable, *, owner: str, key: str | None, label: str,
-                client: str | None) -> str:
+                client: str | None, estimate: float | None) -> str:
         shared = self._joinable(key)
         if shared is not None:
             self._hold(shared, owner)
@@ -201,10 +244,12 @@ class RQJobs:
                     return shared
                 self.r.set(f"{P}key:{key}", jid, ex=ttl)
         now = repr(time.time())
+        lane = f"client:{client}" if client is not None else f"owner:{owner}"
         with self.r.pipeline() as pipe:
             pipe.hset(_job(jid), mapping={"state": QUEUED, "label": label, "key": key or "",
                                           "submitted": now, "progress": 0, "info": "{}",
-                                          "submitter": owner, "client": client or ""})
+                                          "submitter": owner, "client": client or "",
+                                          "lane": lane, "estimate": repr(estimate or 0.0)})
             if client is not None:
                 pipe.sadd(f"{P}client:{client}", jid)
             pipe.execute()
@@ -213,6 +258,8 @@ class RQJobs:
         self.q.enqueue(perform, jid, fn, job_id=f"lstm-{jid}", result_ttl=0,
                        failure_ttl=int(KEEP_SECONDS), job_timeout=budget * 2 + 600,
                        description=label)
+        self._order(keys=[self.q.key, _job(jid), _lane(lane), f"{P}order", f"{P}turn",
+                          f"{P}seq"], args=[f"lstm-{jid}", jid, SEQ])
         return jid
 
     def _joinable(self, key: str | None, creating_ok: bool = False) -> str | None:
@@ -281,29 +328,36 @@ class RQJobs:
     def _worker_count(self) -> int:
         from rq import Worker
         at, n = self._workers
-        if time.monotonic() - at > 5:
+        if n == 0 or time.monotonic() - at > 5:  # none yet: ask again (a worker is starting)
             n = Worker.count(connection=self.r, queue=self.q)
             self._workers = (time.monotonic(), n)
         return n
 
     def _eta(self, position: int) -> float | None:
-        """As JobManager._eta: slots are the workers; the mean of recent durations."""
-        import heapq
-        durations = [float(d) for d in self.r.lrange(f"{P}durations", 0, -1)]
+        """As JobManager._eta, across processes: the workers are the slots; 0 when a worker
+        is free for it (it starts now), None while no run has finished to measure by."""
         workers = self._worker_count()
-        if not durations or workers == 0:
+        if workers == 0:
             return None
-        mean, now = statistics.fmean(durations), time.time()
-        running = self.q.started_job_registry.get_job_ids()
-        started = [self.r.hget(_job(j.removeprefix("lstm-")), "started") for j in running]
-        slots = [max(0.0, mean - (now - float(s))) for s in started if s][:workers]
-        slots += [0.0] * (workers - len(slots))
-        heapq.heapify(slots)
-        start = 0.0
-        for _ in range(position):
-            start = heapq.heappop(slots)
-            heapq.heappush(slots, start + mean)
-        return start
+        running = [j.removeprefix("lstm-") for j in self.q.started_job_registry.get_job_ids()]
+        if len(running) + position <= workers:
+            return 0.0
+        durations = [float(d) for d in self.r.lrange(f"{P}durations", 0, -1)]
+        if not durations:
+            return None
+        ratios = [float(x) for x in self.r.lrange(f"{P}ratios", 0, -1)]
+        ahead = [i.decode().removeprefix("lstm-") for i in self.r.lrange(self.q.key, 0, position - 1)]
+        with self.r.pipeline() as pipe:
+            for jid in running:
+                pipe.hmget(_job(jid), "started", "progress", "estimate")
+            for jid in ahead:
+                pipe.hget(_job(jid), "estimate")
+            rows = pipe.execute()
+        now, num = time.time(), lambda v: float(v) if v else 0.0  # noqa: E731
+        left = [jobs.time_left(now - num(st), num(pr), jobs.expected(num(es), ratios, durations))
+                for st, pr, es in rows[:len(running)] if st]
+        queued = [jobs.expected(num(es), ratios, durations) for es in rows[len(running):]]
+        return jobs.play_through(left, queued, workers)
 
     def result(self, job_id: str) -> Any:
         try:
@@ -362,7 +416,9 @@ class RQJobs:
         return self._stop(job_id)
 
     def _stop(self, job_id: str) -> bool:
-        if self._stop_queued(keys=[_job(job_id)], args=[repr(time.time())]):
+        lane = (self.r.hget(_job(job_id), "lane") or b"").decode()
+        if self._stop_queued(keys=[_job(job_id), _lane(lane), f"{P}order"],
+                             args=[repr(time.time()), job_id, f"lstm-{job_id}"]):
             self.q.remove(f"lstm-{job_id}")  # never started: off the queue at once
             self._release_key(job_id, (self.r.hget(_job(job_id), "key") or b"").decode())
             self._expire(job_id)
@@ -480,6 +536,9 @@ class RedisContext:
         self._progress: tuple | None = None
         self._live: dict[str, Any] = {}
         self._done = threading.Event()
+        self._wake = threading.Event()  # the first values go out at once, not a POLL later
+        self.waited = 0.0               # s in the queue (for the worker's log)
+        self.first_live: float | None = None  # s from the start to the first values written
         self._down = False
         self._thread = threading.Thread(target=self._loop, name=f"lstm-job-sync-{jid}", daemon=True)
         self._thread.start()
@@ -491,9 +550,13 @@ class RedisContext:
     def publish(self, name: str, value: Any) -> None:
         with self._lock:
             self._live[name] = value
+        if self.first_live is None:
+            self._wake.set()
 
     def _loop(self) -> None:
-        while not self._done.wait(POLL):
+        while not self._done.is_set():
+            self._wake.wait(POLL)
+            self._wake.clear()
             self.sync()
 
     def sync(self) -> None:
@@ -513,6 +576,8 @@ class RedisContext:
                     pipe.hincrby(self.key, "live_version", 1)
                 pipe.hget(self.key, "cancel")
                 cancel = pipe.execute()[-1]
+            if live and self.first_live is None:
+                self.first_live = time.time() - self._t0
             if self._down:
                 log.warning("job %s: Redis reachable again", self.jid)
             self._down = False
@@ -537,6 +602,7 @@ class RedisContext:
 
     def close(self) -> None:
         self._done.set()
+        self._wake.set()
         self._thread.join()
 
 
@@ -547,10 +613,14 @@ def perform(jid: str, fn: Callable) -> None:
     """The RQ job: run `fn(ctx)` for our job `jid` and write its outcome to Redis."""
     r = get_current_job().connection
     start = r.register_script(START)
-    if not start(keys=[_job(jid)], args=[repr(time.time()), f"{os.uname().nodename}:{os.getpid()}"]):
+    lane, submitted = r.hmget(_job(jid), "lane", "submitted")
+    now = time.time()
+    if not start(keys=[_job(jid), _lane((lane or b"").decode()), f"{P}order", f"{P}turn"],
+                 args=[repr(now), f"{os.uname().nodename}:{os.getpid()}", jid, f"lstm-{jid}"]):
         return  # cancelled while queued (or taken by another worker): nothing to do
     busy.set()
     ctx = RedisContext(r, jid, float(limits.MAX_RUN_SECONDS))
+    ctx.waited = now - float(submitted or now)
     state, result, error = DONE, None, None
     try:
         result = fn(ctx)
@@ -574,14 +644,18 @@ def _finish(r: redis.Redis, jid: str, state: str, result, error, ctx: RedisConte
         try:
             ctx.sync()  # the last progress and values
             now = time.time()
-            key = (r.hget(_job(jid), "key") or b"").decode()
-            started = float(r.hget(_job(jid), "started") or now)
+            key, started, estimate = r.hmget(_job(jid), "key", "started", "estimate")
+            key, started = (key or b"").decode(), float(started or now)
+            estimate = float(estimate or 0)
             with r.pipeline() as pipe:
                 if payload is not None:
                     pipe.set(f"{_job(jid)}:result", payload, ex=int(KEEP_SECONDS))
                 if state == DONE:
                     pipe.delete(f"{_job(jid)}:live")  # the result supersedes partial values
                     pipe.lpush(f"{P}durations", now - started).ltrim(f"{P}durations", 0, DURATIONS - 1)
+                    if estimate > 0:  # how long estimated runs really take on these workers
+                        pipe.lpush(f"{P}ratios", (now - started) / estimate)
+                        pipe.ltrim(f"{P}ratios", 0, DURATIONS - 1)
                 fields = {"state": state, "finished": repr(now)}
                 if error:
                     fields["error"] = error
@@ -591,6 +665,10 @@ def _finish(r: redis.Redis, jid: str, state: str, result, error, ctx: RedisConte
                 pipe.execute()
             if key and r.get(f"{P}key:{key}") == jid.encode():
                 r.delete(f"{P}key:{key}")  # later submits are answered by the result store
+            log.info("job %s timings: waited %.3f s in the queue, first live values %s after "
+                     "its start, %s: %.3f s in all", jid, ctx.waited,
+                     "-" if ctx.first_live is None else f"{ctx.first_live:.3f} s", state,
+                     now - started)
             return
         except redis.RedisError as e:
             if time.monotonic() > deadline:
