@@ -14,7 +14,8 @@ read keeps those runs opening until Redis is back.
 
 Keys (prefix `lstm:`): `run:<id>` hash (trace, meta, sha256, size, created); `runs:lru` and
 `runs:created` sorted sets; `runs:bytes`, `runs:clock` counters; `gone` hash id -> reason|at;
-`inflight:<id>` started time (expires after the run's time budget).
+`inflight:<id>` {"at": started, "job": the RQ job training it} (expires after the run's
+time budget).
 """
 from __future__ import annotations
 
@@ -200,18 +201,43 @@ class RedisStore:
 
     # ---- runs in flight: a marker that outlives its run only if the run's worker died ------
     def started(self, run_id: str, config_json: str) -> None:
+        """A run with this id is training in this process: inside an RQ job, the marker names
+        the job, whose heartbeat (`rq_jobs`) says later whether its worker still lives."""
         if valid_run_id(run_id):
+            from rq import get_current_job
+            job = get_current_job()
+            mark = json.dumps({"at": time.time(),
+                               "job": job.id.removeprefix("lstm-") if job is not None else ""})
             ttl = int(limits.MAX_RUN_SECONDS) + 120  # a run longer than its budget is stopped
-            self._guard(lambda: self.r.set(P + "inflight:" + run_id, repr(time.time()), ex=ttl))
+            self._guard(lambda: self.r.set(P + "inflight:" + run_id, mark, ex=ttl))
 
     def ended(self, run_id: str) -> None:
         if valid_run_id(run_id):
             self._guard(lambda: self.r.delete(P + "inflight:" + run_id))
 
     def interrupted(self, run_id: str) -> float | None:
-        """Not known across machines from a marker alone: the job's own state says when its
-        worker died (models/hosting/rq_jobs.py marks it failed, with a message)."""
-        return None
+        """When a run with this id started, if the worker training it died before it ended
+        (killed, crashed, restarted); else None. Its marker (`started`) names its job: a job
+        that failed as lost, went missing, or is running without a heartbeat for
+        `rq_jobs.DEAD_AFTER` s was interrupted; a queued (re-queued) or beating one was not."""
+        if not valid_run_id(run_id):
+            return None
+        return self._guard(lambda: self._interrupted(run_id))
+
+    def _interrupted(self, run_id: str) -> float | None:
+        from models.hosting import rq_jobs
+        try:
+            mark = json.loads(self.r.get(P + "inflight:" + run_id) or "null")
+            at, jid = float(mark["at"]), str(mark["job"])
+        except (TypeError, ValueError, KeyError):
+            return None  # no marker (or not ours): nothing to say
+        if not jid:
+            return None  # trained outside a job: no heartbeat to tell by
+        state, beat = self.r.hmget(rq_jobs._job(jid), "state", "heartbeat")
+        state = state.decode() if state is not None else None
+        if state == rq_jobs.RUNNING and time.time() - float(beat or 0) <= rq_jobs.DEAD_AFTER:
+            return None  # still training
+        return at if state in (None, rq_jobs.FAILED, rq_jobs.RUNNING) else None
 
     def forget_interrupted(self, run_id: str) -> None:
         self.ended(run_id)
