@@ -6,17 +6,23 @@ compile the presets' nets while idle) and N `streamlit run app.py` processes wit
 LSTM_REDIS_URL; sessions take turns across the web processes (as a sticky proxy assigns
 them). Then, unless --no-default, the same scenarios against one default server (in-process
 jobs, SQLite). Prints both tables, the peak RSS of every process, and runs finished per minute
-per worker in scenario B (distinct configs: each one trains), for sizing.
+per worker in scenario B (distinct configs: each one trains), for sizing. Where the RQ path's
+time goes: each worker logs per job how long it waited in the queue (submit -> a worker took
+it) and when its first live values reached Redis (after its start); the table prints their
+p50/max per scenario beside Train -> first flow figure (the rest: the web's submit and the
+page's polls).
 
     python bench/ws_load_rq.py [--web 2] [--workers 2] [--sessions 40] [--sessions-b 80]
-                               [--budget 600] [--no-default]
+                               [--budget 600] [--scenario A|B|both] [--no-default]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,17 +55,29 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def scenario(args, name: str, base: str, pids, sessions: int, scen: str) -> dict:
+TIMINGS = re.compile(r"timings: waited ([0-9.]+) s in the queue, first live values ([0-9.]+|-)")
+
+
+def scenario(args, name: str, base: str, pids, sessions: int, scen: str,
+             logs: list[Path] = ()) -> dict:
     a = argparse.Namespace(sessions=sessions, scenario=scen, budget=args.budget,
                            presets=args.presets, json=False)
+    marks = [p.stat().st_size for p in logs]
     out = asyncio.run(ws_load.bench(a, base, pids))
     out["deployment"] = name
+    if logs:  # the jobs this scenario ran (and its warm-up), from the workers' logs
+        found = [m.groups() for p, at in zip(logs, marks)
+                 for m in TIMINGS.finditer(p.read_text(errors="replace")[at:])]
+        out["worker_timings"] = {"jobs": len(found),
+                                 "queue_s": [float(w) for w, _ in found],
+                                 "first_live_s": [float(f) for _, f in found if f != "-"]}
     return out
 
 
-def both_scenarios(args, name: str, base: str, pids) -> list[dict]:
-    return [scenario(args, name, base, pids, args.sessions, "A"),
-            scenario(args, name, base, pids, args.sessions_b, "B")]
+def both_scenarios(args, name: str, base: str, pids, logs: list[Path] = ()) -> list[dict]:
+    sizes = {"A": args.sessions, "B": args.sessions_b}
+    return [scenario(args, name, base, pids, sizes[s], s, logs) for s in ("A", "B")
+            if args.scenario in (s, "both")]
 
 
 def main() -> int:
@@ -70,6 +88,7 @@ def main() -> int:
     ap.add_argument("--sessions-b", type=int, default=80, help="scenario B (distinct configs)")
     ap.add_argument("--budget", type=float, default=600)
     ap.add_argument("--presets", default=",".join(ws_load.PRESETS_B))
+    ap.add_argument("--scenario", choices=("A", "B", "both"), default="both")
     ap.add_argument("--no-default", action="store_true", help="skip the single-process run")
     args = ap.parse_args()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -94,7 +113,8 @@ def main() -> int:
             wait_until_quiet(w.pid, 300.0)
         pids = [w.pid for w in webs] + [w.pid for w in workers]
         results += both_scenarios(args, f"redis+rq ({args.web} web, {args.workers} workers)",
-                                  ",".join(w.url for w in webs), pids)
+                                  ",".join(w.url for w in webs), pids,
+                                  [ARTIFACTS / f"rq-worker-{i}.log" for i in range(args.workers)])
     finally:
         for w in webs:
             w.stop()
@@ -140,10 +160,20 @@ def report(results: list[dict], roles: dict, n_workers: int) -> None:
                        if out["deployment"].startswith("redis") and rate else "")
                 print(f"     B: {f(rate)} runs finished per minute until the last result{per} "
                       f"(distinct configs: every one trained)")
+        t = out.get("worker_timings")
+        if t:
+            q, fl = t["queue_s"], t["first_live_s"]
+            print(f"     worker side ({t['jobs']} jobs incl. warm-up): submit -> a worker took it "
+                  f"p50 {f(_p50(q))} max {f(max(q, default=None))} s; its start -> first live "
+                  f"values in Redis p50 {f(_p50(fl))} max {f(max(fl, default=None))} s")
         for pid, gb in out.get("process_rss_max_gb", {}).items():
             print(f"     peak RSS {roles.get(int(pid), pid)}: {gb:.2f} GB")
     print("p50/p95: Train sent -> first State-flow figure; lost: neither finished nor queued at "
           "the end; RSS GB: sum over the deployment's processes (Redis not counted)")
+
+
+def _p50(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
 
 
 if __name__ == "__main__":

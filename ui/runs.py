@@ -273,7 +273,7 @@ def wait_briefly(limit: float = QUICK_RUN, poll: float = 0.03) -> None:
 
 def _may_finish_within(s: jobs.JobStatus, seconds: float) -> bool:
     info = s.info or {}
-    if s.state == jobs.QUEUED or info.get("phase") == COMPILING:
+    if (s.state == jobs.QUEUED and not _starting(s)) or info.get("phase") == COMPILING:
         return False  # seconds at least: no use holding the page back
     left = info.get("left")
     return left is None or left <= seconds
@@ -291,8 +291,15 @@ def statuses() -> dict:
 
 
 def all_queued() -> bool:
+    """Is every run of this page waiting for a turn (not one about to start)?"""
     sts = [s for s in statuses().values() if s is not None and s.state not in jobs.FINISHED]
-    return bool(sts) and all(s.state == jobs.QUEUED for s in sts)
+    return bool(sts) and all(s.state == jobs.QUEUED and not _starting(s) for s in sts)
+
+
+def _starting(s: jobs.JobStatus) -> bool:
+    """Queued with a free worker (eta 0): on Redis + RQ every run is queued until a worker
+    takes it, a few ms; the page waits and polls for it as for a running one."""
+    return s.state == jobs.QUEUED and s.eta_seconds == 0
 
 
 def any_active() -> bool:
