@@ -2,6 +2,8 @@
 worker process train; Redis stopped: stored runs still open, Train says why it cannot."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import redis
 
@@ -20,6 +22,7 @@ def rq_app(redis_server, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setattr(hosting, "_store", None)
     runs.manager.clear()
     worker = Worker(redis_server.url, str(tmp_path))
+    redis_server.worker = worker
     try:
         yield redis_server
     finally:
@@ -56,3 +59,26 @@ def test_the_page_trains_on_a_worker_and_survives_redis_going_away(rq_app):
     assert not other.exception
     said = texts(other, "error") + texts(other, "warning")
     assert any("Redis" in m and "unreachable" in m for m in said), said
+
+
+def test_a_run_whose_worker_was_killed_is_named_when_its_student_returns(rq_app, monkeypatch):
+    """As in the default deployment (tests/test_app.py): the address kept the student's
+    settings, and the page says their run was cut short."""
+    from models.hosting import rq_jobs
+    from models.presets import PRESETS
+    from models.store import run_key
+    from tests import rq_jobfns
+    from tests.test_rq import until
+    from ui import runs
+    monkeypatch.setattr(rq_jobs, "DEAD_AFTER", 2.0)  # the reader's patience, not the worker's
+    cfg = PRESETS["chunks-stateful"].config.replace(seed=77)
+    key = run_key(cfg.to_json(), runs._versions())
+    m = hosting.get_jobs()
+    jid = m.submit(functools.partial(rq_jobfns.in_flight, run_id=key), owner="gone", key=key)
+    assert until(lambda: m.r.exists(f"lstm:inflight:{key}"), 90)
+    rq_app.worker.kill()
+    assert until(lambda: m.status(jid).state == "failed", 30)
+    at = app(preset="chunks-stateful", seed="77")
+    assert any("interrupted by a server restart" in i for i in texts(at, "info"))
+    other = app(preset="chunks-stateful", seed="78")
+    assert not any("interrupted" in i for i in texts(other, "info"))
