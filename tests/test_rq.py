@@ -231,12 +231,20 @@ def test_closed_session_cancels_its_job(rq, workers):
     assert s.state == jobs.CANCELLED
 
 
-def test_worker_killed_mid_job_is_marked_failed(rq, workers, monkeypatch):
+def test_worker_killed_mid_job_is_queued_again_once_then_marked_failed(rq, workers, monkeypatch):
     from models.hosting import rq_jobs
     monkeypatch.setattr(rq_jobs, "DEAD_AFTER", 2.0)  # the reader's patience, not the worker's
     (w,) = workers(1)
     jid = rq.submit(functools.partial(rq_jobfns.count_until_cancelled), owner="a")
     assert wait_state(rq, jid, {jobs.RUNNING}, 90)
+    assert until(lambda: rq.live(jid, "seen"))
+    w.kill()
+    s = wait_state(rq, jid, {jobs.QUEUED}, 30)  # not lost: first in line for the next worker
+    assert s.queue_position == 1 and s.progress == 0 and rq.live(jid, "seen") is None
+    assert "queued again" in s.info["phase"]
+    (w,) = workers(1)  # what systemd's Restart=always / compose's restart policy does
+    assert wait_state(rq, jid, {jobs.RUNNING}, 90)  # trained again from the start
+    assert until(lambda: rq.live(jid, "seen"))
     w.kill()
     s = wait_state(rq, jid, jobs.FINISHED, 30)
     assert s.state == jobs.FAILED and "worker" in s.error and "Train" in s.error
@@ -435,8 +443,12 @@ def test_a_run_whose_worker_died_is_named_interrupted_and_a_live_one_is_not(rq, 
     assert store.interrupted(run_id) is None  # its worker beats: still training
     t = time.time()
     w.kill()
-    assert until(lambda: store.interrupted(run_id) is not None, 30)
+    assert until(lambda: store.interrupted(run_id) is not None, 30)  # no heartbeat: cut short
     assert store.interrupted(run_id) <= t
+    assert wait_state(rq, jid, {jobs.QUEUED}, 30)  # a web process queues it again (once) ...
+    assert store.interrupted(run_id) is None       # ... so it will run: nothing to say
+    rq.cancel(jid)  # its tab closed meanwhile: the watcher stops it, and the cut stays said
+    assert store.interrupted(run_id) is not None
     store.forget_interrupted(run_id)  # said once
     assert store.interrupted(run_id) is None
     # A run that ends normally leaves nothing to say.

@@ -37,8 +37,9 @@ def live_panel() -> None:
         info = s.info or {}
         if s.state == jobs.QUEUED:
             eta = "unknown" if s.eta_seconds is None else f"about {text.fmt_seconds(s.eta_seconds)}"
+            when = "a worker is free: starts now" if s.eta_seconds == 0 else f"starts in {eta}"
             st.info(f"**{name}:** waiting in the queue, position {s.queue_position} "
-                    f"(starts in {eta}). The server trains a few runs at a time.")
+                    f"({when}). The server trains a few runs at a time.")
             continue
         if s.cancel_requested:
             why = f" {s.stopped_reason}" if s.stopped_reason else ""

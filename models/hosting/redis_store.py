@@ -217,9 +217,10 @@ class RedisStore:
 
     def interrupted(self, run_id: str) -> float | None:
         """When a run with this id started, if the worker training it died before it ended
-        (killed, crashed, restarted); else None. Its marker (`started`) names its job: a job
-        that failed as lost, went missing, or is running without a heartbeat for
-        `rq_jobs.DEAD_AFTER` s was interrupted; a queued (re-queued) or beating one was not."""
+        (killed, crashed, restarted); else None. Its marker (`started`) names its job, and a
+        run that ends removes it (`ended`): a marker whose job is running without a heartbeat
+        for `rq_jobs.DEAD_AFTER` s, failed, was cancelled (its tab closed) or is gone, is a
+        run cut short. A job queued again (`rq_jobs.MARK_LOST`) or still beating is not."""
         if not valid_run_id(run_id):
             return None
         return self._guard(lambda: self._interrupted(run_id))
@@ -237,7 +238,7 @@ class RedisStore:
         state = state.decode() if state is not None else None
         if state == rq_jobs.RUNNING and time.time() - float(beat or 0) <= rq_jobs.DEAD_AFTER:
             return None  # still training
-        return at if state in (None, rq_jobs.FAILED, rq_jobs.RUNNING) else None
+        return None if state in (rq_jobs.QUEUED, rq_jobs.DONE) else at
 
     def forget_interrupted(self, run_id: str) -> None:
         self.ended(run_id)

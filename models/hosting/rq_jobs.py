@@ -14,7 +14,9 @@ its pool of compiled nets stays warm; forking a work horse per job would recompi
 - Live values (`ctx.publish`) are pickled into `lstm:job:<id>:live` by the same thread,
   at most every `POLL` s, so the engine never waits for Redis.
 - A worker killed mid-job stops its heartbeat: whoever reads the job's status after
-  `DEAD_AFTER` s marks it failed, with a sentence for the user; it is never left "running".
+  `DEAD_AFTER` s queues it again at the head of the queue (once: a replaced worker trains it
+  from the start); lost a second time, it is marked failed with a sentence for the user. It
+  is never left "running".
 - Redis unreachable in a worker: it keeps training, and retries writing the outcome for up to
   `FINAL_RETRY` s, so a Redis restart mid-run loses nothing (Redis needs its AOF/RDB on).
 - Fairness: the lanes and turns of `models/jobs.py` across processes. A job's lane is its
@@ -62,7 +64,8 @@ DURATIONS = 50
 SEQ = 1 << 20       # `lstm:order` score: turn * SEQ + submission number (ties: first come)
 UNREACHABLE = "waiting for the job queue (Redis is unreachable)"
 LOST = ("The worker training this run stopped (killed, crashed or restarted) before it "
-        "finished; press Train to run it again.")
+        "finished, twice; press Train to run it again.")
+REQUEUED = "its worker stopped; queued again to start over"
 
 # Atomic state changes: a queued job either starts or is cancelled, never both.
 # KEYS: job hash, its lane's zset, lstm:order, lstm:turn; ARGV: now, worker, job id, RQ id.
@@ -107,9 +110,20 @@ end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 return turn
 """
+# A running job without heartbeat: queued again at the head of RQ's list, once (a worker
+# that restarts or is replaced trains it from the start); lost a second time, failed.
+# KEYS: job hash, RQ's list, its live hash; ARGV: stale before, LOST, now, RQ id, REQUEUED.
 MARK_LOST = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or 0) > tonumber(ARGV[1]) then return 0 end
+if redis.call('HGET', KEYS[1], 'requeued') ~= '1' and redis.call('HGET', KEYS[1], 'cancel') ~= '1' then
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'requeued', '1', 'progress', 0,
+             'info', cjson.encode({phase = ARGV[5]}))
+  redis.call('HDEL', KEYS[1], 'started', 'heartbeat', 'worker', 'live_version')
+  redis.call('DEL', KEYS[3])
+  redis.call('LPUSH', KEYS[2], ARGV[4])
+  return 2
+end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'finished', ARGV[3])
 return 1
 """
@@ -307,9 +321,14 @@ class RQJobs:
         state = g["state"]
         now = time.time()
         if state == RUNNING and now - float(g.get("heartbeat") or 0) > DEAD_AFTER:
-            if self._mark_lost(keys=[_job(job_id)], args=[now - DEAD_AFTER, LOST, now]):
-                log.warning("job %s (%s): its worker stopped sending heartbeats; marked failed",
+            lost = self._mark_lost(keys=[_job(job_id), self.q.key, f"{_job(job_id)}:live"],
+                                   args=[now - DEAD_AFTER, LOST, now, f"lstm-{job_id}", REQUEUED])
+            if lost == 2:
+                log.warning("job %s (%s): its worker stopped sending heartbeats; queued again",
                             job_id, g.get("label"))
+            elif lost:
+                log.warning("job %s (%s): its worker stopped sending heartbeats again; marked "
+                            "failed", job_id, g.get("label"))
                 self._release_key(job_id, g.get("key"))
             return self._status(job_id)
         pos = 0
