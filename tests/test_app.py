@@ -333,6 +333,9 @@ def test_train_click_waits_only_for_runs_that_can_finish_in_time():
     assert not _may_finish_within(status(phase="training", left=2.0), 0.5)
     assert not _may_finish_within(status(phase=COMPILING), 0.5)
     assert not _may_finish_within(status(state="queued"), 0.5)
+    assert not _may_finish_within(JobStatus(id="j", state="queued", eta_seconds=5.0), 0.5)
+    # On Redis + RQ every run is queued until a free worker takes it (ms): wait for it.
+    assert _may_finish_within(JobStatus(id="j", state="queued", eta_seconds=0.0), 0.5)
 
 
 def _live_flow_ticks(at: AppTest) -> list[str]:

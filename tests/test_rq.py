@@ -231,23 +231,40 @@ def test_closed_session_cancels_its_job(rq, workers):
     assert s.state == jobs.CANCELLED
 
 
-def test_worker_killed_mid_job_is_queued_again_once_then_marked_failed(rq, workers, monkeypatch):
+def test_worker_killed_mid_job_is_queued_again_once_then_failed_and_named_interrupted(
+        rq, redis_server, workers, monkeypatch):
+    """Killed once: the run is queued again, first in line, and a new worker trains it; killed
+    twice: failed, with a sentence. RedisStore.interrupted (the page's reconnect notice) names
+    a run only while it is cut short, not while it beats, ends normally or waits to rerun."""
     from models.hosting import rq_jobs
+    from models.hosting.redis_store import RedisStore
     monkeypatch.setattr(rq_jobs, "DEAD_AFTER", 2.0)  # the reader's patience, not the worker's
+    store = RedisStore(redis_server.url)
+    marked = lambda run_id: store.r.exists(f"lstm:inflight:{run_id}")  # noqa: E731
     (w,) = workers(1)
-    jid = rq.submit(functools.partial(rq_jobfns.count_until_cancelled), owner="a")
-    assert wait_state(rq, jid, {jobs.RUNNING}, 90)
-    assert until(lambda: rq.live(jid, "seen"))
+    ends, cut = "cd" * 8, "ab" * 8
+    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=ends), owner="a")
+    assert wait_state(rq, jid, {jobs.RUNNING}, 90) and until(lambda: marked(ends), 30)
+    assert store.interrupted(ends) is None  # its worker beats: still training
+    rq.cancel(jid)
+    assert wait_state(rq, jid, jobs.FINISHED, 30)
+    assert store.interrupted(ends) is None and not marked(ends)  # ended: nothing to say
+    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=cut), owner="b")
+    assert wait_state(rq, jid, {jobs.RUNNING}, 30) and until(lambda: marked(cut), 30)
+    t = time.time()
     w.kill()
-    s = wait_state(rq, jid, {jobs.QUEUED}, 30)  # not lost: first in line for the next worker
-    assert s.queue_position == 1 and s.progress == 0 and rq.live(jid, "seen") is None
-    assert "queued again" in s.info["phase"]
+    assert until(lambda: store.interrupted(cut) is not None, 30)  # no heartbeat: cut short
+    assert store.interrupted(cut) <= t
+    s = wait_state(rq, jid, {jobs.QUEUED}, 30)  # a reader queues it again, first in line ...
+    assert s.queue_position == 1 and s.progress == 0 and "queued again" in s.info["phase"]
+    assert store.interrupted(cut) is None  # ... so it will run: nothing to say
     (w,) = workers(1)  # what systemd's Restart=always / compose's restart policy does
-    assert wait_state(rq, jid, {jobs.RUNNING}, 90)  # trained again from the start
-    assert until(lambda: rq.live(jid, "seen"))
+    assert wait_state(rq, jid, {jobs.RUNNING}, 90)  # trained again, from the start
+    assert until(lambda: rq.status(jid).started > t, 30)
     w.kill()
     s = wait_state(rq, jid, jobs.FINISHED, 30)
     assert s.state == jobs.FAILED and "worker" in s.error and "Train" in s.error
+    assert store.interrupted(cut) is not None
 
 
 def test_redis_restarted_mid_run_loses_nothing(rq, redis_server, workers):
@@ -425,38 +442,3 @@ def test_a_free_worker_means_a_queued_run_starts_now(rq):
         assert rq.status(second).eta_seconds != 0  # one worker for two: the second waits
     finally:
         idle.register_death()
-
-
-def test_a_run_whose_worker_died_is_named_interrupted_and_a_live_one_is_not(rq, redis_server,
-                                                                           workers, monkeypatch):
-    """RedisStore.interrupted: the page's reconnect notice ('your run of ... was interrupted')
-    as in the default deployment, when the worker training that run was killed."""
-    from models.hosting import rq_jobs
-    from models.hosting.redis_store import RedisStore
-    monkeypatch.setattr(rq_jobs, "DEAD_AFTER", 2.0)  # the reader's patience, not the worker's
-    store = RedisStore(redis_server.url)
-    run_id = "ab" * 8
-    (w,) = workers(1)
-    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=run_id), owner="a")
-    assert wait_state(rq, jid, {jobs.RUNNING}, 90)
-    assert until(lambda: store.r.exists(f"lstm:inflight:{run_id}"), 30)
-    assert store.interrupted(run_id) is None  # its worker beats: still training
-    t = time.time()
-    w.kill()
-    assert until(lambda: store.interrupted(run_id) is not None, 30)  # no heartbeat: cut short
-    assert store.interrupted(run_id) <= t
-    assert wait_state(rq, jid, {jobs.QUEUED}, 30)  # a web process queues it again (once) ...
-    assert store.interrupted(run_id) is None       # ... so it will run: nothing to say
-    rq.cancel(jid)  # its tab closed meanwhile: the watcher stops it, and the cut stays said
-    assert store.interrupted(run_id) is not None
-    store.forget_interrupted(run_id)  # said once
-    assert store.interrupted(run_id) is None
-    # A run that ends normally leaves nothing to say.
-    workers(1)
-    done = "cd" * 8
-    jid = rq.submit(functools.partial(rq_jobfns.in_flight, run_id=done), owner="b")
-    assert wait_state(rq, jid, {jobs.RUNNING}, 90)
-    assert until(lambda: store.r.exists(f"lstm:inflight:{done}"), 30)
-    rq.cancel(jid)
-    assert wait_state(rq, jid, jobs.FINISHED, 30)
-    assert store.interrupted(done) is None and not store.r.exists(f"lstm:inflight:{done}")
