@@ -213,6 +213,9 @@ def test_generated_stacked_script_runs(tmp_path):
                        cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1].startswith("val_accuracy ")
+    from test_codegen import check_stream
+    # the batch-1 copy streams like slot 0, in every layer
+    check_stream(p.stdout, SMALL.replace(layers=3, cell="GRU"))
 
 
 def test_flow_tab_offers_the_layer_and_draws_its_states():
