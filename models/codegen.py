@@ -334,6 +334,11 @@ def _stream_tail(cfg: RunConfig) -> str:
     return _STREAM.replace("STATE_NAMES_HERE", repr(labels))
 
 
+def file_name(cfg: RunConfig) -> str:
+    """The script's file name, after the cell it trains: stateful_lstm.py, stateful_gru.py, ..."""
+    return f"stateful_{cfg.cell.lower()}.py"
+
+
 def generate(cfg: RunConfig, quick: bool = False) -> str:
     """The script. quick=True: 1 epoch, at most QUICK_BATCHES batches (train and validation)."""
     cfg.check()
@@ -351,7 +356,7 @@ def generate(cfg: RunConfig, quick: bool = False) -> str:
 
 Settings: {query}
 Task {cfg.task}; layout {cfg.layout}: {_LAYOUT_DOC[cfg.layout]}.
-Run it with:  python stateful_lstm.py   (needs numpy, keras 3 and tensorflow)
+Run it with:  python {file_name(cfg)}   (needs numpy, keras 3 and tensorflow)
 """
 import os
 

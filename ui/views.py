@@ -394,9 +394,9 @@ def code_tab(cfg: RunConfig) -> None:
     if cfg.problems():
         st.info("Fix the settings first (see the error above).")
         return
-    from models.codegen import generate
-    script = generate(cfg)
-    st.download_button("Download the script (.py)", script, file_name="stateful_lstm.py",
+    from models import codegen
+    script = codegen.generate(cfg)
+    st.download_button("Download the script (.py)", script, file_name=codegen.file_name(cfg),
                        mime="text/x-python", on_click="ignore", key="dl_code")
     st.code(script, language="python", line_numbers=True)
 
