@@ -20,7 +20,7 @@ def _run(name: str, tmp_path) -> tuple[str, subprocess.CompletedProcess]:
     path.write_text(generate(PRESETS[name].config, quick=True))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=env)
+                          timeout=300, cwd=tmp_path, env=env)
     return name, proc
 
 
