@@ -302,21 +302,21 @@ for v in copy_states():
     v.assign(np.zeros(v.shape, "float32"))   # a new stream starts from zeros
 one = []
 for t in range(SEQ_LEN):
-    p = np.asarray(copy.predict_on_batch(stream[None, t:t + 1]))[0]
+    p = np.asarray(copy(stream[None, t:t + 1], training=False))[0]
     states = [np.array(v.numpy()[0]) for v in copy_states()]
     one.append((p, states))
     print(line("copy", t, p, states))
 
 # The check: the trained batch-B model fed the same sequence in slot 0 (the other slots hold
 # other sequences), SAMPLE_LEN steps per call, from zeros, must say the same after each call.
-# (predict_on_batch runs the layer, so this moves the trained model's stored state.)
+# (Calling the model runs the layer, so this moves the trained model's stored state.)
 others = np.resize(x_val[1:] if len(x_val) > 1 else x_val, (BATCH_SIZE - 1,) + x_val.shape[1:])
 batch = np.concatenate([stream[None], others]).astype("float32")
 print(f"Slot 0 of the trained batch-{BATCH_SIZE} model, fed the same sequence:")
 rnn.reset_state()
 worst = 0.0
 for a in range(0, (SEQ_LEN // SAMPLE_LEN) * SAMPLE_LEN, SAMPLE_LEN):
-    p = np.asarray(model.predict_on_batch(batch[:, a:a + SAMPLE_LEN]))[0]
+    p = np.asarray(model(batch[:, a:a + SAMPLE_LEN], training=False))[0]
     states = [np.array(v.numpy()[0]) for v in rnn.states]
     t = a + SAMPLE_LEN - 1
     print(line("slot0", t, p, states))
