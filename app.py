@@ -25,8 +25,9 @@ cfg, pressed = settings.sidebar()
 from ui import answers, flow, views  # noqa: E402  (after the sidebar: see the imports above)
 
 st.title("Stateful LSTM Explorer")
-st.caption("What does `stateful=True` actually carry from one batch to the next? Pick a preset "
-           "in the sidebar, press **Train**, and watch every slot's state.")
+st.caption(f"What does `stateful=True` actually carry from one batch to the next in a Keras "
+           f"{cfg.cell} layer? Pick a preset in the sidebar, press **Train**, and watch every "
+           "slot's state.")
 if st.session_state.url_problems:
     # These quote the link's own words: shown as plain text, never as Markdown (ui/safe.py).
     st.warning("Some settings in the link could not be used:\n\n"

@@ -1,8 +1,8 @@
 """Browser timings of the real app in headless Chromium (no assertions: prints figures).
 
 1. Train click -> first State-flow figure drawn (ms), for 3 presets (--presets all: every
-   preset), median of 3 each, on a
-   warmed server (one Train done first, so TensorFlow is imported). Each measurement uses a fresh
+   preset, or a comma-separated list), median of 3 each (--repeat; the presets take turns,
+   round by round), on a warmed server (one Train done first, so TensorFlow is imported). Each measurement uses a fresh
    browser session and its own seed (?seed=...), so it trains for real and is not served from
    the result store. Target: <= 1.0 s.
 2. Cold `streamlit run app.py` -> page interactive (Train button visible), median of 3 cold
@@ -104,10 +104,17 @@ def main() -> int:
             out["warmup_s"] = time.perf_counter() - t
             # "Server warm": the app compiles every preset's net in the background at start.
             out["settle_s"] = wait_until_quiet(server.pid)
-            for i, name in enumerate(names):
-                runs = [first_frame_ms(browser, f"{server.url}/?preset={name}&seed={1000 + 10 * i + r}")
-                        for r in range(args.repeat)]
-                out["first_frame_ms"][name] = {"runs": runs, "median": statistics.median(runs)}
+            # Interleaved rounds (every preset once a round, the order reversed every other
+            # round): on a loaded machine, drift hits every preset alike.
+            runs = {name: [] for name in names}
+            for r in range(args.repeat):
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    i = names.index(name)
+                    runs[name].append(first_frame_ms(
+                        browser, f"{server.url}/?preset={name}&seed={1000 + 10 * i + r}"))
+            for name in names:
+                out["first_frame_ms"][name] = {"runs": runs[name],
+                                               "median": statistics.median(runs[name])}
         finally:
             server.stop()
         colds = [] if args.no_cold else [cold_start_s(browser) for _ in range(args.repeat)]

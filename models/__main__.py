@@ -105,7 +105,15 @@ def cmd_bench(a) -> int:
         print(json.dumps(r) if a.json else "\n".join(
             f"{x:<58}  {y:>22}  {z}" for x, y, z in bench.compile_rows(r["compile_new_shape"])))
         return 0
-    r = bench.run_all()
+    if a.repeat < 1:
+        print(f"--repeat must be at least 1 (got {a.repeat}).", file=sys.stderr)
+        return 2
+    if a.cells_only:  # the per-cell and stacked rows alone
+        runs = bench.cell_steps_per_second(repeat=a.repeat)
+        print(json.dumps({"cells": runs, "cells_median": bench.cell_summary(runs)}) if a.json
+              else "\n".join(f"{x:<62}  {y:>24}  {z}" for x, y, z in bench.cell_rows(runs)))
+        return 0
+    r = bench.run_all(repeat=a.repeat)
     print(json.dumps(r) if a.json else bench.format_table(r))
     return 0
 
@@ -164,6 +172,10 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="performance figures, side by side")
     b.add_argument("--json", action="store_true")
     b.add_argument("--compile-only", action="store_true", help="only the new-shape compile rows")
+    b.add_argument("--cells-only", action="store_true",
+                   help="only the per-cell and stacked-layer rows (engine vs train_on_batch)")
+    b.add_argument("--repeat", type=int, default=3, metavar="N",
+                   help="interleaved rounds of the per-cell and stacked rows; medians (default 3)")
     c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
     c.add_argument("--json", action="store_true")
     c.add_argument("--only", nargs="+", metavar="CLAIM", help="check only these claims (ids)")

@@ -7,7 +7,9 @@ models/tasks.py, cuts and batches it like models/layouts.py, and trains with `mo
   script per epoch, the way fit would, so the reset schedule can follow the shuffled order;
 - validation by hand, saving and restoring the training state (fit's `validation_data` would
   overwrite it).
-It prints one line per epoch and, last, `val_accuracy X` (or `val_mae X`).
+It prints one line per epoch; a stateful script then streams a held-out sequence through a
+batch-1 copy of the trained model, one step at a time, and checks it against slot 0 of the
+trained model; last, `val_accuracy X` (or `val_mae X`).
 
 `generate(cfg, quick=True)`: one epoch of at most a few batches (a smoke test).
 """
@@ -267,6 +269,76 @@ def score(p, y):
        "regression": "    return np.abs(p[:, 0] - y).astype(np.float64)\n"}[kind]
 
 
+_LAST = '\nprint(f"val_{METRIC} {val:.4f}")\n'
+
+_STREAM = '''
+
+# Inference with another batch size (keras #2322, #5714). The trained model takes batches of
+# exactly BATCH_SIZE: each stateful layer's state is a (BATCH_SIZE, UNITS) variable. To stream
+# ONE new sequence, copy the weights (they have no batch axis) into a batch-1 stateful copy and
+# feed it one step at a time: its state is that one stream's state, carried from call to call.
+copy = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=(1, 1, N_FEATURES)))
+copy.set_weights(model.get_weights())
+STATE_NAMES = STATE_NAMES_HERE   # rnn.states of the copy, in this order
+
+
+def copy_states():
+    return [v for layer in copy.layers if getattr(layer, "stateful", False) for v in layer.states]
+
+
+def show(v, digits=4):
+    return " ".join(f"{a:+.{digits}f}" for a in np.ravel(v))
+
+
+def line(who, t, p, states):
+    """One step's answer and every state tensor of that slot."""
+    return (f"{who} step {t:3d}: output {show(p, 6)} | "
+            + " | ".join(f"{n} {show(s)}" for n, s in zip(STATE_NAMES, states)))
+
+
+stream = x_val[0]   # a held-out sequence, new to the model
+print("Batch-1 copy streaming validation sequence 0, one step per call (state after each step):")
+for v in copy_states():
+    v.assign(np.zeros(v.shape, "float32"))   # a new stream starts from zeros
+one = []
+for t in range(SEQ_LEN):
+    p = np.asarray(copy(stream[None, t:t + 1], training=False))[0]
+    states = [np.array(v.numpy()[0]) for v in copy_states()]
+    one.append((p, states))
+    print(line("copy", t, p, states))
+
+# The check: the trained batch-B model fed the same sequence in slot 0 (the other slots hold
+# other sequences), SAMPLE_LEN steps per call, from zeros, must say the same after each call.
+# (Calling the model runs the layer, so this moves the trained model's stored state.)
+others = np.resize(x_val[1:] if len(x_val) > 1 else x_val, (BATCH_SIZE - 1,) + x_val.shape[1:])
+batch = np.concatenate([stream[None], others]).astype("float32")
+print(f"Slot 0 of the trained batch-{BATCH_SIZE} model, fed the same sequence:")
+rnn.reset_state()
+worst = 0.0
+for a in range(0, (SEQ_LEN // SAMPLE_LEN) * SAMPLE_LEN, SAMPLE_LEN):
+    p = np.asarray(model(batch[:, a:a + SAMPLE_LEN], training=False))[0]
+    states = [np.array(v.numpy()[0]) for v in rnn.states]
+    t = a + SAMPLE_LEN - 1
+    print(line("slot0", t, p, states))
+    copy_t = [one[t][0]] + one[t][1]   # the copy's answer and states after the same step
+    worst = max([worst] + [float(np.abs(u - w).max()) for u, w in zip(copy_t, [p] + states)])
+print(f"batch-1 copy vs slot 0: max |difference| {worst:.1e} (float32 rounding: ~1e-7)")
+'''
+
+
+def _stream_tail(cfg: RunConfig) -> str:
+    """The batch-1 inference copy, streamed one step at a time and checked against slot 0."""
+    names = cells.state_names(cfg.cell)
+    labels = list(names) if cfg.layers == 1 else [
+        f"{n}{i}" for i in range(1, cfg.layers + 1) for n in names]
+    return _STREAM.replace("STATE_NAMES_HERE", repr(labels))
+
+
+def file_name(cfg: RunConfig) -> str:
+    """The script's file name, after the cell it trains: stateful_lstm.py, stateful_gru.py, ..."""
+    return f"stateful_{cfg.cell.lower()}.py"
+
+
 def generate(cfg: RunConfig, quick: bool = False) -> str:
     """The script. quick=True: 1 epoch, at most QUICK_BATCHES batches (train and validation)."""
     cfg.check()
@@ -284,7 +356,7 @@ def generate(cfg: RunConfig, quick: bool = False) -> str:
 
 Settings: {query}
 Task {cfg.task}; layout {cfg.layout}: {_LAYOUT_DOC[cfg.layout]}.
-Run it with:  python stateful_lstm.py   (needs numpy, keras 3 and tensorflow)
+Run it with:  python {file_name(cfg)}   (needs numpy, keras 3 and tensorflow)
 """
 import os
 
@@ -407,10 +479,8 @@ for epoch in range(1, EPOCHS + 1):
     val = validate()
     print(f"epoch {epoch}: loss {hist.history['loss'][-1]:.4f} "
           f"{METRIC} {hist.history[METRIC][-1]:.4f} val_{METRIC} {val:.4f}")
-
-print(f"val_{METRIC} {val:.4f}")
 '''
-    body = layout + train
+    body = layout + train + (_stream_tail(cfg) if cfg.stateful else "") + _LAST
     if cfg.layout == "packed":
         body = _packed(body)
     if cfg.layers > 1:  # the stacked model's resets and states reach every layer

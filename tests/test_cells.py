@@ -177,5 +177,23 @@ def test_cell_lives_in_the_url_and_the_script(cell):
     src = generate(cfg)
     assert f"rnn = keras.layers.{cell}(" in src and "keras.layers.LSTM(" not in src
     assert "rnn.states = [h] (no c)" in src and f"cell={cell}" in src
+    assert f"python stateful_{cell.lower()}.py" in src and "stateful_lstm" not in src
     bad, errs = RunConfig.from_mapping({"cell": "LSTMX"})
     assert bad.cell == "LSTM" and errs == ["Cell type must be one of LSTM, GRU, SimpleRNN. Using LSTM."]
+
+
+def test_the_page_says_the_cell_of_the_settings():
+    """Sentences about the run name its cell (AppTest, no training): the page's opening question
+    and the Keras code tab's script; 'LSTM' stays where the sentence is about the LSTM."""
+    from test_app import app, show
+    at = app(preset="gru-chunks-stateful")
+    assert any("in a Keras GRU layer?" in c.value for c in at.caption)
+    assert not any("Keras LSTM layer" in c.value for c in at.caption)
+    show(at, "Keras code")
+    code = "\n".join(c.value for c in at.code)
+    assert "python stateful_gru.py" in code and "keras.layers.GRU(" in code
+    show(at, "Answers")
+    assert any("stateful recurrent layers in Keras (LSTM, GRU, SimpleRNN)" in c.value
+               for c in at.caption)
+    lstm = app(preset="chunks-stateful")
+    assert any("in a Keras LSTM layer?" in c.value for c in lstm.caption)

@@ -39,7 +39,8 @@ def test_run_json_reports_epochs_and_carry_check_and_saves_the_trace(tmp_path):
 
 def test_bad_input_gets_a_message_not_a_traceback():
     for args, words in ((("run", "no-such-preset"), "no preset"),
-                        (("run", "chunks-stateful", "--epochs", "0"), "Epochs must be between")):
+                        (("run", "chunks-stateful", "--epochs", "0"), "Epochs must be between"),
+                        (("bench", "--cells-only", "--repeat", "0"), "--repeat must be at least 1")):
         out = cli(*args)
         assert out.returncode == 2 and words in out.stderr
         assert "Traceback" not in out.stderr

@@ -1,10 +1,13 @@
 """The Keras code view's script runs, standalone, for every preset (quick mode: 1 epoch, a few
-batches), and reproduces the settings it was generated from."""
+batches), and reproduces the settings it was generated from. A stateful script ends by streaming
+a held-out sequence through a batch-1 copy of the trained model, one step at a time; what it
+prints must match slot 0 of the trained model fed the same sequence (issue 14)."""
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from models.codegen import generate
@@ -17,7 +20,7 @@ def _run(name: str, tmp_path) -> tuple[str, subprocess.CompletedProcess]:
     path.write_text(generate(PRESETS[name].config, quick=True))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=env)
+                          timeout=300, cwd=tmp_path, env=env)
     return name, proc
 
 
@@ -36,6 +39,50 @@ def test_script_trains(outcomes, name):
     metric = "val_mae" if PRESETS[name].config.task == "sine" else "val_accuracy"
     assert last.startswith(metric + " "), proc.stdout[-1000:]
     float(last.split()[1])
+
+
+def _steps(stdout: str, who: str) -> dict[int, list[np.ndarray]]:
+    """step -> [output, state tensor, ...] from the script's '<who> step t: output .. | h ..' lines."""
+    rows = {}
+    for line in stdout.splitlines():
+        if line.startswith(f"{who} step "):
+            head, *parts = line.split("|")
+            t, out = head[len(who) + 6:].split(": output ")
+            rows[int(t)] = [np.array(out.split(), float)] + [
+                np.array(p.split()[1:], float) for p in parts]
+    return rows
+
+
+def check_stream(stdout: str, cfg) -> None:
+    """The batch-1 copy's printed answers and states, at the steps slot 0 was read, are slot 0's
+    (to the printed digits: 6 for answers, 4 for states); the copy's state moved along the
+    stream (it carried), and the printed states are every layer's h (and c)."""
+    from models.cells import state_names
+    copy, slot0 = _steps(stdout, "copy"), _steps(stdout, "slot0")
+    assert len(copy) == cfg.seq_len, stdout[-2000:]
+    assert sorted(slot0) == list(range(cfg.sample_len - 1, cfg.seq_len, cfg.sample_len))
+    n_states = len(state_names(cfg.cell)) * cfg.layers
+    for t, (out, *states) in slot0.items():
+        assert len(states) == n_states and all(len(s) == cfg.units for s in states)
+        assert np.abs(copy[t][0] - out).max() <= 2e-6, (t, copy[t][0], out)
+        for a, b in zip(copy[t][1:], states):
+            assert np.abs(a - b).max() <= 1.5e-4, (t, a, b)
+    first, last = copy[0][1:], copy[cfg.seq_len - 1][1:]
+    assert max(np.abs(a - b).max() for a, b in zip(first, last)) > 1e-3  # the state moved
+    worst = stdout.split("batch-1 copy vs slot 0: max |difference| ")[1].split()[0]
+    assert float(worst) <= 1e-5
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.config.stateful])
+def test_script_streams_a_batch1_copy_like_slot0(outcomes, name):
+    proc = outcomes[name]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check_stream(proc.stdout, PRESETS[name].config)
+
+
+def test_stateless_script_has_no_batch1_copy():
+    src = generate(PRESETS["chunks-stateful"].config.replace(stateful=False))
+    assert "clone_model" not in src and "batch-1" not in src
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

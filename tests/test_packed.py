@@ -142,3 +142,5 @@ def test_generated_packed_script_resets_rows_and_runs(tmp_path):
                        cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1].startswith("val_accuracy ")
+    from test_codegen import check_stream
+    check_stream(p.stdout, SMALL.replace(layers=2))  # the batch-1 copy streams like slot 0

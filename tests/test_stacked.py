@@ -213,6 +213,9 @@ def test_generated_stacked_script_runs(tmp_path):
                        cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1].startswith("val_accuracy ")
+    from test_codegen import check_stream
+    # the batch-1 copy streams like slot 0, in every layer
+    check_stream(p.stdout, SMALL.replace(layers=3, cell="GRU"))
 
 
 def test_flow_tab_offers_the_layer_and_draws_its_states():
@@ -236,10 +239,65 @@ def test_flow_tab_offers_the_layer_and_draws_its_states():
         [chart] = [c for c in at.get("plotly_chart") if "flow_fig" in c.proto.id]
         z = _arr(json.loads(chart.proto.spec)["data"][0]["z"])
         assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6), layer
+    # the Hidden state tab: the same choice, its own widget; opens on the top layer
+    at.session_state["view"] = "Hidden state"
+    at.run()
+    assert at.radio(key="hidden_layer").value == 2
+    for layer, hT in ((2, tr.upper["hT_l2"]), (1, tr.hT)):
+        at.radio(key="hidden_layer").set_value(layer).run()
+        assert not at.exception
+        [chart] = [c for c in at.get("plotly_chart") if "hidden_fig" in c.proto.id]
+        spec = json.loads(chart.proto.spec)
+        z = _arr(spec["data"][0]["z"])
+        assert np.allclose(z, hT[:, 0, :].T, atol=1e-6), layer  # slot 0, every recorded batch
+        assert spec["layout"]["title"]["text"].startswith(f"Slot 0, layer {layer} of 2: hT")
+    assert not np.allclose(tr.hT[:, 0], tr.upper["hT_l2"][:, 0])  # the two layers differ
     one = app(preset="chunks-stateful", epochs="1", sequences="120")
     one.sidebar.button(key="btn_train").click().run()
     wait_until_idle(one)
     assert not [r for r in one.radio if r.key == "flow_layer"]
+    one.session_state["view"] = "Hidden state"
+    one.run()
+    assert not [r for r in one.radio if r.key == "hidden_layer"]
+
+
+def test_live_panel_offers_the_layer_and_draws_its_states():
+    """While a stacked run trains, the live flow offers the layer choice (top layer first) and
+    draws the chosen layer's newest states: its figure is the one viz draws from that layer
+    of the run's published newest batches (real training, real Streamlit)."""
+    import json
+    import time
+    import viz
+    from test_app import app
+    from ui import runs, views
+    at = app(preset="stacked-chunks-stateful", epochs="200", sequences="120")
+    at.sidebar.button(key="btn_train").click().run()
+    seen, t0 = {}, time.time()
+    while len(seen) < 2 and time.time() - t0 < 90 and at.session_state["runs"]:
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, at.exception
+        radios = [r for r in at.radio if r.key == "live_layer"]
+        charts = [c for c in at.get("plotly_chart") if "live_flow_run" in c.proto.id]
+        if not radios or not charts:
+            continue
+        layer = radios[0].value
+        if not seen:
+            assert layer == 2  # the top layer, the one Dense reads, first
+        spec = json.loads(charts[0].proto.spec)
+        recent = runs.manager().live(at.session_state["runs"]["run"]["job"], "recent")
+        want = viz.flow_figure(recent.layer_view(layer), window=runs.LIVE_BATCHES,
+                               max_slots=views.LIVE_SLOTS, max_batches=runs.LIVE_BATCHES)
+        if spec["layout"]["xaxis"]["ticktext"] != list(want.layout.xaxis.ticktext):
+            continue  # newer batches were published since the page drew: try again
+        assert f"layer {layer} of 2" in spec["layout"]["title"]["text"]
+        texts = [d.get("text") for d in spec["data"] if d.get("name") == "continued"]
+        assert texts == [list(d.text) for d in want.data if d.name == "continued"]
+        seen[layer] = texts
+        radios[0].set_value(1)
+    at.sidebar.button(key="btn_stop").click().run()
+    assert set(seen) == {1, 2}, f"saw the live flow for layers {sorted(seen)}"
+    assert seen[1] != seen[2]  # the layers' states differ
 
 
 @pytest.mark.parametrize("stateful", [c for c in CASES if c[1] == 2], indirect=True,

@@ -7,7 +7,7 @@ import streamlit as st
 
 import viz
 from ui import text
-from ui.views import _chart
+from ui.views import _chart, layer_control
 
 FLOW_PAGE = 20  # batches per page of the finished run's flow figure: one window, drawn in ~0.3 s
 # Fewer, larger batches on a phone: at 390 px five columns leave ~60 px per cell, room for a
@@ -75,7 +75,9 @@ def flow_tab(res: dict | None) -> None:
         return
     trace = res["trace"]
     st.markdown(f"**{viz.carry_summary(trace)}**")
-    layer = _layer_control(trace)
+    if trace.layers > 1:
+        st.caption(viz.layer_summary(trace))
+    layer = layer_control(trace)
     trace = trace.layer_view(layer)  # what the views below draw: that layer's states
     as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
     if as_table:
@@ -149,22 +151,6 @@ def flow_tab(res: dict | None) -> None:
         _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
                                    compact=compact),
                key="grad_fig")
-
-
-def _layer_control(trace) -> int:
-    """Which stacked layer the flow draws (only offered when there is more than one)."""
-    if trace.layers < 2:
-        return 1
-    st.caption(viz.layer_summary(trace))
-    options = list(range(1, trace.layers + 1))
-    if st.session_state.get("flow_layer") not in options:
-        st.session_state["flow_layer"] = trace.layers
-    return int(st.radio("Layer shown", options, key="flow_layer", horizontal=True,
-                        format_func=lambda k: f"layer {k}" + (" (input)" if k == 1 else
-                                                              " (top, read by Dense)"
-                                                              if k == trace.layers else ""),
-                        help="Each stacked layer keeps its own state per slot. The flow shows "
-                             "the chosen layer's h0 and hT; the carry check above covers all."))
 
 
 def _follow_control(trace, first: int, per_page: int) -> int | None:

@@ -1,4 +1,4 @@
-"""Words for the page: view captions, the eight questions and what a run measured.
+"""Words for the page: view captions, the questions and what a run measured.
 
 Pure (no streamlit, no keras): every function takes plain values or a Trace and returns text,
 so it can be tested without a browser.
@@ -28,7 +28,8 @@ CAPTIONS = {
               "a row should be one colour (one sequence) whose parts go 0, 1, 2, …",
     "curves": "Loss and metric per batch (noisy) and per epoch. Validation runs on held-out "
               "sequences from a zero state and never touches the training state.",
-    "answers": "Eight questions people keep asking about stateful LSTMs in Keras, each with a "
+    "answers": "The questions people keep asking about stateful recurrent layers in Keras "
+               "(LSTM, GRU, SimpleRNN), each with a "
                "short answer, the claims that check it (each measured by a run) and the "
                "presets you can run to see it for yourself.",
     "shapes": "The shapes of the input, the state, the recurrent layer's output and the Dense "

@@ -22,6 +22,23 @@ def _chart(fig, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
+def layer_control(trace, key: str = "flow_layer",
+                  shows: str = "The flow shows the chosen layer's h0 and hT") -> int:
+    """Which stacked layer a view draws (offered only when there is more than one; the top
+    layer, the one Dense reads, until the user picks another)."""
+    if trace.layers < 2:
+        return 1
+    options = list(range(1, trace.layers + 1))
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = trace.layers
+    return int(st.radio("Layer shown", options, key=key, horizontal=True,
+                        format_func=lambda k: f"layer {k}" + (" (input)" if k == 1 else
+                                                              " (top, read by Dense)"
+                                                              if k == trace.layers else ""),
+                        help="Each stacked layer keeps its own state per slot. "
+                             f"{shows}; the carry check covers all layers."))
+
+
 # ---- the live panel (rerun alone every 0.5 s while a job is active) -----------------------
 
 def live_panel() -> None:
@@ -62,8 +79,10 @@ def live_panel() -> None:
     if trace is None or recent is None:
         return
     done = int((sts[slot].info or {}).get("done", trace.n))
+    layer = layer_control(recent, key="live_layer", shows="The live flow shows the chosen "
+                          "layer's h0 and hT")
     (k_flow, flow), (k_batch, batch), (k_epoch, epoch) = _live_figures(slot, trace, recent,
-                                                                       epochs, done)
+                                                                       epochs, done, layer)
     _chart(flow, key=k_flow)
     st.caption(f"Newest {recent.n} batches: " + viz.carry_summary(recent))
     c1, c2 = st.columns(2)
@@ -73,34 +92,39 @@ def live_panel() -> None:
         _chart(epoch, key=k_epoch)
 
 
-def live_flow_title(recent, total_epochs: int, max_slots: int) -> str:
-    """What the live flow shows: the newest trained batches, whatever the record keeps."""
+def live_flow_title(recent, total_epochs: int, max_slots: int, layer: int = 1) -> str:
+    """What the live flow shows: the newest trained batches, whatever the record keeps (and,
+    for stacked layers, which layer's states)."""
     a, b = int(recent.index[0]), int(recent.index[-1])
     cfg = recent.config_dict()
     mode = (f"stateful, reset: {cfg.get('reset', '?')}" if recent.stateful()
             else "stateless: every sample starts from zeros")
     notes = [f"the newest {recent.n} trained batches, #{a:,}–#{b:,} "
              f"(epoch {int(recent.epoch[-1])} of {total_epochs})"]
+    if recent.layers > 1:
+        notes.append(f"layer {layer} of {recent.layers}")
     if recent.batch_size > max_slots:
         notes.append(f"showing slots 0–{max_slots - 1} of {recent.batch_size}")
     return f"<b>Live state flow</b> · {mode}<br><sup>{' · '.join(notes)}</sup>"
 
 
-def _live_figures(slot: str, trace, recent, epochs: list, done: int) -> list:
+def _live_figures(slot: str, trace, recent, epochs: list, done: int, layer: int = 1) -> list:
     """Figures of the live run, rebuilt only when the job published something new (the
     fragment reruns every half second; building figures competes with training for the CPU).
     The flow shows the newest trained batches (`recent`), which a thinned record may not keep;
     the batch curves show the record, shaded where it skips batches already trained."""
-    version = (slot, id(trace), id(recent), trace.n, len(epochs))
+    version = (slot, id(trace), id(recent), trace.n, len(epochs), layer)
     cached = st.session_state.get("live_figs")
     if cached and cached[0] == version:
         return cached[1]
     cfg = runs_cfg(slot)
     metric = _metric_of(cfg)
-    flow = viz.flow_figure(recent, window=runs.LIVE_BATCHES, max_slots=LIVE_SLOTS,
+    shown = recent.layer_view(layer)  # a stacked run: the chosen layer's states
+    flow = viz.flow_figure(shown, window=runs.LIVE_BATCHES, max_slots=LIVE_SLOTS,
                            max_batches=runs.LIVE_BATCHES)
     if recent.n:  # its own title: viz would call 24 newest batches a "thinned" record
-        flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS))
+        flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS,
+                                                      layer))
     figs = [(f"live_flow_{slot}", flow),
             (f"live_batch_{slot}", _live_batch_curves(trace, metric, done)),
             (f"live_epoch_{slot}", viz.epoch_curves(epochs, metric))]
@@ -272,14 +296,17 @@ def hidden_tab(res: dict | None) -> None:
         return
     trace = res["trace"]
     st.caption(text.state_caption(trace.cell))
+    layer = layer_control(trace, key="hidden_layer",
+                          shows="This view shows the chosen layer's h for one slot")
+    trace = trace.layer_view(layer)
     B = trace.batch_size
     slot = st.number_input("Slot", 0, B - 1, 0, step=1, key="hidden_slot",
                            help=f"Which of the {B} rows of the batch to follow.")
     which = st.radio("State", ("hT", "h0"), horizontal=True, key="hidden_which",
                      format_func=lambda w: {"hT": "after the batch (hT)",
                                             "h0": "before the batch (h0)"}[w])
-    _chart(viz.hidden_heatmap(trace, int(slot), which, total=res.get("batches_trained")),
-           key="hidden_fig")
+    _chart(viz.hidden_heatmap(trace, int(slot), which, total=res.get("batches_trained"),
+                              layer=layer), key="hidden_fig")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -368,9 +395,9 @@ def code_tab(cfg: RunConfig) -> None:
     if cfg.problems():
         st.info("Fix the settings first (see the error above).")
         return
-    from models.codegen import generate
-    script = generate(cfg)
-    st.download_button("Download the script (.py)", script, file_name="stateful_lstm.py",
+    from models import codegen
+    script = codegen.generate(cfg)
+    st.download_button("Download the script (.py)", script, file_name=codegen.file_name(cfg),
                        mime="text/x-python", on_click="ignore", key="dl_code")
     st.code(script, language="python", line_numbers=True)
 

@@ -20,8 +20,10 @@ def _heatmap(z: np.ndarray, x, xlabel: str) -> go.Heatmap:
                       hovertemplate=f"unit %{{y}} · {xlabel} %{{x}}: %{{z:.3f}}<extra></extra>")
 
 
-def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None = None) -> go.Figure:
-    """Units (y) x recorded batches (x) of one slot's h0 or hT. A marker row above the units:
+def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None = None,
+                   layer: int = 1) -> go.Figure:
+    """Units (y) x recorded batches (x) of one slot's h0 or hT (of `layer`, for a stacked
+    run: pass trace.layer_view(layer) and the layer, for the title). A marker row above the units:
     '0' where the batch started from zeros, orange ring where a carried state landed on the wrong
     part of its sequence, red ✕ where it changed sequence."""
     if which not in ("h0", "hT"):
@@ -62,9 +64,10 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None
     # total: batches the run trained (a stopped run trained past its last recorded batch).
     run = total if total is not None else int(trace.index[-1]) + 1
     thin = f" · thinned: {trace.n:,} of {run:,} batches recorded" if trace.thinned else ""
+    who = f"Slot {slot}" + (f", layer {layer} of {trace.layers}" if trace.layers > 1 else "")
     fig.update_layout(
-        title=dict(text=f"Slot {slot}: {which} after each batch ({mode}){thin}" if which == "hT"
-                   else f"Slot {slot}: {which} before each batch ({mode}){thin}", x=0,
+        title=dict(text=f"{who}: {which} after each batch ({mode}){thin}" if which == "hT"
+                   else f"{who}: {which} before each batch ({mode}){thin}", x=0,
                    font=dict(size=14)),
         yaxis=dict(title="unit", range=[trace.units - 0.5, -1.9], zeroline=False),
         xaxis=dict(title="batch (global index)", zeroline=False, showgrid=False),
