@@ -256,6 +256,8 @@ class Net:
         extra = []
         if self.record:  # the Dense layer reads the last layer's h (both directions' side by side)
             top = n - self.n_states * self.dirs
+            # Bidirectional: this op in the step's XLA program moves fit's float32 rounding by
+            # a few ulps (tests/test_bidir.py; without recording the two are bit-identical)
             extra.append(self._readout(tf.concat(s0[top::self.n_states], axis=-1)))
         if not self.gradients:
             with tf.GradientTape() as tape:

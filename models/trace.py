@@ -596,7 +596,7 @@ def carry_check(t: Trace) -> dict:
         "contaminated": int((kinds == CONTAMINATED).sum()),
         "continuation": int((kinds == CONTINUATION).sum()),
         "broken": int((kinds == BROKEN).sum()),
-        **({"wrong_end": int((kinds == WRONG_END).sum())} if t.bidirectional else {}),
+        **({"wrong_end": int((kinds == WRONG_END).sum())} if t.direction == "backward" else {}),
         "replayed": int(len(rep)),
         "max_replay_error": float(rep.max()) if len(rep) else None,
     }
