@@ -200,3 +200,33 @@ def test_the_preset_changes_only_bidirectional_and_costs_twice_the_recurrent_wor
     one, two = cost.estimate(b), cost.estimate(a)
     assert two.seconds_per_batch == pytest.approx(2 * one.seconds_per_batch)
     assert two.trace_bytes > 1.5 * one.trace_bytes
+
+
+def test_flow_tab_offers_the_direction_and_draws_its_states():
+    """Real Streamlit (AppTest): a Bidirectional run's flow offers "Direction shown" and colours
+    by the chosen direction's h0; the backward one is labelled as the wrong-end carry."""
+    import json
+
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+    at = app(preset="bidirectional-chunks-stateful", epochs="1", sequences="120")
+    assert at.sidebar.toggle(key="f_bidirectional").value is True  # the sidebar widget
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    assert tr.bidirectional
+    assert any(c.value.startswith("Bidirectional: the forward and the backward layer")
+               for c in at.caption)
+    at.radio(key="flow_colour").set_value("unit").run()
+    for direction, h0 in (("forward", tr.h0), ("backward", tr.upper["h0_bw"])):
+        at.radio(key="flow_direction").set_value(direction).run()
+        assert not at.exception
+        [chart] = [c for c in at.get("plotly_chart") if "flow_fig" in c.proto.id]
+        spec = json.loads(chart.proto.spec)
+        z = _arr(spec["data"][0]["z"])
+        assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6), direction
+        names = {d.get("name") for d in spec["data"]}
+        assert ("◀ backward: start of chunk → end of next" in names) == (direction == "backward")
+    assert any("backward carries enter the next chunk at the wrong end" in m.value
+               for m in at.markdown)
