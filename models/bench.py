@@ -60,32 +60,38 @@ def steps_per_second(n_steps: int = 600) -> dict:
 
 
 def cell_steps_per_second(n_steps: int = 600) -> dict:
-    """Per cell (LSTM, GRU, SimpleRNN), side by side in one process: the engine (recording
-    states, readout and gradients) vs a train_on_batch loop over the same layer, stateful,
-    batch 1, one step per batch (seed004-steps-stateful with that cell, one epoch)."""
+    """Per cell (LSTM, GRU, SimpleRNN) and a Bidirectional LSTM (BiLSTM), side by side in one
+    process: the engine (recording states, readout and gradients) vs a train_on_batch loop over
+    the same layer, stateful, batch 1, one step per batch (seed004-steps-stateful with that
+    cell, one epoch)."""
     import keras
     from models.cells import CELLS
     from models.engine import Engine
     out = {}
-    for cell in CELLS:
-        cfg = PRESETS["seed004-steps-stateful"].config.replace(epochs=1, cell=cell)
+    for name in CELLS + ("BiLSTM",):
+        cell, bidi = ("LSTM", True) if name == "BiLSTM" else (name, False)
+        cfg = PRESETS["seed004-steps-stateful"].config.replace(epochs=1, cell=cell,
+                                                               bidirectional=bidi)
         eng = Engine(cfg)
         eng.warm_up()  # compile outside the timing
         x = eng.train.x[eng.train.order.reshape(-1)][:n_steps]
         y = eng.train.y[eng.train.order.reshape(-1)][:n_steps].astype("float32")[:, None]
         t = time.perf_counter()
         eng.run(validate=False)
-        out[f"{cell}_engine"] = eng.total / (time.perf_counter() - t)
+        out[f"{name}_engine"] = eng.total / (time.perf_counter() - t)
         eng.close()
         inp = keras.Input(batch_shape=(1, 1, 1))
         rnn = getattr(keras.layers, cell)(cfg.units, stateful=True)
+        if bidi:
+            rnn = keras.layers.Bidirectional(rnn, backward_layer=getattr(keras.layers, cell)(
+                cfg.units, stateful=True, go_backwards=True))
         model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(rnn(inp)))
         model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy")
         model.train_on_batch(x[:1], y[:1])
         t = time.perf_counter()
         for i in range(n_steps):
             model.train_on_batch(x[i:i + 1], y[i:i + 1])
-        out[f"{cell}_train_on_batch"] = n_steps / (time.perf_counter() - t)
+        out[f"{name}_train_on_batch"] = n_steps / (time.perf_counter() - t)
     return out
 
 
@@ -94,17 +100,19 @@ def chunk_steps_per_second() -> dict:
     per batch here (|dL/dx_t| over 5 steps), so its cost is measured on this shape too."""
     from models.engine import Engine
     cfg = PRESETS["chunks-stateful"].config.replace(epochs=3)
+    # and the same with bidirectional=True: what a Bidirectional layer costs (models/cost.py)
+    ways = {"chunks": (cfg, True), "chunks_no_gradients": (cfg, False),
+            "chunks_bidirectional": (cfg.replace(bidirectional=True), True)}
     out = {}
-    for gradients in (True, False):  # compile outside the timing
-        eng = Engine(cfg, gradients=gradients)
+    for c, gradients in ways.values():  # compile outside the timing
+        eng = Engine(c, gradients=gradients)
         eng.warm_up()
         eng.close()
     for _ in range(2):
-        for gradients in (True, False):
-            eng = Engine(cfg, gradients=gradients)
+        for key, (c, gradients) in ways.items():
+            eng = Engine(c, gradients=gradients)
             t = time.perf_counter()
             eng.run(validate=False)
-            key = "chunks" + ("" if gradients else "_no_gradients")
             out[key] = max(out.get(key, 0.0), eng.total * cfg.sample_len / (time.perf_counter() - t))
             eng.close()
     return out
@@ -235,7 +243,9 @@ def run_all() -> dict:
         "cells_steps_per_second": {k: round(v, 1) for k, v in cells.items()},
         "cells_speedup_vs_train_on_batch": {
             c: round(cells[f"{c}_engine"] / cells[f"{c}_train_on_batch"], 2)
-            for c in ("LSTM", "GRU", "SimpleRNN")},
+            for c in ("LSTM", "GRU", "SimpleRNN", "BiLSTM")},
+        # the cost model's assumption (models/cost.py): a Bidirectional layer costs 2x a plain one
+        "bidirectional_cost_chunks": round(sps["chunks"] / sps["chunks_bidirectional"], 3),
         "steps_per_second": {k: round(v, 1) for k, v in sps.items()},
         "speedup_vs_train_on_batch": round(sps["engine"] / sps["train_on_batch"], 2),
         "speedup_vs_fit": round(sps["engine"] / sps["fit"], 2),
@@ -243,8 +253,8 @@ def run_all() -> dict:
         "gradient_cost": round(sps["engine_no_gradients"] / sps["engine"], 3),
         "gradient_cost_chunks": round(sps["chunks_no_gradients"] / sps["chunks"], 3),
         "seconds_to_0.99": {k: (round(v, 3) if v is not None else None) for k, v in tta.items()},
-        "targets": {"speedup": ">= 7x vs both", "cells": "GRU, SimpleRNN at least as far "
-                    "ahead of train_on_batch as the LSTM", "recording_cost": "<= 1.15x",
+        "targets": {"speedup": ">= 7x vs both", "cells": "GRU, SimpleRNN, BiLSTM at least as "
+                    "far ahead of train_on_batch as the LSTM", "recording_cost": "<= 1.15x",
                     "gradient_cost": "<= 1.3x (else optional)",
                     "seconds_to_0.99": "<= 1.0 s (engine)"},
     }
@@ -294,6 +304,10 @@ def format_table(r: dict) -> str:
                   f"{cs[f'{c}_engine']:,.0f} / {cs[f'{c}_train_on_batch']:,.0f}", ""),
                  (f"{c}: speed-up vs train_on_batch", f"{cx[c]}x",
                   ">= LSTM's" if c != "LSTM" else "")]
+    if "bidirectional_cost_chunks" in r:
+        rows.append(("chunks-stateful steps/s, bidirectional", f"{sps['chunks_bidirectional']:,.0f}", ""))
+        rows.append(("Bidirectional cost, chunks-stateful", f"{r['bidirectional_cost_chunks']}x",
+                     "cost model: 2x"))
     comp = r.get("compile_new_shape")
     if comp:
         rows += compile_rows(comp)
