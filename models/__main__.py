@@ -25,11 +25,13 @@ def _progress(e) -> None:
 
 
 def run_preset(name: str, epochs: int | None = None, seed: int | None = None,
-               cell: str | None = None, layers: int | None = None) -> dict:
+               cell: str | None = None, layers: int | None = None,
+               bidirectional: bool | None = None) -> dict:
     from models.engine import Engine
     cfg = PRESETS[name].config
     cfg = cfg.replace(**{k: v for k, v in (("epochs", epochs), ("seed", seed), ("cell", cell),
-                                                  ("layers", layers))
+                                                  ("layers", layers),
+                                                  ("bidirectional", bidirectional))
                          if v is not None})
     t = time.perf_counter()
     eng = Engine(cfg)
@@ -48,7 +50,7 @@ def cmd_run(a) -> int:
     if a.preset not in PRESETS:
         return _err(f"no preset {a.preset!r}; choose one of: {', '.join(PRESETS)}")
     try:
-        out = run_preset(a.preset, a.epochs, a.seed, a.cell, a.layers)
+        out = run_preset(a.preset, a.epochs, a.seed, a.cell, a.layers, a.bidirectional)
     except ConfigError as e:
         return _err(str(e))
     trace = out.pop("_trace")
@@ -165,6 +167,9 @@ def main(argv=None) -> int:
     r.add_argument("--cell", choices=CELLS, help="run the preset with this recurrent cell")
     r.add_argument("--layers", type=int, help="run the preset with this many stacked recurrent "
                    "layers (1-3)")
+    r.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the preset with (or, --no-bidirectional, without) a Bidirectional "
+                   "recurrent layer")
     r.add_argument("--trace", help="save the trace to this .npz file")
     r.add_argument("--json", action="store_true")
     rp = sub.add_parser("reproduce", help="the seed-004 table: published vs measured")

@@ -63,12 +63,13 @@ STACKS = (2, 3)  # stacked LSTM layers measured beside the one-layer cells
 
 
 def _cases() -> dict[str, RunConfig]:
-    """Per cell (one layer) and per stack of LSTM layers: seed004-steps-stateful with that
-    change, one epoch (stateful, batch 1, one step per batch)."""
+    """Per cell (one layer), per stack of LSTM layers and a Bidirectional LSTM (BiLSTM):
+    seed004-steps-stateful with that change, one epoch (stateful, batch 1, one step per batch)."""
     from models.cells import CELLS
     base = PRESETS["seed004-steps-stateful"].config.replace(epochs=1)
     return {**{cell: base.replace(cell=cell) for cell in CELLS},
-            **{f"LSTMx{n}": base.replace(layers=n) for n in STACKS}}
+            **{f"LSTMx{n}": base.replace(layers=n) for n in STACKS},
+            "BiLSTM": base.replace(bidirectional=True)}
 
 
 def _keras_model(cfg: RunConfig):
@@ -76,16 +77,20 @@ def _keras_model(cfg: RunConfig):
     import keras
     inp = keras.Input(batch_shape=(1, 1, 1))
     h = inp
+    rnn = getattr(keras.layers, cfg.cell)
     for i in range(cfg.layers):
-        h = getattr(keras.layers, cfg.cell)(cfg.units, stateful=True,
-                                            return_sequences=i < cfg.layers - 1)(h)
+        layer = rnn(cfg.units, stateful=True, return_sequences=i < cfg.layers - 1)
+        if cfg.bidirectional:
+            layer = keras.layers.Bidirectional(layer, backward_layer=rnn(
+                cfg.units, stateful=True, go_backwards=True))
+        h = layer(h)
     model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
     model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy")
     return model
 
 
 def cell_steps_per_second(n_steps: int = 600, repeat: int = 1) -> dict:
-    """Per cell (LSTM, GRU, SimpleRNN) and per stack (2, 3 LSTM layers), side by side in one
+    """Per cell (LSTM, GRU, SimpleRNN), per stack (2, 3 LSTM layers) and BiLSTM, side by side in one
     process: the engine (recording states, readout and gradients) vs a train_on_batch loop over
     the same layers. Everything is compiled first; then `repeat` rounds, each timing every case
     (engine, then train_on_batch) in turn, the order reversed every other round, so a loaded
@@ -139,7 +144,7 @@ def cell_rows(runs: dict) -> list[tuple]:
                   f"{m['engine']:,.0f} / {m['train_on_batch']:,.0f}", ""),
                  (f"{label}: speed-up vs train_on_batch (median; each round)",
                   f"{m['ratio']:.1f}x ({', '.join(f'{v:.0f}' for v in runs[name]['ratio'])})",
-                  ">= LSTM's" if name in ("GRU", "SimpleRNN") else "")]
+                  ">= LSTM's" if name in ("GRU", "SimpleRNN", "BiLSTM") else "")]
     return rows
 
 
@@ -148,17 +153,19 @@ def chunk_steps_per_second() -> dict:
     per batch here (|dL/dx_t| over 5 steps), so its cost is measured on this shape too."""
     from models.engine import Engine
     cfg = PRESETS["chunks-stateful"].config.replace(epochs=3)
+    # and the same with bidirectional=True: what a Bidirectional layer costs (models/cost.py)
+    ways = {"chunks": (cfg, True), "chunks_no_gradients": (cfg, False),
+            "chunks_bidirectional": (cfg.replace(bidirectional=True), True)}
     out = {}
-    for gradients in (True, False):  # compile outside the timing
-        eng = Engine(cfg, gradients=gradients)
+    for c, gradients in ways.values():  # compile outside the timing
+        eng = Engine(c, gradients=gradients)
         eng.warm_up()
         eng.close()
     for _ in range(2):
-        for gradients in (True, False):
-            eng = Engine(cfg, gradients=gradients)
+        for key, (c, gradients) in ways.items():
+            eng = Engine(c, gradients=gradients)
             t = time.perf_counter()
             eng.run(validate=False)
-            key = "chunks" + ("" if gradients else "_no_gradients")
             out[key] = max(out.get(key, 0.0), eng.total * cfg.sample_len / (time.perf_counter() - t))
             eng.close()
     return out
@@ -289,6 +296,8 @@ def run_all(repeat: int = 1) -> dict:
         "compile_new_shape": comp,
         "cells": cells,  # per cell and stack: each round's steps/s and ratio
         "cells_median": cell_summary(cells),
+        # the cost model's assumption (models/cost.py): a Bidirectional layer costs 2x a plain one
+        "bidirectional_cost_chunks": round(sps["chunks"] / sps["chunks_bidirectional"], 3),
         "steps_per_second": {k: round(v, 1) for k, v in sps.items()},
         "speedup_vs_train_on_batch": round(sps["engine"] / sps["train_on_batch"], 2),
         "speedup_vs_fit": round(sps["engine"] / sps["fit"], 2),
@@ -296,8 +305,8 @@ def run_all(repeat: int = 1) -> dict:
         "gradient_cost": round(sps["engine_no_gradients"] / sps["engine"], 3),
         "gradient_cost_chunks": round(sps["chunks_no_gradients"] / sps["chunks"], 3),
         "seconds_to_0.99": {k: (round(v, 3) if v is not None else None) for k, v in tta.items()},
-        "targets": {"speedup": ">= 7x vs both", "cells": "GRU, SimpleRNN at least as far "
-                    "ahead of train_on_batch as the LSTM (median ratios)",
+        "targets": {"speedup": ">= 7x vs both", "cells": "GRU, SimpleRNN, BiLSTM at least as "
+                    "far ahead of train_on_batch as the LSTM (median ratios)",
                     "recording_cost": "<= 1.15x",
                     "gradient_cost": "<= 1.3x (else optional)",
                     "seconds_to_0.99": "<= 1.0 s (engine)"},
@@ -344,6 +353,10 @@ def format_table(r: dict) -> str:
     ]
     if r.get("cells"):
         rows += cell_rows(r["cells"])
+    if "bidirectional_cost_chunks" in r:
+        rows.append(("chunks-stateful steps/s, bidirectional", f"{sps['chunks_bidirectional']:,.0f}", ""))
+        rows.append(("Bidirectional cost, chunks-stateful", f"{r['bidirectional_cost_chunks']}x",
+                     "cost model: 2x"))
     comp = r.get("compile_new_shape")
     if comp:
         rows += compile_rows(comp)

@@ -386,6 +386,21 @@ def _slot_reset_batches(tr) -> int:
     return 0 if r is None else int((r.any(axis=1) & ~r.all(axis=1)).sum())
 
 
+def _direction_rows(m: dict) -> list[dict]:
+    """The carry check's per-direction rows (a bidirectional run's only)."""
+    return list(m["carry"].get("directions") or [])
+
+
+def _both_directions_hold(m: dict) -> bool:
+    rows, carried = _direction_rows(m), m["carry"]["carried"]
+    if [r["direction"] for r in rows] != ["forward", "backward"] or carried == 0:
+        return False
+    fw, bw = rows
+    return (all(r["max_carry_error"] == 0.0 and r["max_replay_error"] is not None
+                and r["max_replay_error"] <= REPLAY_TOLERANCE for r in rows)
+            and fw["continuation"] == carried and bw["wrong_end"] == carried)
+
+
 def _layer_rows(m: dict) -> list[dict]:
     """The carry check's per-layer rows (a stacked run's only)."""
     return list(m["carry"].get("layers") or [])
@@ -662,6 +677,24 @@ CLAIMS: tuple[Claim, ...] = (
               + ("nothing replayed" if r["max_replay_error"] is None
                  else f"{r['max_replay_error']:.1e}") for r in _layer_rows(m))
           or f"{m['config'].get('layers', 1)} layer: no per-layer states"),
+    # Question 11: a Bidirectional layer trained by the engine, each direction carried on its own.
+    Range("bidirectional-chunks-learn", "bidirectional-chunks-stateful", 0.99, 1.0),
+    Contrast("bidirectional-like-one-direction", "bidirectional-chunks-stateful",
+             control="chunks-stateful", direction="within", margin=0.05),
+    Count("bidirectional-backward-wrong-end", "bidirectional-chunks-stateful",
+          words="both directions' states are carried exactly (0 difference between a slot's hT "
+                "and its next h0, per direction) and replayed from the recorded h0 (the backward "
+                "one over the inputs reversed in time); every forward carry is a continuation "
+                "and every backward carry enters the next chunk at the wrong end (the state at "
+                "chunk k's first step starts chunk k+1 at its last step).",
+          fn=lambda m: (_direction_rows(m), _both_directions_hold(m)),
+          describe=lambda m: "; ".join(
+              f"{r['direction']}: carry error {r['max_carry_error']:g}, replay off by "
+              + ("nothing replayed" if r["max_replay_error"] is None
+                 else f"{r['max_replay_error']:.1e}")
+              + f", {r['continuation']:,} continuations, {r['wrong_end']:,} wrong-end carries"
+              for r in _direction_rows(m))
+          or f"{m['carry']['carried']:,} carried, one direction only: no backward states"),
     # Question 10: sequences of different lengths, packed; only the slot that ended is reset.
     Range("packed-learns", "packed-slot-resets", 0.99, 1.0),
     Count("packed-resets-only-the-slot", "packed-slot-resets",

@@ -194,6 +194,22 @@ def _cell_comment(cell: str) -> str:
 
 
 def _rnn_block(cfg: RunConfig) -> str:
+    if cfg.bidirectional:  # one layer (config refuses stacked Bidirectional)
+        return f'''# Bidirectional: a forward {cfg.cell} reads each sample first step to last, a backward one
+# (go_backwards=True) last step to first. Each keeps its OWN state per slot:
+# rnn.states = forward_layer.states + backward_layer.states, and rnn.reset_state() zeroes both.
+# A stateful backward layer stores the state at a sample's FIRST step (it reads it last) and
+# starts the next batch's sample at its LAST step from it: the wrong end of the next chunk.
+# Dense reads both final h side by side (2 x UNITS). Seeds as the app's (models/bidir.py).
+rnn = keras.layers.Bidirectional(
+    keras.layers.{cfg.cell}(
+        UNITS, stateful=STATEFUL,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1)),
+    backward_layer=keras.layers.{cfg.cell}(
+        UNITS, stateful=STATEFUL, go_backwards=True,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 7),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 8)))'''
     if cfg.layers == 1:
         return f'''rnn = keras.layers.{cfg.cell}(
     UNITS, stateful=STATEFUL,

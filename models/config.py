@@ -63,6 +63,10 @@ FIELDS: tuple[Field, ...] = (
     _f("layers", int, 1, "Recurrent layers stacked (1-3): each layer has its own per-slot state, "
        "and each feeds its whole output sequence to the next.", lo=1, hi=MAX_LAYERS,
        label="Stacked layers"),
+    _f("bidirectional", bool, False, "Wrap the recurrent layer in keras.layers.Bidirectional: a "
+       "forward and a backward layer, each with its own per-slot state. A stateful backward "
+       "layer hands the state at a chunk's first step to the next chunk's last step.",
+       label="Bidirectional"),
     _f("units", int, 10, "Recurrent units (size of h, and of c for an LSTM).", lo=1,
        hi=limits.MAX_UNITS),
     _f("epochs", int, 10, "Passes over the training data.", lo=1, hi=limits.MAX_EPOCHS),
@@ -90,6 +94,7 @@ class RunConfig:
     length: int = FIELD["length"].default
     cell: str = FIELD["cell"].default
     layers: int = FIELD["layers"].default
+    bidirectional: bool = FIELD["bidirectional"].default
     units: int = FIELD["units"].default
     epochs: int = FIELD["epochs"].default
     lr: float = FIELD["lr"].default
@@ -137,6 +142,8 @@ class RunConfig:
             out.append("The alphabet has 25 letter pairs (A->B ... Y->Z): sequence length at most 25.")
         if self.n_train < 1:
             out.append("Need at least one training sequence.")
+        from models import bidir
+        out += bidir.problems(self)
         if budget and not out:
             from models import cost
             out += cost.problems(self)

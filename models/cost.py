@@ -152,7 +152,8 @@ def estimate(cfg: RunConfig, n_sequences: int | None = None) -> Cost:
     keep, per = recorded_epochs(cfg.epochs, max(nb, 1), cap)
     recorded = len(keep) * per if nb else 0
     chunked = len(keep) * min(math.ceil(per / K) * K, math.ceil(nb / K) * K) if nb else 0
-    nl = cfg.layers                               # stacked layers: each records its own states
+    # stacked layers, and a Bidirectional layer's two directions: each records its own states
+    nl = cfg.layers * (2 if cfg.bidirectional else 1)
     per_batch = B * (16 * u * nl + 8) + 40        # states, seq_id, part; per-batch scalars
     recent = min(nb * cfg.epochs, RECENT_BATCHES + K - 1)
     trace = (chunked + recorded + recent) * per_batch + 4 * K * B * u * 4 * nl  # + chunk outputs
@@ -161,7 +162,7 @@ def estimate(cfg: RunConfig, n_sequences: int | None = None) -> Cost:
     figures = (FIG_FIXED + min(recorded, FLOW_PAGE) * S * FIG_FLOW_CELL + recorded * u * FIG_HEAT_VALUE
                + recorded * FIG_CURVE_POINT + min(nb, LAYOUT_BATCHES) * S * FIG_LAYOUT_CELL)
 
-    spb = seconds_per_batch(B, L, u) * nl  # measured on one layer; each layer is another pass
+    spb = seconds_per_batch(B, L, u) * nl  # measured on one layer; each layer or direction is another pass
     total = nb * cfg.epochs
     seconds = COMPILE_SECONDS + spb * (total + nvb * cfg.epochs)
     return Cost(n_tr, n_val, nb, nvb, total, recorded, int(data), int(trace), int(figures),

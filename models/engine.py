@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 import models  # noqa: F401  (pins KERAS_BACKEND before keras is imported)
-from models import cells, layouts, limits, stacked, trace as trace_mod
+from models import bidir, cells, layouts, limits, stacked, trace as trace_mod
 from models.config import ConfigError, RunConfig
 from models.tasks import TaskData, make_task
 
@@ -81,19 +81,24 @@ class RunResult:
 
 def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
     """The Keras model: [Dense output, *final states of each layer] (h, c for LSTM; h for GRU,
-    SimpleRNN; layer 1's first). Returns the first recurrent layer; `rnn_layers(model)` gives
-    all of them, stacked in order (models/stacked.py). Stateful layers get their batch size from
-    Input(batch_shape=...)."""
+    SimpleRNN; layer 1's first; a Bidirectional layer's forward states, then its backward
+    ones). Returns the first recurrent layer (a keras.layers.Bidirectional with the setting);
+    `rnn_layers(model)` gives every recurrent layer holding a state, stacked in order
+    (models/stacked.py), forward before backward (models/bidir.py). Stateful layers get their
+    batch size from Input(batch_shape=...)."""
     B, L = cfg.batch_size, cfg.sample_len
     s = cfg.seed
-    n_states = len(cells.state_names(cfg.cell))
+    n_states = len(cells.state_names(cfg.cell)) * (2 if cfg.bidirectional else 1)
     with _BUILD_LOCK:
         inp = keras.Input(batch_shape=(B, L, n_features))
         out, states, rnns = inp, [], []
         for layer in range(1, cfg.layers + 1):  # layer N < top hands its whole sequence on
-            rnn = cells.layer(cfg.cell, cfg.units, stacked.seeds(s, layer)[0],
-                              stateful=cfg.stateful, return_state=True,
-                              return_sequences=layer < cfg.layers)
+            def one(direction):
+                return cells.layer(cfg.cell, cfg.units, bidir.seeds(s, layer, direction)[0],
+                                   stateful=cfg.stateful, return_state=True,
+                                   return_sequences=layer < cfg.layers,
+                                   go_backwards=direction == "backward")
+            rnn = bidir.wrap(one("forward"), one("backward")) if cfg.bidirectional else one("forward")
             if cfg.stateful:
                 out, *st = rnn(out)
             else:
@@ -115,8 +120,21 @@ def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
 
 
 def rnn_layers(model) -> list:
-    """The model's recurrent layers, layer 1 first."""
-    return [la for la in model.layers if isinstance(la, keras.layers.RNN)]
+    """The model's recurrent layers, layer 1 first; a Bidirectional layer's forward_layer,
+    then its backward_layer (each holds its own states)."""
+    out = []
+    for la in model.layers:
+        if isinstance(la, keras.layers.Bidirectional):
+            out += [la.forward_layer, la.backward_layer]
+        elif isinstance(la, keras.layers.RNN):
+            out.append(la)
+    return out
+
+
+def stack_layers(model) -> list:
+    """The recurrent layers as the model calls them (a Bidirectional layer as one)."""
+    return [la for la in model.layers
+            if isinstance(la, (keras.layers.RNN, keras.layers.Bidirectional))]
 
 
 def _metric(kind: str, y, p):
@@ -145,17 +163,22 @@ class Net:
         B, L, F, U, n_out, kind, stateful, rec = sig[:8]
         self.cell = sig[8]  # LSTM | GRU | SimpleRNN (models/cells.py)
         self.layers = sig[9]  # stacked recurrent layers (models/stacked.py)
+        self.bidirectional = sig[10]  # forward and backward layers (models/bidir.py)
+        self.dirs = 2 if self.bidirectional else 1
         self.n_states = len(cells.state_names(self.cell))  # 2 for LSTM (h, c), else 1 (h)
-        self.n_all = self.n_states * self.layers  # state tensors of all layers, layer 1's first
+        # state tensors of all layers, layer 1's first, forward before backward
+        self.n_all = self.n_states * self.layers * self.dirs
         # rec: 0 nothing recorded; 1 states and readout; 2 also the gradients (signature())
         self.record, self.gradients = int(rec) >= 1, int(rec) >= 2
         self.B, self.L, self.U, self.n_out, self.kind, self.stateful = B, L, U, n_out, kind, stateful
         # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
         self.K = int(max(4, min(256, 32768 // (B * L))))
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
-                        seq_len=max(L, 2), cell=self.cell, layers=self.layers)
+                        seq_len=max(L, 2), cell=self.cell, layers=self.layers,
+                        bidirectional=self.bidirectional)
         self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
-        self.rnns = rnn_layers(self.model)
+        self.rnns = rnn_layers(self.model)  # every layer holding a state (both directions)
+        self.stack = stack_layers(self.model)  # as the model calls them
         self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
         self._bias = [w.copy() for w in self.model.get_weights()]  # seed-independent parts
         # The loops are written as tf.while_loop/tf.cond, so autograph has nothing to convert:
@@ -174,11 +197,12 @@ class Net:
     def reset_to(self, seed: int, lr: float) -> None:
         """Weights as a fresh build with this seed; optimizer and states zeroed."""
         w = list(self._bias)
-        for i in range(self.layers):  # kernel, recurrent kernel, bias per layer, then Dense
-            ks, rs = stacked.seeds(seed, i + 1)
+        # kernel, recurrent kernel, bias per layer (forward, then backward), then Dense
+        for i, (layer, direction) in enumerate(self.directions()):
+            ks, rs = bidir.seeds(seed, layer, direction)
             w[3 * i] = np.asarray(keras.initializers.GlorotUniform(seed=ks)(w[3 * i].shape))
             w[3 * i + 1] = np.asarray(keras.initializers.Orthogonal(seed=rs)(w[3 * i + 1].shape))
-        d = 3 * self.layers
+        d = 3 * len(self.rnns)
         w[d] = np.asarray(keras.initializers.GlorotUniform(seed=seed + 2)(w[d].shape))
         self.model.set_weights(w)
         for v in self.opt.variables:
@@ -187,6 +211,11 @@ class Net:
         if self.stateful:
             for rnn in self.rnns:
                 rnn.reset_state()
+
+    def directions(self) -> list[tuple[int, str]]:
+        """(layer, direction) of each of self.rnns, in order."""
+        return [(layer, d) for layer in range(1, self.layers + 1)
+                for d in bidir.DIRECTIONS[:self.dirs]]
 
     def state_vars(self) -> list:
         """Every layer's state variables, layer 1's first (stateful nets only)."""
@@ -225,8 +254,11 @@ class Net:
         n = self.n_all
         s0 = self.read_state()
         extra = []
-        if self.record:  # the Dense layer reads the last layer's h
-            extra.append(self._readout(s0[n - self.n_states]))
+        if self.record:  # the Dense layer reads the last layer's h (both directions' side by side)
+            top = n - self.n_states * self.dirs
+            # Bidirectional: this op in the step's XLA program moves fit's float32 rounding by
+            # a few ulps (tests/test_bidir.py; without recording the two are bit-identical)
+            extra.append(self._readout(tf.concat(s0[top::self.n_states], axis=-1)))
         if not self.gradients:
             with tf.GradientTape() as tape:
                 p, *sT = self.model(x, training=True)
@@ -243,8 +275,8 @@ class Net:
                 else:  # the model's zero initial state is a constant inside it: pass it in
                     w0 = list(self._zero_state())
                     tape.watch(w0)
-                    out, sT, ns = x, [], self.n_states
-                    for i, rnn in enumerate(self.rnns):
+                    out, sT, ns = x, [], self.n_states * self.dirs
+                    for i, rnn in enumerate(self.stack):
                         out, *st = rnn(out, initial_state=w0[i * ns:(i + 1) * ns], training=True)
                         sT += st
                     p = self.dense(out, training=True)
@@ -320,10 +352,10 @@ def signature(cfg: RunConfig, data: TaskData, record: bool = True,
               gradients: bool = True) -> tuple:
     """What a compiled net depends on: runs with equal signatures share one (pooled) net.
     Entry 7 is what the net records: 0 nothing, 1 states and readout, 2 also gradients; then
-    the cell type and the number of stacked layers."""
+    the cell type, the number of stacked layers and the bidirectional setting."""
     return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
             data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell,
-            cfg.layers)
+            cfg.layers, cfg.bidirectional)
 
 
 # Shapes the prewarm is compiling right now -> set when its net is in the pool.
@@ -514,9 +546,10 @@ class Engine:
                          cancelled, self.data.metric)
 
     def _state_names(self) -> list[tuple[str, str]]:
-        """(state, layer suffix) in the net's order: h, c (LSTM) or h per layer, layer 1 first
-        (its suffix is empty: the one-layer names; models/stacked.py)."""
-        return [(n, stacked.suffix(L)) for L in range(1, self.cfg.layers + 1)
+        """(state, suffix) in the net's order: h, c (LSTM) or h per layer, layer 1 first (its
+        suffix is empty: the one-layer names; models/stacked.py), forward before backward (the
+        backward direction's suffix _bw: models/bidir.py)."""
+        return [(n, bidir.suffix(d) + stacked.suffix(L)) for L, d in self.net.directions()
                 for n in cells.state_names(self.cfg.cell)]
 
     def _state_arrays(self, out: list) -> dict:
@@ -537,10 +570,11 @@ class Engine:
     def _layer_weights(self) -> dict:
         """Each layer's kernel, recurrent kernel and bias now (replay data, models/stacked.py)."""
         out = {}
-        for L, rnn in enumerate(self.net.rnns, 1):
+        for (L, d), rnn in zip(self.net.directions(), self.net.rnns):
             c = rnn.cell
+            keys = [k + bidir.suffix(d) for k in stacked.replay_keys(L)]
             out.update({k: np.array(v.numpy(), np.float32) for k, v in
-                        zip(stacked.replay_keys(L), (c.kernel, c.recurrent_kernel, c.bias))})
+                        zip(keys, (c.kernel, c.recurrent_kernel, c.bias))})
         return out
 
     def _replay_chunks(self, keep: set[int], per: int) -> set[tuple[int, int]]:

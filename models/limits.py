@@ -40,9 +40,10 @@ MAX_UPLOAD_BYTES = _env_int("LSTM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 MAX_CONCURRENT_JOBS = _env_int("LSTM_MAX_CONCURRENT_JOBS", os.cpu_count() or 1)
 MAX_QUEUED_JOBS = _env_int("LSTM_MAX_QUEUED_JOBS", 200)
 # Compiled models kept for reuse (each ~25-30 MB resident): a rerun of a kept shape starts in
-# milliseconds, any other shape first compiles for ~3 s. 16: the presets' distinct shapes
-# (13 LSTM shapes, one each for the GRU and SimpleRNN presets, one for the stacked preset).
-MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 16)
+# milliseconds, any other shape first compiles for ~3 s. 17: the presets' distinct shapes
+# (13 LSTM shapes, one each for the GRU and SimpleRNN presets, the stacked preset and the
+# bidirectional preset).
+MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 17)
 # Queued + running jobs one session (a browser tab) / one client (an address or browser id)
 # may hold; more are refused with a message. 2 per session: the compare mode trains two runs.
 MAX_JOBS_PER_SESSION = _env_int("LSTM_MAX_JOBS_PER_SESSION", 2)

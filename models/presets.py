@@ -125,6 +125,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "the replay, layer by layer (layer 2 fed layer 1's recomputed outputs), matches.",
            _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
                             reset="sequence", batch_size=50, epochs=10, layers=2), 9),
+    Preset("bidirectional-chunks-stateful", "The same chunks through a Bidirectional LSTM",
+           "chunks-stateful with one change: bidirectional=True. A forward LSTM reads each chunk "
+           "first step to last, a backward LSTM last step to first; each keeps its own state per "
+           "slot and stateful=True carries both. The forward carry continues the sequence. The "
+           "backward layer ends a chunk at its FIRST step, so it hands the state at the start of "
+           "chunk k to the END of chunk k+1: the wrong end. Pick the direction the flow shows.",
+           "Validation accuracy at least 0.99, within 0.05 of chunks-stateful (one direction). "
+           "Both directions' states are carried exactly and replayed (the backward one over the "
+           "inputs reversed in time); every forward carry is a continuation and every backward "
+           "carry enters the next chunk at the wrong end.",
+           _seed004.replace(layout="chunks", length=5, stateful=True, shuffle="off",
+                            reset="sequence", batch_size=50, epochs=10, bidirectional=True), 11),
     Preset("packed-slot-resets", "Sequences of different lengths: reset only the slot that ended",
            "chunks-stateful with one change: layout='packed'. Each sequence keeps 1 to 4 chunks, "
            "and the sequences are packed one after another into 50 streams: a slot takes the "

@@ -38,7 +38,7 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
     B, L, F = x
     rows = [TensorShape("Input x", x, f"{B} slots (the batch: one row per slot) × {L} "
                         f"timestep(s) (the sample length) × {F} feature(s) per timestep.")]
-    from models.engine import rnn_layers
+    from models.engine import rnn_layers, stack_layers
     names = cells.state_names(cfg.cell)
     rnns = rnn_layers(model)  # stacked: each layer has its own state (models/stacked.py)
     outs = model.outputs[1:]
@@ -51,16 +51,24 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
                       zip(names, outs[i * len(names):(i + 1) * len(names)])]
             where = "returned by the layer (return_state=True), dropped after the batch"
         tag = f", layer {i + 1} of {len(rnns)}" if len(rnns) > 1 else ""
+        if cfg.bidirectional:  # one layer, two directions (models/bidir.py)
+            tag = ", backward layer" if rnn.go_backwards else ", forward layer"
         for n, s in states:
             what = "hidden state" if n == "h" else "cell state"
             rows.append(TensorShape(f"State {n} ({what}{tag})", s, f"{s[0]} slots × {s[1]} "
                                     f"units: {where}; one vector of {s[1]} numbers per slot."))
-    top = rnns[-1]  # the layer the Dense layer reads
+    top = stack_layers(model)[-1]  # the layer the Dense layer reads
     out = top.output[0] if isinstance(top.output, (list, tuple)) else top.output
     o = _t(out.shape)
-    rows.append(TensorShape(f"{cfg.cell} output (return_sequences=False, as the app uses it)", o,
-                            f"{o[0]} slots × {o[1]} units: the h of the sample's last timestep "
-                            f"only; this is what the Dense layer reads."))
+    if cfg.bidirectional:
+        rows.append(TensorShape("Bidirectional output (return_sequences=False, as the app uses it)",
+                                o, f"{o[0]} slots × {o[1]} = 2 × units: the forward layer's h "
+                                f"at the sample's last timestep and the backward layer's h at "
+                                f"its first, side by side; this is what the Dense layer reads."))
+    else:
+        rows.append(TensorShape(f"{cfg.cell} output (return_sequences=False, as the app uses it)",
+                                o, f"{o[0]} slots × {o[1]} units: the h of the sample's last "
+                                f"timestep only; this is what the Dense layer reads."))
     from models.engine import _BUILD_LOCK  # Keras layer naming is not thread-safe
     with _BUILD_LOCK:
         twin = cells.layer(cfg.cell, cfg.units, cfg.seed, return_sequences=True)
@@ -72,6 +80,7 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
     rows.append(TensorShape("Dense output (the model's answer)", p,
                             f"{p[0]} slots × {p[1]} output(s): the task's answer per slot. Its "
                             f"size is the Dense layer's, not units."))
+    layer = rnns[0]  # the first layer's (each direction has its own, of the same shapes)
     k, r = _t(layer.cell.kernel.shape), _t(layer.cell.recurrent_kernel.shape)
     g = cells.GATES[cfg.cell]
     gates = "" if g == 1 else f" ({g} gates side by side, {k[1] // g} units each)"
@@ -102,6 +111,12 @@ def units_sentence(rows: list[TensorShape], cfg: RunConfig) -> str:
     """The answer to the seed question, with the sizes read from the model."""
     out = next(r for r in rows if r.tensor.endswith("as the app uses it)"))
     dense = next(r for r in rows if r.tensor.startswith("Dense output"))
+    if cfg.bidirectional:
+        return (f"Of each direction of the Bidirectional {cfg.cell} layer, yes: each outputs its "
+                f"h, {cfg.units} numbers per slot; the layer puts both side by side, "
+                f"{out.shape[-1]} numbers per slot. Of the model, no: the Dense layer maps those "
+                f"to {dense.shape[-1]} output(s). The batch axis is the {out.shape[0]} slots, and "
+                f"each direction's state has one row per slot.")
     return (f"Of the {cfg.cell} layer, yes: its output is h, "
             f"{out.shape[-1]} numbers per slot (units = {cfg.units}). Of the model, no: the "
             f"Dense layer maps those to {dense.shape[-1]} output(s). The batch axis is the "

@@ -51,6 +51,22 @@ layer's states; the replay recomputes the layers in order, layer N's input being
 output sequence recomputed (NumPy) from layer N-1's recorded h0, so a wrong state of any layer
 fails it. `Trace.layer_view(N)` is a trace whose h0, hT... are layer N's (what the flow draws).
 
+Bidirectional (config `bidirectional`, one layer; models/bidir.py): h0, c0, hT, cT, grad_h0,
+grad_c0 and replay_kernel, replay_recurrent, replay_bias keep meaning the FORWARD direction (a
+one-direction trace is unchanged; the forward direction reads as a plain layer). The backward
+layer adds the same arrays with the suffix `_bw`: h0_bw, hT_bw (c0_bw, cT_bw for an LSTM)
+(n, B, U) read from `backward_layer.states` (stateful) or returned by the layer (stateless),
+grad_h0_bw (grad_c0_bw) (n, B), and with replay data replay_kernel_bw (m, F, G*U),
+replay_recurrent_bw, replay_bias_bw. readout_h0 is the Dense layer applied to [h0, h0_bw] side
+by side (the Dense kernel is (2U, n_out)). The carry identity is checked per direction. The
+backward replay runs the cell over the batch's inputs REVERSED in time from the recorded h0_bw
+and must give hT_bw: the backward layer starts a chunk at its last step from h0_bw and stores
+the state at the chunk's first step. So a backward carry hands the state at chunk k's first
+step to chunk k+1's last step: `carry_kinds` of the backward direction calls that WRONG_END,
+not a continuation (with samples of one step, reading backwards is reading forwards: then a
+continuation). `Trace.direction_view("backward")` is a trace whose h0, hT... and replay are
+the backward layer's (what the flow draws for that direction).
+
 Per-slot resets (layout "packed": sequences of different lengths, optional key):
   reset_slots  bool (n, B)  the slots that started the batch from zeros. A packed run resets
                             only the slot whose sequence ended; reset_before is then True only
@@ -74,7 +90,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models import cells, stacked
+from models import bidir, cells, stacked
 
 STATE_KEYS = ("h0", "c0", "hT", "cT")  # an LSTM's; a GRU or SimpleRNN has H_KEYS only
 H_KEYS = ("h0", "hT")
@@ -96,6 +112,8 @@ CONTINUATION = 1   # same sequence, and the sample starts right after the previo
 BROKEN = 2         # same sequence, not the next part: skipped, repeated or overlapping
 CONTAMINATED = 3   # another sequence
 PADDING = 4        # carried into or out of a padding slot (no sequence): neither
+WRONG_END = 5      # backward direction, same sequence, next chunk: the state at chunk k's first
+                   # step enters chunk k+1 at its last step (models/bidir.py)
 
 
 @dataclass
@@ -123,6 +141,7 @@ class Trace:
     grad_x: np.ndarray | None = None
     upper: dict[str, np.ndarray] = field(default_factory=dict)  # layers 2..N: h0_l2, hT_l2, ...
     reset_slots: np.ndarray | None = None  # (n, B) bool: per-slot resets (packed layout)
+    direction: str = "forward"  # whose states h0, hT... are (direction_view)
 
     @property
     def n(self) -> int:
@@ -164,6 +183,35 @@ class Trace:
     def layers(self) -> int:
         """Stacked recurrent layers (config `layers`; 1 for traces from before the setting)."""
         return _layers_of(self.config)
+
+    @property
+    def bidirectional(self) -> bool:
+        """Config `bidirectional` (False for traces from before the setting)."""
+        return _bidirectional_of(self.config)
+
+    def direction_array(self, key: str, direction: str):
+        """A per-direction array (h0, hT, c0, cT, grad_h0, grad_c0) of layer 1, or None."""
+        if direction == self.direction:
+            return getattr(self, key)
+        return self.upper.get(key + bidir.suffix(direction))
+
+    def direction_view(self, direction: str) -> "Trace":
+        """This trace with the `direction` layer's states (and state gradients) in h0, c0, hT,
+        cT, and its replay data in the replay keys, inputs reversed in time for the backward
+        layer (it reads them last step first): what the flow draws for that direction, and a
+        carry check that replays it as a plain layer."""
+        if direction == self.direction or not self.bidirectional:
+            return self
+        import dataclasses
+        arrays = {k: self.direction_array(k, direction) for k in bidir.PER_DIRECTION}
+        replay = None
+        if self.replay is not None and all(k in self.replay for k in bidir.replay_keys()):
+            replay = {k: v for k, v in self.replay.items() if k not in REPLAY_DENSE_KEYS}
+            replay.update({k: self.replay[k + bidir.BW] for k in stacked.REPLAY_PER_LAYER})
+            replay = {k: v for k, v in replay.items() if not bidir.is_backward(k)}
+            replay["replay_x"] = np.ascontiguousarray(self.replay["replay_x"][:, :, ::-1])
+        return dataclasses.replace(self, **arrays, upper={}, replay=replay, _replay_memo=None,
+                                   direction=direction)
 
     def layer_array(self, key: str, layer: int):
         """A per-layer array (h0, hT, c0, cT, grad_h0, grad_c0) of one layer, or None."""
@@ -262,7 +310,7 @@ class Trace:
             t.replay = {"replay_batch": np.asarray(a["replay_batch"], np.int32),
                         **{k: np.asarray(a[k], np.float32) for k in REPLAY_KEYS[1:]
                            + tuple(d for d in REPLAY_DENSE_KEYS if d in a)}}
-        t.upper = _upper_layers(t, a)
+        t.upper = {**_upper_layers(t, a), **_backward_arrays(t, a)}
         if "reset_slots" in a:
             t.reset_slots = np.asarray(a["reset_slots"], bool)
             if t.reset_slots.shape != t.seq_id.shape:
@@ -270,6 +318,9 @@ class Trace:
         if present:
             t.replay.update({k: np.asarray(a[k], np.float32) for L in range(2, t.layers + 1)
                              for k in stacked.replay_keys(L) if k in a})
+            if t.bidirectional:
+                t.replay.update({k: np.asarray(a[k], np.float32) for k in bidir.replay_keys()
+                                 if k in a})
             problem = _replay_problem(t)
             if problem:
                 raise ValueError(f"not a trace: replay data {problem}")
@@ -321,7 +372,7 @@ def sample_geometry(t: Trace) -> tuple[str, int, int]:
 
 def carry_kinds(t: Trace) -> np.ndarray:
     """(n, B) int8: per slot, what the state it started from was (NOT_CARRIED, CONTINUATION,
-    BROKEN, CONTAMINATED, PADDING). Only transitions from the recorded batch right before count;
+    BROKEN, CONTAMINATED, PADDING, or for a backward direction view WRONG_END). Only transitions from the recorded batch right before count;
     the flow view draws exactly these, so its arrows and the carry check's counts agree."""
     kinds = np.zeros(t.seq_id.shape, np.int8)
     if t.n < 2:
@@ -334,7 +385,10 @@ def carry_kinds(t: Trace) -> np.ndarray:
     follows = cur_start == prev_start + L
     if layout == "full":  # every sample is the whole sequence: carrying into it repeats it
         follows[:] = False
-    k = np.where(prev_seq != cur_seq, CONTAMINATED, np.where(follows, CONTINUATION, BROKEN))
+    # The backward layer reads each chunk last step first: what it carries is the state at the
+    # previous chunk's first step, and it enters this chunk at its last (one step: no difference).
+    cont = WRONG_END if t.direction == "backward" and L > 1 else CONTINUATION
+    k = np.where(prev_seq != cur_seq, CONTAMINATED, np.where(follows, cont, BROKEN))
     k = np.where((prev_seq < 0) | (cur_seq < 0), PADDING, k)
     kinds[1:] = np.where(carried[1:], k, NOT_CARRIED)
     return kinds
@@ -358,6 +412,35 @@ def _upper_layers(t: Trace, a: dict) -> dict[str, np.ndarray]:
     if extra:
         raise ValueError(f"not a trace: a {t.layers}-layer trace holds {', '.join(sorted(extra))}")
     return out
+
+
+def _backward_arrays(t: Trace, a: dict) -> dict[str, np.ndarray]:
+    """The backward direction's arrays from a file: all of them for a bidirectional trace,
+    none for any other."""
+    bw = [k for k in a if bidir.is_backward(k) and not k.startswith("replay_")]
+    if not t.bidirectional:
+        if bw or any(bidir.is_backward(k) for k in a):
+            raise ValueError("not a trace: a one-direction trace holds "
+                             f"{', '.join(sorted(k for k in a if bidir.is_backward(k)))}")
+        return {}
+    keys = bidir.state_keys(t.cell)
+    missing = [k for k in keys if k not in a]
+    if missing:
+        raise ValueError(f"not a trace: a bidirectional trace needs {', '.join(missing)}")
+    out = {}
+    for k in bw:
+        out[k] = np.asarray(a[k], np.float32)
+        want = t.h0.shape if k in keys else t.h0.shape[:2]
+        if out[k].shape != want:
+            raise ValueError(f"not a trace: {k} does not match h0's shape")
+    return out
+
+
+def _bidirectional_of(config_json: str) -> bool:
+    try:
+        return json.loads(config_json).get("bidirectional", False) is True
+    except (ValueError, AttributeError):
+        return False
 
 
 def _layers_of(config_json: str) -> int:
@@ -395,6 +478,12 @@ def _replay_problem(t: Trace) -> str | None:
     if (r["replay_kernel"].shape[1:] != kernel or r["replay_recurrent"].shape[1:] != recurrent
             or r["replay_bias"].shape[1:] != bias):
         return f"has {t.cell} weights that do not fit {U} units and {F} features"
+    if t.bidirectional:
+        keys = bidir.replay_keys()
+        if any(k not in r for k in keys):
+            return f"without the backward layer's weights ({', '.join(k for k in keys if k not in r)})"
+        if tuple(r[k].shape[1:] for k in keys) != (kernel, recurrent, bias):
+            return f"has backward {t.cell} weights that do not fit {U} units and {F} features"
     for L in range(2, t.layers + 1):  # layer L reads layer L-1's U outputs
         keys = stacked.replay_keys(L)
         if any(k not in r for k in keys):
@@ -436,18 +525,28 @@ def replay_errors_by_layer(t: Trace) -> np.ndarray:
     if t._replay_memo is not None and t._replay_memo[0] == key:
         return t._replay_memo[1].copy()
     x, rows = r["replay_x"], []
+    names = cells.state_names(t.cell)
+
+    def error(new, get):
+        dh = np.abs(new[0] - get("hT")[k, :S]).reshape(len(k), -1)
+        out = dh.max(axis=1, initial=0.0)
+        if len(new) > 1:  # an LSTM's c
+            cT = get("cT")[k, :S].astype(np.float64)
+            dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
+            out = np.maximum(out, dc.max(axis=1, initial=0.0))
+        return out
+    if t.bidirectional and t.direction == "forward" and "replay_kernel_bw" in r:
+        # the backward layer reads the batch last step first, from the recorded h0_bw
+        s0 = tuple(t.direction_array(f"{n}0", "backward")[k, :S] for n in names)
+        new = cells.run_numpy(t.cell, x[:, :, ::-1], s0, *(r[w] for w in bidir.replay_keys()))
+        backward = error(new, lambda key: t.direction_array(key, "backward"))
     for L in range(1, t.layers + 1):
-        names = cells.state_names(t.cell)
         s0 = tuple(t.layer_array(f"{n}0", L)[k, :S] for n in names)
         *new, x = cells.run_numpy(t.cell, x, s0, *(r[w] for w in stacked.replay_keys(L)),
                                   sequence=True)
-        dh = np.abs(new[0] - t.layer_array("hT", L)[k, :S]).reshape(len(k), -1)
-        out = dh.max(axis=1, initial=0.0)
-        if len(new) > 1:  # an LSTM's c
-            cT = t.layer_array("cT", L)[k, :S].astype(np.float64)
-            dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
-            out = np.maximum(out, dc.max(axis=1, initial=0.0))
-        rows.append(out)
+        rows.append(error(new, lambda key: t.layer_array(key, L)))
+    if t.bidirectional and t.direction == "forward" and "replay_kernel_bw" in r:
+        rows.append(backward)  # after the forward rows: (forward, backward)
     out = np.stack(rows)
     t._replay_memo = (key, out)
     return out.copy()
@@ -486,6 +585,9 @@ def carry_check(t: Trace) -> dict:
         for b, row in zip(by_layer, reps if len(reps) else [None] * len(by_layer)):
             b["max_replay_error"] = float(row.max()) if row is not None and len(row) else None
         stack = {"layers": by_layer}
+    if t.bidirectional and t.direction == "forward" and t.direction_array("h0", "backward") is not None:
+        stack["directions"] = [_direction_row(t, "forward", by_layer[0], kinds, reps),
+                               _direction_row(t, "backward", None, None, reps)]
     return {**stack,
         "carried": int(carried.sum()),
         "max_carry_error": err,
@@ -494,9 +596,37 @@ def carry_check(t: Trace) -> dict:
         "contaminated": int((kinds == CONTAMINATED).sum()),
         "continuation": int((kinds == CONTINUATION).sum()),
         "broken": int((kinds == BROKEN).sum()),
+        **({"wrong_end": int((kinds == WRONG_END).sum())} if t.direction == "backward" else {}),
         "replayed": int(len(rep)),
         "max_replay_error": float(rep.max()) if len(rep) else None,
     }
+
+
+def _direction_row(t: Trace, direction: str, row: dict | None, kinds, reps) -> dict:
+    """One direction's carry check (a bidirectional trace's): carry and fresh errors, carry
+    kinds, and its replay (the backward replay runs over the inputs reversed in time)."""
+    if row is None:
+        v = t.direction_view(direction)
+        names = cells.state_names(t.cell)
+        fresh, carried = slot_transitions(v)
+        pairs = [(getattr(v, f"{n}0"), getattr(v, f"{n}T")) for n in names]
+        row = {"max_carry_error": 0.0, "max_fresh_abs": 0.0}
+        if carried.any():
+            k, i = np.nonzero(carried)
+            row["max_carry_error"] = float(max(np.abs(a[k, i] - b[k - 1, i]).max() for a, b in pairs))
+        if fresh.any():
+            row["max_fresh_abs"] = float(max(np.abs(a[fresh]).max() for a, _ in pairs))
+        kinds = carry_kinds(v)
+    rep = reps[DIRECTION_ROW[direction]] if len(reps) else np.zeros(0)
+    return {"direction": direction, "max_carry_error": row["max_carry_error"],
+            "max_fresh_abs": row["max_fresh_abs"],
+            "continuation": int((kinds == CONTINUATION).sum()),
+            "wrong_end": int((kinds == WRONG_END).sum()),
+            "contaminated": int((kinds == CONTAMINATED).sum()),
+            "max_replay_error": float(rep.max()) if len(rep) else None}
+
+
+DIRECTION_ROW = {"forward": 0, "backward": -1}  # rows of replay_errors_by_layer (one layer)
 
 
 def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
@@ -507,6 +637,8 @@ def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
     z1 = np.zeros((0,), np.int32)
     upper = {k: z3 for L in range(2, _layers_of(config_json) + 1)
              for k in stacked.state_keys(cell, L)}
+    if _bidirectional_of(config_json):
+        upper.update({k: z3 for k in bidir.state_keys(cell)})
     return Trace(z3, c, z3, c, z2, z2, z1, z1, np.zeros(0, bool),
                  np.zeros(0, np.float32), np.zeros(0, np.float32), config_json, upper=upper)
 
@@ -535,7 +667,8 @@ def _stack(parts: list[dict], last: int | None = None) -> tuple[dict, np.ndarray
     cat = {k: v[drop:] for k, v in cat.items()}
     idx = cat.pop("index").astype(np.int32)
     cat = {"c0": None, "cT": None, **cat}  # GRU, SimpleRNN record no c
-    cat["upper"] = {k: cat.pop(k) for k in list(cat) if stacked.layer_of(k) > 1}
+    cat["upper"] = {k: cat.pop(k) for k in list(cat)
+                    if stacked.layer_of(k) > 1 or bidir.is_backward(k)}
     if "reset_slots" in cat:
         cat["reset_slots"] = cat["reset_slots"].astype(bool)
     offsets = np.cumsum([0] + [len(p["index"]) for p in parts[:-1]]) - drop

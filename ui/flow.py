@@ -74,11 +74,15 @@ def flow_tab(res: dict | None) -> None:
                 "**Data layout** tab shows how the batches will be arranged.")
         return
     trace = res["trace"]
-    st.markdown(f"**{viz.carry_summary(trace)}**")
+    # a Bidirectional run's summary is the shown direction's (the caption below covers both)
+    shown = trace.direction_view(st.session_state.get("flow_direction") or "forward")
+    st.markdown(f"**{viz.carry_summary(shown)}**")
     if trace.layers > 1:
         st.caption(viz.layer_summary(trace))
     layer = layer_control(trace)
     trace = trace.layer_view(layer)  # what the views below draw: that layer's states
+    direction = _direction_control(trace)
+    trace = trace.direction_view(direction)  # ... and that direction's
     as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
     if as_table:
         st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)
@@ -134,6 +138,7 @@ def flow_tab(res: dict | None) -> None:
                 large=large, reduced=reduced, compact=compact)
     if res.get("run_id"):  # a stored run: every session showing it shares one figure
         rid = res["run_id"] if layer == 1 else f"{res['run_id']}#layer{layer}"
+        rid += "" if direction == "forward" else f"#{direction}"
         fig = _shared_flow_figure(rid, tuple(sorted(opts.items())), trace)
     else:
         fig = _flow_figure(trace, **opts)
@@ -151,6 +156,20 @@ def flow_tab(res: dict | None) -> None:
         _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
                                    compact=compact),
                key="grad_fig")
+
+
+def _direction_control(trace) -> str:
+    """Which direction of a Bidirectional layer the flow draws (only offered for one)."""
+    if not trace.bidirectional:
+        return "forward"
+    st.caption(viz.direction_summary(trace))
+    return st.radio("Direction shown", ["forward", "backward"], key="flow_direction",
+                    horizontal=True,
+                    format_func=lambda d: {"forward": "forward (first step → last)",
+                                           "backward": "backward (last step → first)"}[d],
+                    help="keras.layers.Bidirectional holds a forward_layer and a backward_layer, "
+                         "each with its own state per slot. The flow shows the chosen one's h0 "
+                         "and hT; the carry check above covers both.")
 
 
 def _follow_control(trace, first: int, per_page: int) -> int | None:

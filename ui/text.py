@@ -139,7 +139,12 @@ QUESTIONS = (
      "resetting only `forward_layer` leaves the backward state. Advice: do not carry backward "
      "state across chunks. To stream, use a stateful forward layer; to look both ways, use a "
      "stateless Bidirectional layer over whole windows. The toggle below measures all of this "
-     "in plain Keras."),
+     "in plain Keras. To watch it train, turn on *Bidirectional* in the sidebar or load the "
+     "preset below (the chunks run with one change): the app trains the real "
+     "`keras.layers.Bidirectional`, records both directions' states, replays the backward one "
+     "over the inputs reversed in time, and the State-flow tab's *Direction shown* draws each "
+     "backward carry for what it is: the state at a chunk's first step entering the next "
+     "chunk at its last step. The claims below say what that run measured."),
 )
 
 
@@ -198,6 +203,15 @@ def measured(question: int, result: dict | None) -> str | None:
         return (f"Your last run used a {cfg.cell}: it carried {states} "
                 f"({c['carried']:,} carried states, largest carry error "
                 f"{c['max_carry_error']:g}).")
+    if question == 11 and cfg.bidirectional:
+        rows = tr.carry_check().get("directions") or []
+        if len(rows) == 2:
+            fw, bw = rows
+            return (f"Your last run was Bidirectional ({mode}): the forward layer carried "
+                    f"{fw['continuation']:,} continuations, the backward layer "
+                    f"{bw['wrong_end']:,} wrong-end carries (and {bw['continuation']:,} "
+                    f"continuations); largest carry error forward "
+                    f"{fw['max_carry_error']:g}, backward {bw['max_carry_error']:g}.")
     if question == 5:
         trims = [n for n in result.get("notes", []) if n.startswith("Trimmed")]
         return (f"Your last run built `keras.Input(batch_shape=({cfg.batch_size}, "

@@ -8,6 +8,9 @@ carry is one of trace.carry_kinds (the same function the carry check counts with
   broken         orange dotted line, ring  same sequence, not the next part (skipped, repeated,
                                            overlapping window)
   contaminated   red dashed line, ✕        the carried state lands on a different sequence
+  wrong end      purple dash-dot line, ◀   a Bidirectional layer's backward direction: the state
+                                           at the previous chunk's FIRST step enters this chunk
+                                           at its LAST step (trace.WRONG_END; direction_view)
   reset          dotted bar                states were zeroed before the batch
   gap            dash-dot bar              batches in between were not recorded (thinned trace)
 Line style and marker tell the kinds apart, not colour alone.
@@ -33,7 +36,8 @@ import plotly.graph_objects as go
 
 from models import trace as trace_mod
 from models.tasks import LETTERS
-from models.trace import BROKEN, CONTAMINATED, CONTINUATION, PADDING, Trace, carry_kinds
+from models.trace import (BROKEN, CONTAMINATED, CONTINUATION, PADDING, WRONG_END, Trace,
+                          carry_kinds)
 from viz.slot_resets import slot_reset_traces  # per-slot resets (layout "packed")
 
 # ColorBrewer Set3 without its grey (grey means padding): pastel, so black labels stay readable.
@@ -43,10 +47,12 @@ PADDING_COLOUR = "#e6e6e6"
 CARRY_COLOUR = "#505050"
 CONTAMINATION_COLOUR = "#d62728"
 BROKEN_COLOUR = "#e67e00"
+WRONG_END_COLOUR = "#6a3d9a"
 # Legend entries, read as words (tests and the page's caption use these).
 LEGEND = {"continuation": "→ continues the same sequence",
           "broken": "⋯ same sequence, wrong part",
           "contaminated": "✕ another sequence",
+          "wrong_end": "◀ backward: start of chunk → end of next",
           "reset": "┆ reset to zero",
           "gap": "⋮ batches not recorded"}
 HOVER_UNITS = 16  # h units shown on hover: the JSON budget pays for every cell's vector
@@ -327,6 +333,8 @@ def _hover_rows(h: np.ndarray, units: int = HOVER_UNITS) -> tuple:
 # the line is written once per trace instead of once per cell (the JSON budget).
 _KINDS = {
     "continued": "h0 = hT of batch %{customdata[4]} (carried: → continues the same sequence)",
+    "wrong_end": "h0 = hT of batch %{customdata[4]}: <b>◀ the backward state at that chunk's "
+                 "FIRST step, entering this chunk at its LAST step</b>",
     "broken": "h0 = hT of the batch before: <b>⋯ the state of p%{customdata[4]} lands on "
               "p%{customdata[3]} of the same sequence: not the next part</b>",
     "contaminated": "h0 = hT of the batch before: <b>✕ the state of s%{customdata[4]} "
@@ -359,6 +367,7 @@ def _cell_kinds(trace: Trace, tr: dict, kinds: np.ndarray, S: int, cols: np.ndar
     carried_ok = tr["carried"][cols, None] & same
     ck = kinds[cols, :S]
     kind[carried_ok & (ck == CONTINUATION)] = "continued"
+    kind[carried_ok & (ck == WRONG_END)] = "wrong_end"
     broken = carried_ok & (ck == BROKEN)
     kind[broken] = "broken"
     prev[broken] = trace.part[before, :S][broken]
@@ -466,6 +475,10 @@ def _carry_traces(kinds: np.ndarray, S: int) -> list[go.Scatter]:
                      thickness=1.5, color=CARRY_COLOUR),
         hoverinfo="skip")
     out = [carried]
+    k_we, s_we = np.nonzero(kinds[:, :S] == WRONG_END)
+    if len(k_we):  # a backward direction's carry: not a continuation (models/bidir.py)
+        out.append(_crossing(k_we, s_we, LEGEND["wrong_end"], WRONG_END_COLOUR, "dashdot",
+                             "triangle-left"))
     k_brk, s_brk = np.nonzero(kinds[:, :S] == BROKEN)
     if len(k_brk):
         out.append(_crossing(k_brk, s_brk, LEGEND["broken"], BROKEN_COLOUR, "dot", "circle-open"))
@@ -522,6 +535,8 @@ def _title(trace: Trace, B: int, S: int, n: int, contaminated: int, broken: int)
     cfg = trace.config_dict()
     if trace.stateful():
         head = f"<b>State flow</b> · stateful, reset: {cfg.get('reset', '?')}"
+        if trace.bidirectional:
+            head += f" · {trace.direction} layer"
     else:
         head = "<b>State flow</b> · stateless: every sample starts from zeros, nothing is carried"
     notes = []
@@ -704,7 +719,8 @@ def _compact(fig: go.Figure, S: int, coloured: bool) -> None:
 
 CARRY_WORDS = {trace_mod.NOT_CARRIED: "", CONTINUATION: "continues its sequence",
                BROKEN: "same sequence, wrong part", CONTAMINATED: "another sequence",
-               PADDING: "padding"}
+               PADDING: "padding",
+               WRONG_END: "backward: the previous chunk's first step enters this one's last"}
 
 
 def flow_table(trace: Trace, max_rows: int = 2000) -> list[dict]:
@@ -739,8 +755,12 @@ def carry_summary(trace: Trace) -> str:
     c = trace.carry_check()
     out = f"Carry check: {c['carried']:,} carried transitions"
     if c["carried"]:
-        pad = c["carried"] - c["continuation"] - c["broken"] - c["contaminated"]
-        out += (f": {c['continuation']:,} continue their sequence, {c['broken']:,} broken "
+        we = c.get("wrong_end", 0)  # a backward direction view (models/bidir.py)
+        pad = c["carried"] - c["continuation"] - c["broken"] - c["contaminated"] - we
+        out += (": " + (f"{we:,} backward carries enter the next chunk at the wrong end (the "
+                        f"state at a chunk's first step starts the next chunk's last step), "
+                        if "wrong_end" in c else "")
+                + f"{c['continuation']:,} continue their sequence, {c['broken']:,} broken "
                 f"(same sequence, wrong part), {c['contaminated']:,} contaminated (another "
                 f"sequence)" + (f", {pad:,} padding" if pad else "")
                 + f"; largest |h0[k+1]−hT[k]| = {_num(c['max_carry_error'])}")

@@ -1,6 +1,6 @@
-"""Stacked layers: one sentence per run saying what the carry check measured on each layer
-(models/trace.py carry_check's per-layer rows). The flow itself draws one layer at a time
-(Trace.layer_view)."""
+"""Stacked layers and a Bidirectional layer's directions: one sentence per run saying what the
+carry check measured on each layer or direction (models/trace.py carry_check's per-layer and
+per-direction rows). The flow itself draws one at a time (Trace.layer_view, direction_view)."""
 from __future__ import annotations
 
 from models.trace import REPLAY_TOLERANCE, Trace
@@ -28,3 +28,29 @@ def layer_summary(trace: Trace) -> str:
             f"separately ({'; '.join(parts)}). Layer 1 reads the input, layer "
             f"{trace.layers} feeds the Dense layer; the readout colour reads layer "
             f"{trace.layers}'s h0.")
+
+
+def direction_summary(trace: Trace) -> str:
+    """The carry check per direction of a Bidirectional run ('' for any other): each
+    direction's carry identity and replay, and what its carries are."""
+    if trace.n == 0 or not trace.bidirectional:
+        return ""
+    rows = trace.carry_check().get("directions") or []
+    parts = []
+    for r in rows:
+        p = f"{r['direction']}: largest |h0[k+1]−hT[k]| = {_g(r['max_carry_error'])}"
+        e = r.get("max_replay_error")
+        if e is not None:
+            p += (f", replay matches to {e:.0e}" if e <= REPLAY_TOLERANCE
+                  else f", replay does NOT match (off by up to {_g(e)})")
+        if r["direction"] == "backward":
+            p += (f", {r['wrong_end']:,} carries enter the next chunk at the wrong end"
+                  if r["wrong_end"] else f", {r['continuation']:,} continuations")
+        else:
+            p += f", {r['continuation']:,} continuations"
+        parts.append(p)
+    return ("Bidirectional: the forward and the backward layer each keep their own state per "
+            f"slot, checked separately ({'; '.join(parts)}). The backward layer reads a chunk "
+            "last step first, so the state it carries is its state at the chunk's first step, "
+            "and the next chunk starts from it at its last step: the backward replay runs over "
+            "the inputs reversed in time. The readout colour reads both h0 side by side.")

@@ -1,0 +1,232 @@
+"""The `bidirectional` setting on real Keras: the engine trains keras.layers.Bidirectional exactly
+as `fit` does, both directions' own per-slot states are recorded from forward_layer and
+backward_layer, carried, reset and replayed (the backward one over the inputs reversed in time),
+and the backward carry is named for what it is (WRONG_END), not a continuation."""
+import numpy as np
+import pytest
+
+from models import bidir, cost, engine
+from models.codegen import generate
+from models.config import RunConfig
+from models.engine import Engine
+from models.presets import PRESETS
+from models.trace import CONTINUATION, REPLAY_TOLERANCE, WRONG_END, Trace, carry_kinds
+from tests.engine_runs import SMALL, trained
+
+import keras  # noqa: E402  (after models pinned the backend)
+
+BIDI = SMALL.replace(bidirectional=True)
+
+
+@pytest.fixture(scope="module")
+def stateful():
+    return trained(BIDI)
+
+
+def copy(t: Trace) -> Trace:
+    return Trace.from_bytes(t.to_bytes())
+
+
+def test_engine_agrees_with_plain_keras_fit(stateful):
+    """The engine and model.fit (XLA), from the same initial weights, on the Bidirectional
+    model written the plain way. Measured: weights differ by 3.0e-7 and states by 2.4e-6 (on
+    a c of 4.2: 1.1e-6 relative at most, a few float32 ulps). The engine without recording is
+    bit-identical to fit (measured, 0.0 on weights and all four states); recording the
+    readout, Dense applied to [h0, h0_bw] inside the step's XLA program, changes how XLA
+    fuses the step's arithmetic, and the recurrence carries the ulps along. Bound: 1e-6 on
+    weights, 1e-5 relative on states (models/inference.py's STREAM_TOLERANCE)."""
+    eng, r, init, final = stateful
+    cfg = eng.cfg
+    s = eng.train
+    x = s.x[s.order.reshape(-1)]
+    y = s.y[s.order.reshape(-1)].astype("float32")[:, None]
+    inp = keras.Input(batch_shape=(cfg.batch_size, cfg.sample_len, 1))
+    bi = keras.layers.Bidirectional(
+        keras.layers.LSTM(cfg.units, stateful=True),
+        backward_layer=keras.layers.LSTM(cfg.units, stateful=True, go_backwards=True))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(bi(inp)))
+    model.set_weights(init)
+    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=False, verbose=0)
+    states = list(bi.forward_layer.states) + list(bi.backward_layer.states)
+    assert len(states) == len(final) == 4
+    werr = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), r.weights))
+    serr = max(float((np.abs(v.numpy() - f) / np.maximum(1.0, np.abs(f))).max())
+               for v, f in zip(states, final))
+    print(f"bidirectional LSTM: engine vs fit: weights differ by {werr:g}, states by {serr:g} "
+          f"(relative where |state| > 1)")
+    assert werr <= 1e-6 and serr <= 1e-5, f"weights differ by {werr:g}, states by {serr:g}"
+    # the trace's last states are each direction's own: forward h, c, then backward h, c
+    np.testing.assert_array_equal(r.trace.hT[-1], final[0])
+    np.testing.assert_array_equal(r.trace.upper["hT_bw"][-1], final[2])
+    np.testing.assert_array_equal(r.trace.upper["cT_bw"][-1], final[3])
+
+
+def test_each_direction_is_seeded_on_its_own_and_pooled_equals_fresh(stateful):
+    eng, _, init, _ = stateful
+    assert not np.array_equal(init[1], init[4])  # forward vs backward recurrent kernel
+    first = trained(BIDI.replace(seed=11))[1]
+    assert engine._POOL  # the net went back to the pool and is reused, re-seeded
+    again = trained(BIDI.replace(seed=11))[1]
+    for a, b in zip(first.weights, again.weights):
+        np.testing.assert_array_equal(a, b)
+    fresh = engine.build_model(BIDI.replace(seed=12), 1, 1, "binary")[0].get_weights()
+    e = Engine(BIDI.replace(seed=12))
+    try:
+        assert len(fresh) == len(e.initial_weights) == 8  # 2 x (kernel, recurrent, bias) + Dense
+        for a, b in zip(fresh, e.initial_weights):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        e.close()
+    # the forward direction starts where the same run without the setting starts
+    plain = Engine(SMALL.replace(seed=12))
+    try:
+        for a, b in zip(plain.initial_weights[:3], fresh[:3]):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        plain.close()
+
+
+def test_both_directions_carried_and_replayed_and_the_backward_carry_is_named(stateful):
+    t = stateful[1].trace
+    c = t.carry_check()
+    fw, bw = c["directions"]
+    print(f"forward: {fw}\nbackward: {bw}")
+    assert c["carried"] > 0 and c["replayed"] == 2
+    for row in (fw, bw):
+        assert row["max_carry_error"] == 0.0 and row["max_fresh_abs"] == 0.0
+        assert row["max_replay_error"] < 1e-5
+    # forward: a continuation; backward: the same slots, entering at the wrong end
+    assert fw["continuation"] == c["continuation"] > 0 and fw["wrong_end"] == 0
+    assert bw["wrong_end"] == fw["continuation"] and bw["continuation"] == 0
+    kinds = carry_kinds(t.direction_view("backward"))
+    np.testing.assert_array_equal(kinds == WRONG_END, carry_kinds(t) == CONTINUATION)
+    # the backward state really is another state, stored and carried on its own
+    assert not np.array_equal(t.upper["hT_bw"], t.hT)
+
+
+def test_a_corrupted_backward_state_fails_the_checks(stateful):
+    t = stateful[1].trace
+    z = copy(t)
+    k = int(z.replay["replay_batch"][-1])
+    z.upper["h0_bw"][k] += 0.3  # the backward h0 of a replayed batch
+    c = z.carry_check()
+    fw, bw = c["directions"]
+    assert bw["max_replay_error"] > REPLAY_TOLERANCE and c["max_replay_error"] > REPLAY_TOLERANCE
+    assert fw["max_replay_error"] < 1e-5  # the forward direction is untouched
+    z = copy(t)
+    z.upper["hT_bw"][3] -= 0.2  # handed on wrongly once (a batch not replayed)
+    assert z.carry_check()["directions"][1]["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
+    # the backward replay reads the inputs reversed: forwards they do not give hT_bw
+    z = copy(t)
+    z.replay["replay_x"] = np.ascontiguousarray(z.replay["replay_x"][:, :, ::-1])
+    assert z.carry_check()["directions"][1]["max_replay_error"] > REPLAY_TOLERANCE
+
+
+def test_the_backward_view_is_the_backward_layer(stateful):
+    t = stateful[1].trace
+    v = t.direction_view("backward")
+    np.testing.assert_array_equal(v.h0, t.upper["h0_bw"])
+    np.testing.assert_array_equal(v.cT, t.upper["cT_bw"])
+    np.testing.assert_array_equal(v.grad_h0, t.upper["grad_h0_bw"])
+    assert v.direction == "backward" and t.direction_view("forward") is t
+    c = v.carry_check()
+    assert c["continuation"] == 0 and c["wrong_end"] == t.carry_check()["continuation"] > 0
+    assert c["max_replay_error"] < 1e-5
+
+
+def test_a_file_missing_the_backward_direction_or_holding_a_stray_one_is_refused(stateful):
+    t = stateful[1].trace
+    a = t.to_arrays()
+    del a["cT_bw"]
+    with pytest.raises(ValueError, match="needs cT_bw"):
+        Trace.from_arrays(a)
+    a = t.to_arrays()
+    del a["replay_kernel_bw"]
+    with pytest.raises(ValueError, match="backward layer's weights"):
+        Trace.from_arrays(a)
+    # the same record as a one-direction trace: the keys from before the setting
+    a = {k: v for k, v in t.to_arrays().items() if not k.endswith("_bw")}
+    a["config"] = np.array(SMALL.to_json())
+    a["replay_dense_kernel"] = a["replay_dense_kernel"][:, :SMALL.units]
+    plain = Trace.from_arrays(a)
+    assert "directions" not in plain.carry_check() and not plain.upper
+    a["h0_bw"] = a["h0"]
+    with pytest.raises(ValueError, match="one-direction trace holds h0_bw"):
+        Trace.from_arrays(a)
+
+
+def test_resets_reach_both_directions_per_slot():
+    """Packed streams reset single slots: both directions' rows of a reset slot start from
+    zeros, every other slot of that batch from exactly its own hT (per direction)."""
+    t = trained(BIDI.replace(layout="packed", reset="sequence", epochs=1))[1].trace  # pooled net
+    r = t.reset_slots
+    partial = r.any(axis=1) & ~r.all(axis=1)
+    assert partial.any()
+    for direction in bidir.DIRECTIONS:
+        h0 = t.direction_array("h0", direction)
+        hT = t.direction_array("hT", direction)
+        assert (h0[r] == 0).all() and np.abs(hT).max() > 0
+        k = np.nonzero(partial)[0]
+        k = k[k > 0]
+        keep = ~r[k]
+        np.testing.assert_array_equal(h0[k][keep], hT[k - 1][keep])
+    assert all(d["max_carry_error"] == 0.0 and d["max_fresh_abs"] == 0.0
+               for d in t.carry_check()["directions"])
+
+
+def test_the_setting_lives_in_the_url_the_cli_and_the_script():
+    assert BIDI.to_query()["bidirectional"] == "true" and "bidirectional" not in SMALL.to_query()
+    back, errs = RunConfig.from_mapping(BIDI.to_query())
+    assert back == BIDI and not errs
+    [msg] = BIDI.replace(layers=2).problems()
+    assert msg.startswith("Bidirectional runs one recurrent layer here: set Stacked layers to 1")
+    src = generate(BIDI)
+    assert "keras.layers.Bidirectional(" in src and "go_backwards=True" in src
+    assert "seed=SEED + 7" in src and bidir.seeds(0, 1, "backward") == (7, 8)
+    assert "Bidirectional" not in generate(SMALL)
+
+
+def test_cli_takes_the_setting_and_refuses_a_stack_with_a_message(capsys):
+    from models.__main__ import main
+    assert main(["run", "stacked-chunks-stateful", "--bidirectional"]) == 2
+    assert "error: Bidirectional runs one recurrent layer here: set Stacked layers to 1" in \
+        capsys.readouterr().err
+
+
+def test_the_preset_changes_only_bidirectional_and_costs_twice_the_recurrent_work():
+    a, b = PRESETS["bidirectional-chunks-stateful"].config, PRESETS["chunks-stateful"].config
+    assert a == b.replace(bidirectional=True)
+    one, two = cost.estimate(b), cost.estimate(a)
+    assert two.seconds_per_batch == pytest.approx(2 * one.seconds_per_batch)
+    assert two.trace_bytes > 1.5 * one.trace_bytes
+
+
+def test_flow_tab_offers_the_direction_and_draws_its_states():
+    """Real Streamlit (AppTest): a Bidirectional run's flow offers "Direction shown" and colours
+    by the chosen direction's h0; the backward one is labelled as the wrong-end carry."""
+    import json
+
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+    at = app(preset="bidirectional-chunks-stateful", epochs="1", sequences="120")
+    assert at.sidebar.toggle(key="f_bidirectional").value is True  # the sidebar widget
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    assert tr.bidirectional
+    assert any(c.value.startswith("Bidirectional: the forward and the backward layer")
+               for c in at.caption)
+    at.radio(key="flow_colour").set_value("unit").run()
+    for direction, h0 in (("forward", tr.h0), ("backward", tr.upper["h0_bw"])):
+        at.radio(key="flow_direction").set_value(direction).run()
+        assert not at.exception
+        [chart] = [c for c in at.get("plotly_chart") if "flow_fig" in c.proto.id]
+        spec = json.loads(chart.proto.spec)
+        z = _arr(spec["data"][0]["z"])
+        assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6), direction
+        names = {d.get("name") for d in spec["data"]}
+        assert ("◀ backward: start of chunk → end of next" in names) == (direction == "backward")
+    assert any("backward carries enter the next chunk at the wrong end" in m.value
+               for m in at.markdown)
