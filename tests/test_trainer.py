@@ -105,6 +105,12 @@ def test_a_failing_job_reports_its_own_error(manager):
     assert s.error == "ConfigError: The user-series task needs a series: upload a CSV first."
 
 
+def test_the_child_store_notes_reach_the_server_pages(manager):
+    jid = train(manager, SMALL.replace(seed=12), run_id="not-a-run-id")
+    assert manager.wait(jid, 60).state == jobs.DONE
+    assert any("not-a-run-id" in p for p in hosting.get_store().problems)  # the sidebar's notes
+
+
 def test_a_child_over_its_memory_bound_is_replaced_and_the_next_job_still_runs(manager):
     tr = manager.trainer
     old = tr.pids()
