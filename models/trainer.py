@@ -260,20 +260,21 @@ class Trainer:
 
     def _after_job(self, child: _Child) -> None:
         """Retire a child over the memory bound; close retired children once they are idle."""
+        retire = False
         with self._lock:
-            if child is self._child and child.alive and rss_mb(child.pid) > self.max_rss_mb:
+            rss = rss_mb(child.pid) if child is self._child and child.alive else 0.0
+            if rss > self.max_rss_mb:
                 log.warning("trainer memory %.0f MB is over %.0f MB (LSTM_TRAINER_MAX_RSS_MB): "
-                            "a fresh trainer takes over", rss_mb(child.pid), self.max_rss_mb)
+                            "a fresh trainer takes over", rss, self.max_rss_mb)
                 self._retired.append(child)
-                self._child = None
+                self._child, retire = None, True
                 self.replaced += 1
             done = [c for c in self._retired if not c.busy()]
             self._retired = [c for c in self._retired if c.busy()]
-            start_next = self._child is None and bool(done) and not self._closed
+        if retire and not self._closed:
+            self._current()  # the fresh one first: it imports TensorFlow (and prewarms) now
         for c in done:
             c.close()
-        if start_next:
-            self._current()  # the fresh child imports TensorFlow (and prewarms) while idle
 
     def close(self, wait: float = 0.5) -> None:
         """Stop every child (server exit)."""
