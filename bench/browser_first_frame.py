@@ -88,6 +88,9 @@ def main() -> int:
     ap.add_argument("--presets", default=",".join(PRESETS),
                     help="comma-separated preset names, or 'all'")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timings")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="wait at least this many seconds after the warm-up (a loaded machine "
+                         "can look quiet while the presets still compile)")
     ap.add_argument("--new-shapes", action="store_true",
                     help="also a first Train of a shape no preset has (it compiles first)")
     ap.add_argument("--json", action="store_true")
@@ -106,7 +109,8 @@ def main() -> int:
             first_frame_ms(browser, f"{server.url}/?preset={PRESETS[0]}&seed=999")  # warm-up
             out["warmup_s"] = time.perf_counter() - t
             # "Server warm": the app compiles every preset's net in the background at start.
-            out["settle_s"] = wait_until_quiet(server.pid)
+            time.sleep(args.settle)
+            out["settle_s"] = args.settle + wait_until_quiet(server.pid)
             for i, name in enumerate(names):
                 runs = [first_frame_ms(browser, f"{server.url}/?preset={name}&seed={1000 + 10 * i + r}")
                         for r in range(args.repeat)]
