@@ -95,7 +95,7 @@ class _Child:
         self.send_lock = threading.Lock()
         self.alive = True
         self.ready = threading.Event()  # TensorFlow imported in the child
-        threading.Thread(target=self._read, name="lstm-trainer-read", daemon=True).start()
+        threading.Thread(target=self._read, name="trainer-relay", daemon=True).start()
 
     @property
     def pid(self) -> int:
