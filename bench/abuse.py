@@ -15,6 +15,9 @@ itself. Scenarios:
   markup   links whose values are Markdown, HTML, KaTeX and control characters: how many
            rendered as markup (links, bold, maths, tags) in the page's text elements.
   churn    C cycles of (open, Train a new run, close the tab): RSS before and after.
+  shapes   C new net shapes (distinct units, 1 epoch) trained one after another, each to its
+           result: RSS (the server and its trainer process) at start, peak and end. Target: end
+           within 100 MB of start.
 
     python bench/abuse.py [--scenario open,train,flood,markup,churn] [--sessions 30]
                           [--cycles 20] [--budget 120] [--json] [--url URL --pid PID]
@@ -283,6 +286,31 @@ async def sc_churn(base, pid, cycles, budget) -> dict:
     return out
 
 
+async def sc_shapes(base, pid, cycles, budget) -> dict:
+    deadline = time.monotonic() + budget
+    done, results = 0, 0
+    async with RSS(pid) as rss:
+        for i in range(min(cycles, 48)):
+            if time.monotonic() >= deadline:
+                break
+            cfg = RunConfig(units=17 + i, epochs=1)  # presets use units 10 and 16 only
+            s = probe(i, base, urllib.parse.urlencode(cfg.to_query()), cfg)
+            await open_all([s], deadline)
+            if s.loaded.is_set():
+                await s.press_train()
+                while s.t_result is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                results += s.t_result is not None
+            await s.close()
+            done += 1
+        await asyncio.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    out = {"cycles": done, "results": results}
+    out.update(rss.report())
+    if pid:
+        out["rss_growth_mb"] = round((rss.end - rss.start) / 1e6, 1)
+    return out
+
+
 # ---- running ------------------------------------------------------------------------------------
 
 async def run(args, base: str, pid: int | None) -> dict:
@@ -303,6 +331,8 @@ async def run(args, base: str, pid: int | None) -> dict:
             r = await sc_markup(base, pid, n, budget)
         elif name == "churn":
             r = await sc_churn(base, pid, max(1, min(args.cycles, MAX_CYCLES)), budget)
+        elif name == "shapes":
+            r = await sc_shapes(base, pid, max(1, min(args.cycles, MAX_CYCLES)), budget)
         else:
             raise SystemExit(f"error: unknown scenario {name!r}")
         r["wall_s"] = round(time.monotonic() - t, 1)

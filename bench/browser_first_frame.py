@@ -4,7 +4,8 @@
    preset, or a comma-separated list), median of 3 each (--repeat; the presets take turns,
    round by round), on a warmed server (one Train done first, so TensorFlow is imported). Each measurement uses a fresh
    browser session and its own seed (?seed=...), so it trains for real and is not served from
-   the result store. Target: <= 1.0 s.
+   the result store. Target: <= 1.0 s. --new-shapes: also a first Train of a shape no preset
+   has (units 40, 41, ...: it compiles first).
 2. Cold `streamlit run app.py` -> page interactive (Train button visible), median of 3 cold
    starts. Target: <= 5 s.
 
@@ -87,6 +88,11 @@ def main() -> int:
     ap.add_argument("--presets", default=",".join(PRESETS),
                     help="comma-separated preset names, or 'all'")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timings")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="wait at least this many seconds after the warm-up (a loaded machine "
+                         "can look quiet while the presets still compile)")
+    ap.add_argument("--new-shapes", action="store_true",
+                    help="also a first Train of a shape no preset has (it compiles first)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     global AFTER_VIEWS
@@ -103,7 +109,8 @@ def main() -> int:
             first_frame_ms(browser, f"{server.url}/?preset={PRESETS[0]}&seed=999")  # warm-up
             out["warmup_s"] = time.perf_counter() - t
             # "Server warm": the app compiles every preset's net in the background at start.
-            out["settle_s"] = wait_until_quiet(server.pid)
+            time.sleep(args.settle)
+            out["settle_s"] = args.settle + wait_until_quiet(server.pid)
             # Interleaved rounds (every preset once a round, the order reversed every other
             # round): on a loaded machine, drift hits every preset alike.
             runs = {name: [] for name in names}
@@ -115,6 +122,11 @@ def main() -> int:
             for name in names:
                 out["first_frame_ms"][name] = {"runs": runs[name],
                                                "median": statistics.median(runs[name])}
+            if args.new_shapes:  # units 40.. : no preset's shape, so each one compiles first
+                runs = [first_frame_ms(browser, f"{server.url}/?units={40 + r}")
+                        for r in range(args.repeat)]
+                out["first_frame_ms"]["new shape"] = {"runs": runs,
+                                                      "median": statistics.median(runs)}
         finally:
             server.stop()
         colds = [] if args.no_cold else [cold_start_s(browser) for _ in range(args.repeat)]

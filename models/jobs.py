@@ -15,6 +15,10 @@ budget (`limits.MAX_RUN_SECONDS`), cancels the jobs of ended sessions (`watch_se
 drops the results of finished jobs no live session owns. It lives only while there is such
 work, exits when there is none, and is restarted by the next `submit`.
 
+Training jobs (`training.train_job` partials) of the shared manager run in a child process
+(models/trainer.py: bounded memory, no GIL shared with the pages); this module still owns
+their queue, limits and cancellation; its thread relays. Other callables run in the thread.
+
 `Jobs` is the whole interface the app uses, so a Redis+RQ backend can replace `JobManager`
 later (it would need picklable `fn`s and a ctx that talks to Redis).
 """
@@ -144,7 +148,9 @@ class JobManager:
     def __init__(self, max_workers: int | None = None, max_queued: int | None = None,
                  keep_finished: int = KEEP_FINISHED, keep_seconds: float = KEEP_SECONDS,
                  max_seconds: float | None = None, per_session: int | None = None,
-                 per_client: int | None = None):
+                 per_client: int | None = None, trainer=None):
+        # Runs training jobs in a child process (models/trainer.py); None: all in threads here.
+        self.trainer = trainer
         self._max_workers = max_workers    # None: limits.MAX_CONCURRENT_JOBS, read at call time
         self._max_queued = max_queued      # None: limits.MAX_QUEUED_JOBS
         self._max_seconds = max_seconds    # None: limits.MAX_RUN_SECONDS
@@ -264,7 +270,8 @@ class JobManager:
     def _run(self, job: _Job) -> None:
         state, result, error = DONE, None, None
         try:
-            result = job.fn(JobContext(job))
+            ctx, trainer = JobContext(job), self.trainer
+            result = trainer.run(job.fn, ctx) if trainer and trainer.takes(job.fn) else job.fn(ctx)
         except BaseException as e:  # reported, never raised: the bookkeeping below must run
             if not job.cancel_event.is_set():
                 state, error = FAILED, short_error(e)
@@ -442,6 +449,8 @@ class JobManager:
         for job in jobs:
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.trainer is not None:
+            self.trainer.close(wait=max(0.0, deadline - time.monotonic()))
 
     def active_owners(self) -> set[str]:
         with self._lock:
@@ -584,7 +593,8 @@ def get_manager() -> JobManager:
     global _manager
     with _manager_lock:
         if _manager is None:
-            _manager = JobManager()
+            from models.trainer import from_env
+            _manager = JobManager(trainer=from_env())
             atexit.register(_manager.shutdown)
         return _manager
 

@@ -48,3 +48,9 @@ MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 17)
 # may hold; more are refused with a message. 2 per session: the compare mode trains two runs.
 MAX_JOBS_PER_SESSION = _env_int("LSTM_MAX_JOBS_PER_SESSION", 2)
 MAX_JOBS_PER_CLIENT = _env_int("LSTM_MAX_JOBS_PER_CLIENT", 4)
+# Resident MB of the trainer process (models/trainer.py) above which it is replaced by a fresh
+# one between jobs: every new net shape leaves ~35 MB inside TensorFlow that nothing gives back.
+# Measured: prewarmed (16 preset nets) ~1.0 GB; at 1200, 80 sessions training presets (no new
+# shape) pushed it over between runs and it was replaced again and again, recompiling the
+# presets each time; 1600 leaves room for that working set and ~10 new shapes.
+TRAINER_MAX_RSS_MB = _env_int("LSTM_TRAINER_MAX_RSS_MB", 1600)

@@ -457,14 +457,17 @@ def test_a_run_cut_short_by_a_server_restart_is_named_when_its_student_returns()
 
 def test_a_run_too_big_to_store_gets_no_link_and_says_why():
     from ui import runs
-    s = runs.store()
+    s, m = runs.store(), runs.manager()
     keep, s.max_bytes = s.max_bytes, 1000  # this server's store, made too small for one run
+    # ...in this process: the job stores from here for this test (the trainer process's store
+    # notes reaching the page: tests/test_trainer.py)
+    trainer, m.trainer = m.trainer, None
     try:
         at = app(preset="seed004-streams-stateful", epochs="1", seed="91")
         at.sidebar.button(key="btn_train").click().run()
         wait_until_idle(at)
     finally:
-        s.max_bytes = keep
+        s.max_bytes, m.trainer = keep, trainer
     res = at.session_state["results"]["run"]
     assert res["run_id"] is None and "run" not in at.query_params
     assert any("could not be stored" in c for c in texts(at, "caption"))

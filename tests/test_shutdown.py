@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench._server import ServerError, start_server, wait_for_app_loaded
+from bench._server import ServerError, _children, start_server, wait_for_app_loaded
 
 pytestmark = pytest.mark.browser
 
@@ -17,13 +17,28 @@ NEW_SHAPE = "units=23&batch_size=37&epochs=3"  # no preset has it: Train compile
 
 
 def _sigterm(server) -> tuple[int, float]:
+    children = _children(server.pid)
+    assert children, "no trainer process"  # it compiles, in both tests
     t0 = time.perf_counter()
     server.proc.send_signal(signal.SIGTERM)  # the streamlit process only, as systemd/docker do
     try:
         rc = server.proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail(f"no exit 60 s after SIGTERM:\n{server.log_tail()}")
-    return rc, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    deadline = time.monotonic() + 30  # a bound against hanging, not a timing assertion
+    while any(_running(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(p) for p in children), "a child of the server outlived it"
+    return rc, seconds
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
 
 
 def _server(env: dict):

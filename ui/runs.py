@@ -130,7 +130,8 @@ def _serving() -> bool:
 
 def _start_prewarm(m: jobs.JobManager) -> threading.Event | None:
     """On a real server, compile the presets' nets in the background while no one is training
-    (up to LSTM_MAX_POOLED_NETS), so a preset's first frame comes in about a second.
+    (up to LSTM_MAX_POOLED_NETS), so a preset's first frame comes in about a second: in the
+    trainer process (models/trainer.py), or here with LSTM_TRAINER_PROCESS=0.
     The thread ends when done; LSTM_PREWARM=0 turns it off. Returns its stop event."""
     from streamlit.runtime import Runtime
     if os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists():
@@ -144,12 +145,13 @@ def _start_prewarm(m: jobs.JobManager) -> threading.Event | None:
             pass
         if stop.is_set():
             return
+        if getattr(m, "trainer", None) is not None:
+            m.trainer.prewarm()  # the trainer process compiles them (and each fresh one again)
+            return
         from models.engine import prewarm
-        from models.presets import PRESETS
-        # Presets first, the default (streams) at the front; the pool's size bounds memory.
-        configs = sorted((p.config for p in PRESETS.values()), key=lambda c: c != RunConfig())
-        try:
-            prewarm(configs, idle=lambda: not m.active_owners(), stop=stop)
+        from models.trainer import preset_configs
+        try:  # presets first, the default at the front; the pool's size bounds memory
+            prewarm(preset_configs(), idle=lambda: not m.active_owners(), stop=stop)
         except Exception:  # noqa: BLE001  (a warm-up is an optimisation: never a crash)
             if not stop.is_set():
                 logging.getLogger(__name__).exception("prewarm failed; presets compile on first use")
