@@ -10,20 +10,23 @@ def _g(x: float) -> str:
     return "0 (exact)" if x == 0 else f"{x:.2g}"
 
 
+def _checked(name: str, r: dict) -> str:
+    """One layer's or direction's carry identity and replay, from its carry_check row."""
+    p = f"{name}: largest |h0[k+1]−hT[k]| = {_g(r['max_carry_error'])}"
+    e = r.get("max_replay_error")
+    if e is not None:
+        p += (f", replay matches to {e:.0e}" if e <= REPLAY_TOLERANCE
+              else f", replay does NOT match (off by up to {_g(e)})")
+    return p
+
+
 def layer_summary(trace: Trace) -> str:
     """'Each of the 2 layers keeps its own state per slot: layer 1 carried exactly, replay
     matches to 1e-07; ...' ('' for a one-layer run). A layer whose check fails is named."""
     if trace.n == 0 or trace.layers < 2:
         return ""
     rows = trace.carry_check().get("layers") or []
-    parts = []
-    for r in rows:
-        p = f"layer {r['layer']}: largest |h0[k+1]−hT[k]| = {_g(r['max_carry_error'])}"
-        e = r.get("max_replay_error")
-        if e is not None:
-            p += (f", replay matches to {e:.0e}" if e <= REPLAY_TOLERANCE
-                  else f", replay does NOT match (off by up to {_g(e)})")
-        parts.append(p)
+    parts = [_checked(f"layer {r['layer']}", r) for r in rows]
     return (f"Each of the {trace.layers} stacked layers keeps its own state per slot, checked "
             f"separately ({'; '.join(parts)}). Layer 1 reads the input, layer "
             f"{trace.layers} feeds the Dense layer; the readout colour reads layer "
@@ -38,11 +41,7 @@ def direction_summary(trace: Trace) -> str:
     rows = trace.carry_check().get("directions") or []
     parts = []
     for r in rows:
-        p = f"{r['direction']}: largest |h0[k+1]−hT[k]| = {_g(r['max_carry_error'])}"
-        e = r.get("max_replay_error")
-        if e is not None:
-            p += (f", replay matches to {e:.0e}" if e <= REPLAY_TOLERANCE
-                  else f", replay does NOT match (off by up to {_g(e)})")
+        p = _checked(r["direction"], r)
         if r["direction"] == "backward":
             p += (f", {r['wrong_end']:,} carries enter the next chunk at the wrong end"
                   if r["wrong_end"] else f", {r['continuation']:,} continuations")
