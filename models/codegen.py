@@ -350,6 +350,22 @@ def _stream_tail(cfg: RunConfig) -> str:
     return _STREAM.replace("STATE_NAMES_HERE", repr(labels))
 
 
+_NO_STREAM_BIDI = '''
+
+# No batch-1 streaming copy here: a Bidirectional layer's backward direction reads each sample
+# last step first, so its answer after a chunk depends on the whole chunk. Fed one step per call
+# it would be another model than the one trained on SAMPLE_LEN-step samples (and its carried
+# backward state enters the next chunk at the wrong end, as above). Stream with a forward layer.
+'''
+
+
+def _tail(cfg: RunConfig) -> str:
+    """What follows training: the batch-1 streaming copy for a stateful one-direction model."""
+    if not cfg.stateful:
+        return ""
+    return _NO_STREAM_BIDI if cfg.bidirectional else _stream_tail(cfg)
+
+
 def file_name(cfg: RunConfig) -> str:
     """The script's file name, after the cell it trains: stateful_lstm.py, stateful_gru.py, ..."""
     return f"stateful_{cfg.cell.lower()}.py"
@@ -496,7 +512,7 @@ for epoch in range(1, EPOCHS + 1):
     print(f"epoch {epoch}: loss {hist.history['loss'][-1]:.4f} "
           f"{METRIC} {hist.history[METRIC][-1]:.4f} val_{METRIC} {val:.4f}")
 '''
-    body = layout + train + (_stream_tail(cfg) if cfg.stateful else "") + _LAST
+    body = layout + train + _tail(cfg) + _LAST
     if cfg.layout == "packed":
         body = _packed(body)
     if cfg.layers > 1:  # the stacked model's resets and states reach every layer

@@ -73,7 +73,8 @@ def check_stream(stdout: str, cfg) -> None:
     assert float(worst) <= 1e-5
 
 
-@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.config.stateful])
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items()
+                                  if p.config.stateful and not p.config.bidirectional])
 def test_script_streams_a_batch1_copy_like_slot0(outcomes, name):
     proc = outcomes[name]
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -83,6 +84,11 @@ def test_script_streams_a_batch1_copy_like_slot0(outcomes, name):
 def test_stateless_script_has_no_batch1_copy():
     src = generate(PRESETS["chunks-stateful"].config.replace(stateful=False))
     assert "clone_model" not in src and "batch-1" not in src
+
+
+def test_bidirectional_script_says_why_it_does_not_stream():
+    src = generate(PRESETS["bidirectional-chunks-stateful"].config)
+    assert "clone_model" not in src and "No batch-1 streaming copy here" in src
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
