@@ -136,7 +136,7 @@ def main() -> int:
         redis_proc.wait(10)
     if not args.no_default:
         server = start_server(log_path=ARTIFACTS / "rq-default-web.log")
-        roles[server.pid] = "default web (jobs in-process)"
+        roles[server.pid] = "default web + its trainer process"
         try:
             results += both_scenarios(args, "default (1 process)", server.url, server.pid)
         finally:
