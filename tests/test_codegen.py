@@ -1,11 +1,13 @@
-"""The Keras code view's script runs, standalone, for every preset (quick mode: 1 epoch, a few
-batches), and reproduces the settings it was generated from. A stateful script ends by streaming
-a held-out sequence through a batch-1 copy of the trained model, one step at a time; what it
-prints must match slot 0 of the trained model fed the same sequence (issue 14)."""
+"""The Keras code view's script runs for every preset (quick mode: 1 epoch, a few batches; one
+of them alone in a fresh interpreter, as a user runs it, the rest two interpreters between them),
+and reproduces the settings it was generated from. A stateful script ends by streaming a held-out
+sequence through a batch-1 copy of the trained model, one step at a time; what it prints must
+match slot 0 of the trained model fed the same sequence (issue 14)."""
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +16,45 @@ from models.codegen import generate
 from models.config import RunConfig
 from models.presets import PRESETS
 
+RUNNER = Path(__file__).with_name("script_runner.py")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+ALONE = "chunks-stateful"  # this one runs in an interpreter of its own, exactly as a user runs it
 
-def _run(name: str, tmp_path) -> tuple[str, subprocess.CompletedProcess]:
-    path = tmp_path / f"{name}.py"
+
+def _write(name: str, tmp_path) -> Path:
+    path = tmp_path / f"{name.replace('-', '_')}.py"
     path.write_text(generate(PRESETS[name].config, quick=True))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path, env=env)
-    return name, proc
+    return path
+
+
+def _alone(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=300, cwd=path.parent, env=ENV)
+
+
+def _together(paths: list[Path]) -> dict[Path, subprocess.CompletedProcess]:
+    """The scripts one after another in one interpreter (tests/script_runner.py)."""
+    proc = subprocess.run([sys.executable, str(RUNNER), *map(str, paths)], capture_output=True,
+                          text=True, timeout=600, cwd=paths[0].parent, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {p: subprocess.CompletedProcess(p, int(p.with_suffix(".rc").read_text()),
+                                           p.with_suffix(".out").read_text(),
+                                           p.with_suffix(".err").read_text()) for p in paths}
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
+    """name -> the finished script (return code, stdout, stderr). Two interpreters share the
+    presets' scripts (one per core), a third runs ALONE's by itself."""
     tmp = tmp_path_factory.mktemp("scripts")
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(pool.map(lambda n: _run(n, tmp), PRESETS))
+    paths = {name: _write(name, tmp) for name in PRESETS}
+    rest = [paths[n] for n in PRESETS if n != ALONE]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        alone = pool.submit(_alone, paths[ALONE])
+        halves = [pool.submit(_together, rest[i::2]) for i in range(2)]
+        done = {p: r for h in halves for p, r in h.result().items()}
+        done[paths[ALONE]] = alone.result()
+    return {name: done[path] for name, path in paths.items()}
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
