@@ -346,6 +346,8 @@ def _per_sample_loss(kind: str, y, p):
 
 _POOL: dict[tuple, list[Net]] = {}
 _POOL_LOCK = threading.Lock()
+# Shapes the presets' prewarm compiled: never evicted by other shapes (release_net).
+_PINNED: set[tuple] = set()
 
 
 def signature(cfg: RunConfig, data: TaskData, record: bool = True,
@@ -362,15 +364,17 @@ def signature(cfg: RunConfig, data: TaskData, record: bool = True,
 _WARMING: dict[tuple, threading.Event] = {}
 
 
-def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
+def acquire_net(sig: tuple, seed: int, lr: float,
+                on_wait: Callable[[], None] = lambda: None) -> Net:
     """A pooled net of this shape, else a new (uncompiled) one. If the prewarm is compiling
-    this very shape, wait for its net: a second compile of it beside the first would take
-    the same seconds and share the cores with it."""
+    this very shape, wait for its net (`on_wait()` first): a second compile of it beside the
+    first would take the same seconds and share the cores with it."""
     with _POOL_LOCK:
         idle = _POOL.get(sig)
         net = idle.pop() if idle else None
         warming = _WARMING.get(sig) if net is None else None
     if warming is not None:
+        on_wait()
         warming.wait()
         with _POOL_LOCK:
             idle = _POOL.get(sig)
@@ -381,9 +385,19 @@ def acquire_net(sig: tuple, seed: int, lr: float) -> Net:
 
 
 def release_net(net: Net) -> None:
+    """Keep the net for the next run of its shape. The pool holds at most
+    MAX_POOLED_NETS + MAX_EXTRA_NETS nets: when full, the least recently used net of a shape
+    the presets' prewarm did not pin goes (a student's own shapes take turns in the extra
+    places; the presets' nets stay); if every net is pinned, this one is dropped."""
     with _POOL_LOCK:
-        if sum(map(len, _POOL.values())) < limits.MAX_POOLED_NETS:
-            _POOL.setdefault(net.sig, []).append(net)
+        nets = _POOL.pop(net.sig, [])  # re-inserted last: dict order is least recent first
+        nets.append(net)
+        _POOL[net.sig] = nets
+        while sum(map(len, _POOL.values())) > limits.MAX_POOLED_NETS + limits.MAX_EXTRA_NETS:
+            sig = next((s for s in _POOL if s not in _PINNED), net.sig)
+            _POOL[sig].pop(0)
+            if not _POOL[sig]:
+                del _POOL[sig]
 
 
 class Engine:
@@ -393,7 +407,7 @@ class Engine:
     """
 
     def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True,
-                 gradients: bool = True):
+                 gradients: bool = True, on_wait: Callable[[], None] = lambda: None):
         self.cfg = cfg.check()
         self.record = record
         self.gradients = bool(record and gradients)
@@ -402,7 +416,8 @@ class Engine:
         self.train = layouts.arrange(d.x_train, d.y_train, cfg)
         self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
         self.total = layouts.check_budget(self.train, cfg)
-        self.net = acquire_net(signature(cfg, d, record, gradients), cfg.seed, cfg.lr)
+        # on_wait: this shape is being compiled (prewarm, warm_ahead): its net is waited for
+        self.net = acquire_net(signature(cfg, d, record, gradients), cfg.seed, cfg.lr, on_wait)
         self.K = self.net.K
         self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]
@@ -641,11 +656,13 @@ def probe_alphabet(weights: list[np.ndarray], cfg: RunConfig, start: str, n: int
 
 
 def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
-            stop: threading.Event | None = None) -> int:
+            stop: threading.Event | None = None, pin: bool = True) -> int:
     """Compile a net for each config's shape ahead of time, so that a first Train of a
     preset starts in milliseconds. Runs only while `idle()` (no user jobs): it yields the CPU
-    to real runs and resumes afterwards. `stop` ends it between nets. Returns how many nets
-    were compiled (configs of one shape share a net)."""
+    to real runs and resumes afterwards. `stop` ends it between nets. `pin`: the pool keeps
+    these nets (the presets'); else they are a student's shape compiled ahead (warm_ahead),
+    kept while recently used. Returns how many nets were compiled (configs of one shape share
+    a net)."""
     stop = stop or threading.Event()
     done = 0
     for cfg in configs:
@@ -659,10 +676,14 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
             eng = Engine(cfg)
         except ConfigError:
             continue
+        sig = eng.net.sig
+        if pin:
+            with _POOL_LOCK:
+                _PINNED.add(sig)
         if eng.compiled:  # presets sharing a shape share one net
             eng.close()
             continue
-        sig, warmed = eng.net.sig, threading.Event()
+        warmed = threading.Event()
         with _POOL_LOCK:
             _WARMING[sig] = warmed  # a Train of this shape now waits for this net
         try:

@@ -112,6 +112,7 @@ class Jobs(Protocol):
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None: ...
     def watch_sessions(self, is_alive: Callable[[str], bool], interval: float = 0.5) -> None: ...
     def counts(self) -> dict[str, int]: ...
+    def warm(self, cfg_json: str) -> None: ...
 
 
 @dataclass
@@ -170,6 +171,7 @@ class JobManager:
         self._is_alive: Callable[[str], bool] | None = None
         self._watch_interval = 0.5
         self._watcher: threading.Thread | None = None
+        self._ahead = None  # WarmAhead, in-process only (the trainer child has its own)
 
     # ---- limits, read at call time so env overrides and tests can patch them ----------------
     @property
@@ -431,6 +433,17 @@ class JobManager:
         """Drop a finished job's record and result. Active jobs are not forgotten."""
         with self._lock:
             return self._finished.pop(job_id, None) is not None
+
+    def warm(self, cfg_json: str) -> None:
+        """Compile this config's shape ahead, while no job runs (models.trainer.WarmAhead)."""
+        if self.trainer is not None:
+            self.trainer.warm(cfg_json)
+            return
+        with self._lock:
+            if self._ahead is None:
+                from models.trainer import WarmAhead
+                self._ahead = WarmAhead(idle=lambda: not self._running)
+        self._ahead.request(cfg_json)
 
     def counts(self) -> dict[str, int]:
         """How busy the server is: runs training now, and runs waiting."""

@@ -44,6 +44,10 @@ MAX_QUEUED_JOBS = _env_int("LSTM_MAX_QUEUED_JOBS", 200)
 # (13 LSTM shapes, one each for the GRU and SimpleRNN presets, the stacked preset and the
 # bidirectional preset).
 MAX_POOLED_NETS = _env_int("LSTM_MAX_POOLED_NETS", 17)
+# Places beyond those for nets of shapes no preset uses (a student's own batch size or units),
+# most recently used kept: Train again with another seed or rate, or Train a shape the page
+# compiled ahead while the settings were chosen (warm_ahead), starts without a compile.
+MAX_EXTRA_NETS = _env_int("LSTM_MAX_EXTRA_NETS", 3)
 # Queued + running jobs one session (a browser tab) / one client (an address or browser id)
 # may hold; more are refused with a message. 2 per session: the compare mode trains two runs.
 MAX_JOBS_PER_SESSION = _env_int("LSTM_MAX_JOBS_PER_SESSION", 2)

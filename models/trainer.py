@@ -95,6 +95,8 @@ class _Child:
         self.send_lock = threading.Lock()
         self.alive = True
         self.ready = threading.Event()  # TensorFlow imported in the child
+        self.warmed: dict[str, int] = {}  # compiled-ahead requests done -> nets compiled
+        self.warmed_cv = threading.Condition()
         threading.Thread(target=self._read, name="trainer-relay", daemon=True).start()
 
     @property
@@ -159,6 +161,11 @@ class _Child:
         kind = msg[0]
         if kind == "ready":
             self.ready.set()
+            return
+        if kind == "warmed":
+            with self.warmed_cv:
+                self.warmed[msg[1]] = msg[2]
+                self.warmed_cv.notify_all()
             return
         if kind == "report":  # the child's result store had something to say
             from models.hosting import get_store
@@ -258,6 +265,19 @@ class Trainer:
             self._prewarm = True
         self._current().send(("prewarm",))
 
+    def warm(self, cfg_json: str) -> None:
+        """Compile this config's shape in the child while it is idle (warm_ahead): the newest
+        request replaces one not started yet."""
+        self._current().send(("warm", cfg_json))
+
+    def wait_warmed(self, cfg_json: str, timeout: float) -> int | None:
+        """Nets the current child compiled ahead for this request (0: its shape was pooled),
+        once it is done; None if not done within `timeout` s (tests, benches)."""
+        child = self._current()
+        with child.warmed_cv:
+            child.warmed_cv.wait_for(lambda: cfg_json in child.warmed, timeout)
+            return child.warmed.get(cfg_json)
+
     def _after_job(self, child: _Child) -> None:
         """Retire a child over the memory bound; close retired children once they are idle."""
         retire = False
@@ -297,6 +317,51 @@ def from_env() -> Trainer | None:
     if os.environ.get("LSTM_TRAINER_PROCESS", "1") == "0":
         return None
     return Trainer()
+
+
+class WarmAhead:
+    """Compile the shape a page is about to train (its settings just changed) while no job
+    runs, so that its Train does not wait for XLA: one at a time, the newest request first
+    (one not started yet is replaced). Used in the trainer child, or in the web process with
+    LSTM_TRAINER_PROCESS=0. The nets go to the pool's places for non-preset shapes."""
+
+    def __init__(self, idle, stop: threading.Event | None = None, poll: float = 0.1,
+                 on_done=lambda cfg_json, compiled: None):
+        self._idle, self._stop, self._poll = idle, stop or threading.Event(), poll
+        self._on_done = on_done  # (the request, nets compiled: 0 if its shape was pooled)
+        self._wanted: str | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def request(self, cfg_json: str) -> None:
+        with self._lock:
+            self._wanted = cfg_json
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="lstm-warm-ahead",
+                                                daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        from models.config import RunConfig
+        from models.engine import prewarm as compile_nets
+        while not self._stop.is_set():
+            self._wake.wait()
+            while not self._idle() and not self._stop.is_set():
+                self._stop.wait(self._poll)  # a running job keeps the cores
+            with self._lock:
+                self._wake.clear()
+                cfg_json, self._wanted = self._wanted, None
+            if cfg_json is None:
+                continue
+            try:
+                n = compile_nets([RunConfig.from_json(cfg_json)], idle=self._idle,
+                                 stop=self._stop, pin=False)
+            except Exception:  # noqa: BLE001  (an optimisation: never a crash)
+                log.exception("compiling ahead failed; the run compiles on Train")
+                n = 0
+            self._on_done(cfg_json, n)
 
 
 # ---- the child -------------------------------------------------------------------------------
@@ -369,6 +434,9 @@ def _child_main(fd: int) -> None:
             if not stop_prewarm.is_set():
                 log.exception("prewarm failed; presets compile on first use")
 
+    ahead = WarmAhead(idle=lambda: not jobs, stop=stop_prewarm,
+                      on_done=lambda cfg_json, n: send(("warmed", cfg_json, n)))
+
     while True:
         try:
             msg = conn.recv()
@@ -386,6 +454,8 @@ def _child_main(fd: int) -> None:
         elif msg[0] == "prewarm" and not prewarming[0]:
             prewarming[0] = True
             threading.Thread(target=prewarm, name="lstm-prewarm", daemon=True).start()
+        elif msg[0] == "warm":
+            ahead.request(msg[1])
         elif msg[0] == "quit":
             sys.stdout.flush()
             sys.stderr.flush()

@@ -63,7 +63,7 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
     ctx.progress(0.0, {"phase": "loading TensorFlow"})
     from models.engine import Engine  # TensorFlow loads here, never on the first paint
     ctx.progress(0.0, {"phase": "building the model"})
-    eng = Engine(cfg, series)
+    eng = Engine(cfg, series, on_wait=lambda: ctx.progress(0.0, {"phase": COMPILING}))
     if run_id:
         store().started(run_id, cfg.to_json())  # named on reconnect if this process dies
     try:

@@ -197,6 +197,23 @@ def check(cfg: RunConfig, series) -> str | None:
     return None
 
 
+def warm_ahead(cfg: RunConfig) -> None:
+    """Settings no preset has, and that can run: compile their net shape now, while the
+    student looks at them, so that Train starts without waiting for XLA (the trainer does it
+    only while no job runs; models.trainer.WarmAhead). Once per settings per page, only on a
+    real server (like the presets' prewarm)."""
+    from streamlit.runtime import Runtime
+    from models.presets import PRESETS
+    key = cfg.to_json()
+    if st.session_state.get("_warm_sent") == key:
+        return
+    st.session_state["_warm_sent"] = key
+    if (os.environ.get("LSTM_PREWARM", "1") == "0" or not Runtime.exists()
+            or any(p.config == cfg for p in PRESETS.values())):  # the presets are prewarmed
+        return
+    manager().warm(key)
+
+
 def _estimate(cfg: RunConfig, series) -> float | None:
     """The cost model's duration, so queue waits weigh each run ahead by its own size."""
     from models import cost

@@ -161,6 +161,8 @@ def sidebar() -> tuple[RunConfig, dict]:
         why = runs.check(cfg, series)  # cheap: no TensorFlow, nothing arranged
         st.session_state.train_blocked = why
         bad = why is not None
+        if not bad and series is None:
+            runs.warm_ahead(cfg)
         c1, c2 = st.columns(2)
         pressed = {
             "train": c1.button("Train", type="primary", disabled=bad, key="btn_train",

@@ -485,6 +485,10 @@ class RQJobs:
         for k in ("", ":result", ":live", ":owners"):
             self.r.expire(_job(job_id) + k, int(KEEP_SECONDS))
 
+    def warm(self, cfg_json: str) -> None:
+        """Compiling ahead is the single-server trainer's (models.trainer.WarmAhead): a worker
+        that would compile is unknown until a job reaches it, so nothing is done here."""
+
     def counts(self) -> dict[str, int]:
         """Runs training, waiting, and workers; with `error` (a sentence) if Redis is down."""
         try:
