@@ -2,8 +2,9 @@
 
 Each --root (a checkout; e.g. /work/base before and . after) runs its own `streamlit run
 app.py`; both are warmed (one Train, then quiet: the presets are compiled). Then, round by
-round and root by root, a fresh page opens a link whose settings no preset has (units 40, 41,
-...: every measurement a shape that server never compiled), waits until the page has painted
+round and root by root, a fresh page opens a link whose settings no preset has (units 11, 12,
+... on the default settings, 16 skipped: every measurement a shape that server never compiled;
+the page's address must keep those units, else the link fell back to other settings), waits until the page has painted
 its views, waits THINK more seconds (a student reading the settings they just chose) and
 clicks Train. The figure is the in-page time from the click to the first State-flow figure.
 With compiling ahead (ui/runs.warm_ahead), the page asks the trainer to compile the shape
@@ -39,6 +40,9 @@ def first_frame_s(browser, url: str, think: float) -> float:
     try:
         page.goto(url, wait_until="domcontentloaded")
         wait_for_app_loaded(page)
+        want = url.split("?", 1)[1].split("&")[0]
+        if want.startswith("units=") and want not in page.url:
+            raise RuntimeError(f"the page did not keep {want}: {page.url}")
         page.get_by_role("tab", name="Data layout").first.wait_for(state="visible")
         page.locator(".js-plotly-plot").first.wait_for(state="visible")
         time.sleep(think)
@@ -74,7 +78,7 @@ def main() -> int:
             s = servers[root] = start_server(cwd=root)
             first_frame_s(browser, f"{s.url}/?preset=chunks-stateful&seed=999", 0)
             wait_until_quiet(s.pid)
-        units = itertools.count(40)
+        units = (u for u in itertools.count(11) if u != 16)  # 10, 16: the presets' units
         for r in range(args.repeat):
             for think in thinks:
                 u = next(units)  # the same new shape on every root, in turn
@@ -90,7 +94,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print("A new shape (units 40+): Train clicked THINK s after the page painted -> first "
+    print("A new shape (units 11+): Train clicked THINK s after the page painted -> first "
           f"State-flow frame (s; median of {args.repeat}; target {TARGET_S:.1f} s)")
     print(f"{'think':>6} " + " ".join(f"{r.name[:28]:>30}" for r in roots)
           + ("   ratio" if len(roots) == 2 else ""))

@@ -365,22 +365,35 @@ _WARMING: dict[tuple, threading.Event] = {}
 
 
 def acquire_net(sig: tuple, seed: int, lr: float,
-                on_wait: Callable[[], None] = lambda: None) -> Net:
+                on_wait: Callable[[], None] = lambda: None, claim: bool = False) -> Net:
     """A pooled net of this shape, else a new (uncompiled) one. If the prewarm is compiling
     this very shape, wait for its net (`on_wait()` first): a second compile of it beside the
-    first would take the same seconds and share the cores with it."""
+    first would take the same seconds and share the cores with it. `claim` (the prewarm): a
+    new net is one this caller compiles for the pool, so later callers wait for it from now
+    on, not only once it is built (see prewarm, which ends the claim)."""
     with _POOL_LOCK:
         idle = _POOL.get(sig)
         net = idle.pop() if idle else None
         warming = _WARMING.get(sig) if net is None else None
+        claimed = claim and net is None and warming is None
+        if claimed:
+            _WARMING[sig] = threading.Event()
     if warming is not None:
         on_wait()
         warming.wait()
         with _POOL_LOCK:
             idle = _POOL.get(sig)
             net = idle.pop() if idle else None
-    net = net or Net(sig)
-    net.reset_to(seed, lr)
+    try:
+        net = net or Net(sig)
+        net.reset_to(seed, lr)
+    except BaseException:
+        if claimed:  # nobody may wait for a net that will never come
+            with _POOL_LOCK:
+                ev = _WARMING.pop(sig, None)
+            if ev is not None:
+                ev.set()
+        raise
     return net
 
 
@@ -407,7 +420,8 @@ class Engine:
     """
 
     def __init__(self, cfg: RunConfig, series: np.ndarray | None = None, record: bool = True,
-                 gradients: bool = True, on_wait: Callable[[], None] = lambda: None):
+                 gradients: bool = True, on_wait: Callable[[], None] = lambda: None,
+                 claim: bool = False):
         self.cfg = cfg.check()
         self.record = record
         self.gradients = bool(record and gradients)
@@ -417,7 +431,8 @@ class Engine:
         self.val = layouts.arrange(d.x_val, d.y_val, cfg.replace(shuffle="off"), pad=True)
         self.total = layouts.check_budget(self.train, cfg)
         # on_wait: this shape is being compiled (prewarm, warm_ahead): its net is waited for
-        self.net = acquire_net(signature(cfg, d, record, gradients), cfg.seed, cfg.lr, on_wait)
+        self.net = acquire_net(signature(cfg, d, record, gradients), cfg.seed, cfg.lr, on_wait,
+                               claim)
         self.K = self.net.K
         self.model, self.lstm = self.net.model, self.net.lstm
         self.initial_weights = [w.copy() for w in self.model.get_weights()]
@@ -673,7 +688,7 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
         if stop.is_set():
             break
         try:
-            eng = Engine(cfg)
+            eng = Engine(cfg, claim=True)  # a Train of this shape waits for this net from now
         except ConfigError:
             continue
         sig = eng.net.sig
@@ -683,15 +698,13 @@ def prewarm(configs, idle: Callable[[], bool] = lambda: True, poll: float = 0.5,
         if eng.compiled:  # presets sharing a shape share one net
             eng.close()
             continue
-        warmed = threading.Event()
-        with _POOL_LOCK:
-            _WARMING[sig] = warmed  # a Train of this shape now waits for this net
         try:
             eng.warm_up()
             done += 1
         finally:
             eng.close()  # into the pool first, then wake whoever waits for it
             with _POOL_LOCK:
-                _WARMING.pop(sig, None)
-            warmed.set()
+                warmed = _WARMING.pop(sig, None)
+            if warmed is not None:
+                warmed.set()
     return done

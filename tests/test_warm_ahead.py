@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -80,3 +81,35 @@ def test_without_pinned_shapes_the_least_recently_used_net_goes(pool):
     assert {k: len(v) for k, v in pool.items()} == {"c": 1, "a": 2}
     engine.release_net(net("d"))  # then "c"
     assert {k: len(v) for k, v in pool.items()} == {"a": 2, "d": 1}
+
+
+def test_a_train_of_a_shape_whose_net_is_still_being_built_ahead_waits_for_it(monkeypatch):
+    """The claim starts before the net is built (Keras model, optimizer: a second or more on a
+    busy server), so a Train that comes then waits instead of compiling the shape a second
+    time beside the first (measured: both compiles then took twice as long)."""
+    monkeypatch.setattr(engine, "_POOL", {})
+    cfg = SMALL.replace(units=13, sequences=20)  # no other test compiles this shape
+    real_init, built, go = engine.Net.__init__, [], threading.Event()
+
+    def init(self, sig):  # the ahead-of-time build, held until a Train of its shape waits
+        built.append(sig)
+        go.wait(60)
+        real_init(self, sig)
+    monkeypatch.setattr(engine.Net, "__init__", init)
+    ahead = threading.Thread(target=engine.prewarm, args=([cfg],), kwargs={"pin": False})
+    ahead.start()
+    deadline = time.monotonic() + 60  # a bound against hanging, not a timing assertion
+    while not (engine._WARMING and built) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine._WARMING and built, "the shape was not claimed while its net was built"
+    sig, waited, got = next(iter(engine._WARMING)), threading.Event(), []
+    train = threading.Thread(target=lambda: got.append(
+        engine.acquire_net(sig, 3, 0.01, on_wait=waited.set)))
+    train.start()
+    waited.wait(60)
+    go.set()
+    train.join(120)
+    ahead.join(120)
+    assert waited.is_set() and got and got[0].warm  # the net built ahead, compiled
+    assert built == [sig]  # one build, one compile
+    engine.release_net(got[0])
