@@ -35,8 +35,21 @@ def weight_shapes(cell: str, n_features: int, units: int) -> tuple[tuple, tuple,
     return (n_features, g), (units, g), bias
 
 
+def unroll(cell: str, sample_len: int) -> bool:
+    """Build the layer with `unroll=True`? Only a GRU or SimpleRNN reading samples of one
+    timestep (the steps layout). Keras's default (unroll=False) runs even one timestep as a
+    symbolic while loop, and its gradient keeps another loop with per-step stacks: in the
+    engine's compiled chunk (itself a while loop over batches) that was 3 nested loops for one
+    step of arithmetic; unrolled it is 1 (python -m models bench). Same equations, and engine vs
+    `fit` built the same way stays within the tests' bound (tests/test_cells.py). Not the LSTM:
+    unrolled, its one-step engine run stopped being bit-identical to `fit`. The engine, the
+    generated script and the tests all build the layer with this."""
+    return cell in ("GRU", "SimpleRNN") and sample_len <= 1
+
+
 def layer(cell: str, units: int, seed: int, **kw):
-    """The real Keras layer; kernel and recurrent initialisers seeded as the app seeds them."""
+    """The real Keras layer; kernel and recurrent initialisers seeded as the app seeds them.
+    Pass unroll=unroll(cell, sample_len) for the build the engine uses."""
     import keras
     cls = {"LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU,
            "SimpleRNN": keras.layers.SimpleRNN}[cell]

@@ -193,7 +193,15 @@ def _cell_comment(cell: str) -> str:
     return f"# A {cell} carries one state tensor per slot: rnn.states = [h] (no c)."
 
 
+def _unroll(cfg: RunConfig, indent: str = "    ") -> str:
+    """The unroll argument line, where the app builds the layer unrolled (cells.unroll)."""
+    if not cells.unroll(cfg.cell, cfg.sample_len):
+        return indent
+    return f"{indent}unroll=True,  # one-step samples: no loop to run (faster, same equations)\n{indent}"
+
+
 def _rnn_block(cfg: RunConfig) -> str:
+    u, u8 = _unroll(cfg), _unroll(cfg, " " * 8)
     if cfg.bidirectional:  # one layer (config refuses stacked Bidirectional)
         return f'''# Bidirectional: a forward {cfg.cell} reads each sample first step to last, a backward one
 # (go_backwards=True) last step to first. Each keeps its OWN state per slot:
@@ -204,16 +212,16 @@ def _rnn_block(cfg: RunConfig) -> str:
 rnn = keras.layers.Bidirectional(
     keras.layers.{cfg.cell}(
         UNITS, stateful=STATEFUL,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+{u8}kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
         recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1)),
     backward_layer=keras.layers.{cfg.cell}(
         UNITS, stateful=STATEFUL, go_backwards=True,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 7),
+{u8}kernel_initializer=keras.initializers.GlorotUniform(seed=SEED + 7),
         recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 8)))'''
     if cfg.layers == 1:
         return f'''rnn = keras.layers.{cfg.cell}(
     UNITS, stateful=STATEFUL,
-    kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
+{u}kernel_initializer=keras.initializers.GlorotUniform(seed=SEED),
     recurrent_initializer=keras.initializers.Orthogonal(seed=SEED + 1))'''
     return f'''# {cfg.layers} stacked layers. Each keeps its OWN state per slot (rnns[i].states): a reset
 # must reach every layer, and every layer carries its state to the next batch. Layers below
@@ -228,7 +236,7 @@ def seeds(i):
 
 rnns = [keras.layers.{cfg.cell}(
     UNITS, stateful=STATEFUL, return_sequences=i < LAYERS - 1,
-    kernel_initializer=keras.initializers.GlorotUniform(seed=seeds(i)[0]),
+{u}kernel_initializer=keras.initializers.GlorotUniform(seed=seeds(i)[0]),
     recurrent_initializer=keras.initializers.Orthogonal(seed=seeds(i)[1]))
     for i in range(LAYERS)]
 

@@ -50,6 +50,9 @@ import tensorflow as tf  # noqa: E402
 
 RECENT_BATCHES = 64  # newest batches kept for the live view (Engine.recent_trace)
 AUTOGRAPH = False  # for the compiled loops (Net); True only to measure it (models/bench.py)
+# GRU/SimpleRNN with one-step samples are built with unroll=True (cells.unroll); False only to
+# measure the build without it (models/bench.py). Read by signature(), so nets never mix.
+UNROLL = True
 _BUILD_LOCK = threading.Lock()  # Keras layer naming/building is not thread-safe
 
 # TensorFlow drops and retakes the GIL constantly while tracing and compiling. Next to a busy
@@ -79,14 +82,18 @@ class RunResult:
     metric: str
 
 
-def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
+def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str,
+                unroll: bool | None = None):
     """The Keras model: [Dense output, *final states of each layer] (h, c for LSTM; h for GRU,
     SimpleRNN; layer 1's first; a Bidirectional layer's forward states, then its backward
     ones). Returns the first recurrent layer (a keras.layers.Bidirectional with the setting);
     `rnn_layers(model)` gives every recurrent layer holding a state, stacked in order
     (models/stacked.py), forward before backward (models/bidir.py). Stateful layers get their
-    batch size from Input(batch_shape=...)."""
+    batch size from Input(batch_shape=...). The recurrent layers are unrolled as
+    cells.unroll says (GRU, SimpleRNN with one-step samples), unless `unroll` says otherwise."""
     B, L = cfg.batch_size, cfg.sample_len
+    if unroll is None:
+        unroll = cells.unroll(cfg.cell, L)
     s = cfg.seed
     n_states = len(cells.state_names(cfg.cell)) * (2 if cfg.bidirectional else 1)
     with _BUILD_LOCK:
@@ -97,7 +104,8 @@ def build_model(cfg: RunConfig, n_features: int, n_out: int, kind: str):
                 return cells.layer(cfg.cell, cfg.units, bidir.seeds(s, layer, direction)[0],
                                    stateful=cfg.stateful, return_state=True,
                                    return_sequences=layer < cfg.layers,
-                                   go_backwards=direction == "backward")
+                                   go_backwards=direction == "backward",
+                                   unroll=unroll)
             rnn = bidir.wrap(one("forward"), one("backward")) if cfg.bidirectional else one("forward")
             if cfg.stateful:
                 out, *st = rnn(out)
@@ -164,6 +172,7 @@ class Net:
         self.cell = sig[8]  # LSTM | GRU | SimpleRNN (models/cells.py)
         self.layers = sig[9]  # stacked recurrent layers (models/stacked.py)
         self.bidirectional = sig[10]  # forward and backward layers (models/bidir.py)
+        self.unroll = sig[11]  # the recurrent layers built with unroll=True (cells.unroll)
         self.dirs = 2 if self.bidirectional else 1
         self.n_states = len(cells.state_names(self.cell))  # 2 for LSTM (h, c), else 1 (h)
         # state tensors of all layers, layer 1's first, forward before backward
@@ -176,7 +185,8 @@ class Net:
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
                         seq_len=max(L, 2), cell=self.cell, layers=self.layers,
                         bidirectional=self.bidirectional)
-        self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind)
+        self.model, self.lstm, self.loss_fn, self.opt = build_model(cfg, F, n_out, kind,
+                                                                    unroll=self.unroll)
         self.rnns = rnn_layers(self.model)  # every layer holding a state (both directions)
         self.stack = stack_layers(self.model)  # as the model calls them
         self.dense = next(la for la in self.model.layers if isinstance(la, keras.layers.Dense))
@@ -354,10 +364,11 @@ def signature(cfg: RunConfig, data: TaskData, record: bool = True,
               gradients: bool = True) -> tuple:
     """What a compiled net depends on: runs with equal signatures share one (pooled) net.
     Entry 7 is what the net records: 0 nothing, 1 states and readout, 2 also gradients; then
-    the cell type, the number of stacked layers and the bidirectional setting."""
+    the cell type, the number of stacked layers, the bidirectional setting and whether the
+    layers are unrolled (cells.unroll: GRU, SimpleRNN with one-step samples; see UNROLL)."""
     return (cfg.batch_size, cfg.sample_len, data.x_train.shape[2], cfg.units, data.n_out,
             data.kind, cfg.stateful, (2 if gradients else 1) if record else 0, cfg.cell,
-            cfg.layers, cfg.bidirectional)
+            cfg.layers, cfg.bidirectional, UNROLL and cells.unroll(cfg.cell, cfg.sample_len))
 
 
 # Shapes the prewarm is compiling right now -> set when its net is in the pool.

@@ -30,6 +30,31 @@ def copy(t: Trace) -> Trace:
     return Trace.from_bytes(t.to_bytes())
 
 
+def _fit_from(eng, init, unroll: bool):
+    """model.fit (XLA) over the engine's batches from its initial weights, the layer built with
+    `unroll`; returns (|weights - engine's| max, |states - engine's final| max, the layer)."""
+    cfg, r, final = eng.cfg, eng.result, eng.final
+    s = eng.train
+    x = s.x[s.order.reshape(-1)]
+    y = s.y[s.order.reshape(-1)].astype("float32")[:, None]
+    inp = keras.Input(batch_shape=(cfg.batch_size, cfg.sample_len, 1))
+    rnn = getattr(keras.layers, cfg.cell)(cfg.units, stateful=True, unroll=unroll)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(rnn(inp)))
+    model.set_weights(init)
+    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=False, verbose=0)
+    assert len(rnn.states) == len(final) == len(cells.state_names(cfg.cell))
+    werr = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), r.weights))
+    serr = max(float(np.abs(v.numpy() - f).max()) for v, f in zip(rnn.states, final))
+    return werr, serr, rnn
+
+
+def _trained(cfg):
+    eng, r, init, final = trained(cfg)
+    eng.result, eng.final = r, final
+    return eng, r, init, final
+
+
 def test_engine_agrees_with_plain_keras_fit(stateful):
     """The engine and model.fit, both XLA-compiled, from the same initial weights, 80 batches.
     Measured: LSTM and SimpleRNN bit-identical; GRU weights differ by 1.5e-7 and states by
@@ -38,23 +63,36 @@ def test_engine_agrees_with_plain_keras_fit(stateful):
     elementwise gate arithmetic (z*h + (1-z)*hh) differently in the two. The bound is the
     LSTM test's (test_engine.py): without XLA in fit, rounding differs by ~1e-6."""
     eng, r, init, final = stateful
-    cfg = eng.cfg
-    s = eng.train
-    x = s.x[s.order.reshape(-1)]
-    y = s.y[s.order.reshape(-1)].astype("float32")[:, None]
-    inp = keras.Input(batch_shape=(cfg.batch_size, cfg.sample_len, 1))
-    rnn = getattr(keras.layers, cfg.cell)(cfg.units, stateful=True)
-    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(rnn(inp)))
-    model.set_weights(init)
-    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", jit_compile=True)
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=False, verbose=0)
-
-    assert len(rnn.states) == len(final) == len(cells.state_names(cfg.cell))
-    werr = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), r.weights))
-    serr = max(float(np.abs(v.numpy() - f).max()) for v, f in zip(rnn.states, final))
-    print(f"{cfg.cell}: engine vs fit: weights differ by {werr:g}, states by {serr:g}")
+    eng.result, eng.final = r, final
+    assert not cells.unroll(eng.cfg.cell, eng.cfg.sample_len)  # samples of 5 steps: a loop
+    werr, serr, _ = _fit_from(eng, init, unroll=False)
+    print(f"{eng.cfg.cell}: engine vs fit: weights differ by {werr:g}, states by {serr:g}")
     assert werr <= 1e-6 and serr <= 1e-6, f"weights differ by {werr:g}, states by {serr:g}"
     np.testing.assert_array_equal(r.trace.hT[-1], final[0])  # the trace's last h is the layer's
+
+
+# One step per batch (the steps layout), 10 slots: 200 batches over 2 epochs
+STEPS = SMALL.replace(layout="steps")
+
+
+@pytest.mark.parametrize("cell", H_ONLY)
+def test_one_step_samples_train_an_unrolled_layer_as_fit_does(cell):
+    """A GRU or SimpleRNN reading one-step samples is built with unroll=True (cells.unroll:
+    no while loop in the compiled chunk, faster). The engine and model.fit (XLA) with the
+    same build, from the same initial weights, end in the same place; fit on Keras's default
+    build (a loop over the one step) too: unrolling changes no equation."""
+    eng, r, init, final = _trained(STEPS.replace(cell=cell))
+    assert cells.unroll(cell, eng.cfg.sample_len)
+    from models.engine import rnn_layers
+    assert [la.unroll for la in rnn_layers(eng.model)] == [True]
+    werr, serr, rnn = _fit_from(eng, init, unroll=True)
+    assert rnn.unroll
+    dw, ds, _ = _fit_from(eng, init, unroll=False)
+    print(f"{cell}, one-step samples: engine vs fit (unrolled): weights differ by {werr:g}, "
+          f"states by {serr:g}; vs fit (loop): {dw:g}, {ds:g}")
+    assert werr <= 1e-6 and serr <= 1e-6, f"weights differ by {werr:g}, states by {serr:g}"
+    assert dw <= 1e-6 and ds <= 1e-6, f"weights differ by {dw:g}, states by {ds:g}"
+    np.testing.assert_array_equal(r.trace.hT[-1], final[0])
 
 
 def test_the_trace_holds_exactly_the_states_the_cell_has(stateful):
