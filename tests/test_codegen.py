@@ -141,3 +141,35 @@ def test_refuses_a_bad_config():
     from models.config import ConfigError
     with pytest.raises(ConfigError):
         generate(RunConfig(layout="chunks", length=7))
+
+
+def test_one_step_scripts_build_the_engines_layer(tmp_path):
+    """GRU and SimpleRNN on one-step samples: the engine builds the layer with unroll=True
+    (models/cells.unroll), and so does the script; it trains, and its batch-1 copy still
+    streams like slot 0. Each script prints its layer's config, compared with the engine's."""
+    import json
+    from models.cells import unroll
+    from models.engine import build_model, rnn_layers
+    keys = ("units", "stateful", "unroll", "activation", "recurrent_activation", "use_bias",
+            "go_backwards", "reset_after")
+    cfgs = {cell: PRESETS["seed004-steps-stateful"].config.replace(cell=cell, batch_size=10,
+                                                                   sequences=60)
+            for cell in ("GRU", "SimpleRNN")}
+    paths = {}
+    for cell, cfg in cfgs.items():
+        assert unroll(cell, cfg.sample_len) and "unroll=True" in generate(cfg)
+        assert "unroll" not in generate(cfg.replace(layout="chunks", length=5))
+        paths[cell] = tmp_path / f"one_step_{cell.lower()}.py"
+        paths[cell].write_text(generate(cfg, quick=True) + "\nimport json as _j\nprint('LAYER', _j.dumps("
+                               f"{{k: v for k, v in rnn.get_config().items() if k in {keys!r}}}))\n")
+    done = _together(list(paths.values()))
+    for cell, cfg in cfgs.items():
+        proc = done[paths[cell]]
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("LAYER "))
+        script = json.loads(line[6:])
+        model = build_model(cfg, 1, 1, "binary")[0]
+        (layer,) = rnn_layers(model)
+        engine = {k: v for k, v in layer.get_config().items() if k in keys}
+        assert script == json.loads(json.dumps(engine)) and script["unroll"] is True, (script, engine)
+        check_stream(proc.stdout.split("LAYER ")[0], cfg)
