@@ -111,11 +111,12 @@ def cmd_bench(a) -> int:
         print(f"--repeat must be at least 1 (got {a.repeat}).", file=sys.stderr)
         return 2
     if a.cells_only:  # the per-cell and stacked rows alone
-        runs = bench.cell_steps_per_second(repeat=a.repeat)
-        print(json.dumps({"cells": runs, "cells_median": bench.cell_summary(runs)}) if a.json
+        runs = bench.cell_steps_per_second(repeat=a.repeat, before=a.before)
+        print(json.dumps({"cells": runs, "cells_median": bench.cell_summary(runs),
+                          "cells_target": bench.cell_targets(runs)}) if a.json
               else "\n".join(f"{x:<62}  {y:>24}  {z}" for x, y, z in bench.cell_rows(runs)))
         return 0
-    r = bench.run_all(repeat=a.repeat)
+    r = bench.run_all(repeat=a.repeat, before=a.before)
     print(json.dumps(r) if a.json else bench.format_table(r))
     return 0
 
@@ -181,6 +182,9 @@ def main(argv=None) -> int:
                    help="only the per-cell and stacked-layer rows (engine vs train_on_batch)")
     b.add_argument("--repeat", type=int, default=3, metavar="N",
                    help="interleaved rounds of the per-cell and stacked rows; medians (default 3)")
+    b.add_argument("--before", action="store_true",
+                   help="per-cell rows: also GRU and SimpleRNN built without unroll (as before "
+                        "models/cells.unroll), in the same interleaved rounds")
     c = sub.add_parser("claims", help="run every preset once and check every claim the app makes")
     c.add_argument("--json", action="store_true")
     c.add_argument("--only", nargs="+", metavar="CLAIM", help="check only these claims (ids)")

@@ -60,16 +60,35 @@ def steps_per_second(n_steps: int = 600) -> dict:
 
 
 STACKS = (2, 3)  # stacked LSTM layers measured beside the one-layer cells
+# Cases whose engine/train_on_batch ratio must be at least the LSTM's of the same run (issue 14)
+TARGETED = ("GRU", "SimpleRNN", "BiLSTM")
+BEFORE = " before"  # suffix of a case built as before cells.unroll (--before): engine.UNROLL off
 
 
-def _cases() -> dict[str, RunConfig]:
+def _cases(before: bool = False) -> dict[str, RunConfig]:
     """Per cell (one layer), per stack of LSTM layers and a Bidirectional LSTM (BiLSTM):
-    seed004-steps-stateful with that change, one epoch (stateful, batch 1, one step per batch)."""
-    from models.cells import CELLS
+    seed004-steps-stateful with that change, one epoch (stateful, batch 1, one step per batch).
+    With `before`, also "GRU before" and "SimpleRNN before": the same, built without unroll
+    (as every net was before cells.unroll), measured in the same interleaved rounds."""
+    from models.cells import CELLS, unroll
     base = PRESETS["seed004-steps-stateful"].config.replace(epochs=1)
-    return {**{cell: base.replace(cell=cell) for cell in CELLS},
-            **{f"LSTMx{n}": base.replace(layers=n) for n in STACKS},
+    out = {cell: base.replace(cell=cell) for cell in CELLS}
+    if before:
+        out.update({cell + BEFORE: c for cell, c in list(out.items())
+                    if unroll(cell, c.sample_len)})
+    return {**out, **{f"LSTMx{n}": base.replace(layers=n) for n in STACKS},
             "BiLSTM": base.replace(bidirectional=True)}
+
+
+def _engine(name: str, cfg: RunConfig):
+    """The engine of one case: a "... before" case's net built with engine.UNROLL off (the
+    signature says so, so its net is pooled apart from the unrolled one)."""
+    from models import engine
+    engine.UNROLL = not name.endswith(BEFORE)
+    try:
+        return engine.Engine(cfg)
+    finally:
+        engine.UNROLL = True
 
 
 def _keras_model(cfg: RunConfig):
@@ -89,17 +108,19 @@ def _keras_model(cfg: RunConfig):
     return model
 
 
-def cell_steps_per_second(n_steps: int = 600, repeat: int = 1) -> dict:
+def cell_steps_per_second(n_steps: int = 600, repeat: int = 1, before: bool = False) -> dict:
     """Per cell (LSTM, GRU, SimpleRNN), per stack (2, 3 LSTM layers) and BiLSTM, side by side in one
     process: the engine (recording states, readout and gradients) vs a train_on_batch loop over
     the same layers. Everything is compiled first; then `repeat` rounds, each timing every case
     (engine, then train_on_batch) in turn, the order reversed every other round, so a loaded
     machine's drift hits all cases alike. Returns per case the steps/s of each round and the
-    engine/train_on_batch ratio of each round (the medians are the figures to read)."""
-    from models.engine import Engine
-    cases, ready = _cases(), {}
+    engine/train_on_batch ratio of each round (the medians are the figures to read). With
+    `before`, also the GRU and SimpleRNN built as before (see _cases), side by side; their
+    train_on_batch loop is the same plain Keras model as the unrolled case's (the yardstick is
+    the layer a user writes, Keras's defaults, for both)."""
+    cases, ready = _cases(before), {}
     for name, cfg in cases.items():  # compile outside the timing
-        eng = Engine(cfg)
+        eng = _engine(name, cfg)
         eng.warm_up()
         x = eng.train.x[eng.train.order.reshape(-1)][:n_steps]
         y = eng.train.y[eng.train.order.reshape(-1)][:n_steps].astype("float32")[:, None]
@@ -111,7 +132,7 @@ def cell_steps_per_second(n_steps: int = 600, repeat: int = 1) -> dict:
     for r in range(repeat):
         for name in (list(cases) if r % 2 == 0 else list(cases)[::-1]):
             cfg, model, x, y = ready[name]
-            eng = Engine(cfg)
+            eng = _engine(name, cfg)
             t = time.perf_counter()
             eng.run(validate=False)
             e = eng.total / (time.perf_counter() - t)
@@ -133,18 +154,34 @@ def cell_summary(runs: dict) -> dict:
             for name, m in runs.items()}
 
 
+def cell_targets(runs: dict) -> dict:
+    """Per targeted case (TARGETED, and their "before" builds): its median ratio, the LSTM's
+    median ratio of the same run, and whether it meets the target (at least the LSTM's)."""
+    med = cell_summary(runs)
+    if "LSTM" not in med:
+        return {}
+    lstm = med["LSTM"]["ratio"]
+    return {name: {"ratio": m["ratio"], "lstm_ratio": lstm, "meets": m["ratio"] >= lstm}
+            for name, m in med.items() if name.removesuffix(BEFORE) in TARGETED}
+
+
 def cell_rows(runs: dict) -> list[tuple]:
     """Table rows: per case, the medians and every round's ratio."""
     rows = []
-    med = cell_summary(runs)
+    med, targets = cell_summary(runs), cell_targets(runs)
     for name, m in med.items():
         label = name.replace("x", " x") + " layers" if "x" in name else name
+        if name.endswith(BEFORE):
+            label += " (no unroll)"
         n = len(runs[name]["ratio"])
+        t = targets.get(name)
+        verdict = (f">= LSTM's {t['lstm_ratio']:.1f}x: {'meets' if t['meets'] else 'MISSES'}"
+                   if t else "")
         rows += [(f"{label}: engine / train_on_batch steps/s (median of {n})",
                   f"{m['engine']:,.0f} / {m['train_on_batch']:,.0f}", ""),
                  (f"{label}: speed-up vs train_on_batch (median; each round)",
                   f"{m['ratio']:.1f}x ({', '.join(f'{v:.0f}' for v in runs[name]['ratio'])})",
-                  ">= LSTM's" if name in ("GRU", "SimpleRNN", "BiLSTM") else "")]
+                  verdict)]
     return rows
 
 
@@ -282,20 +319,21 @@ def time_to_accuracy(target: float = 0.99, max_epochs: int = 10) -> dict:
     return {k: hit.get(k) for k in ("engine", "keras_loop")}
 
 
-def run_all(repeat: int = 1) -> dict:
+def run_all(repeat: int = 1, before: bool = False) -> dict:
     _log("bench: steps/s (engine with/without gradients, without recording, train_on_batch, fit)...")
     sps = steps_per_second()
     _log("bench: seconds to 0.99 validation accuracy on seed004-streams-stateful...")
     tta = time_to_accuracy()
     _log(f"bench: steps/s per cell (LSTM, GRU, SimpleRNN) and stack (LSTM x{STACKS}), engine vs "
          f"train_on_batch, {repeat} interleaved round(s)...")
-    cells = cell_steps_per_second(repeat=repeat)
+    cells = cell_steps_per_second(repeat=repeat, before=before)
     _log("bench: first compile of a new shape, sequential vs side by side...")
     comp = compile_new_shape()
     return {
         "compile_new_shape": comp,
         "cells": cells,  # per cell and stack: each round's steps/s and ratio
         "cells_median": cell_summary(cells),
+        "cells_target": cell_targets(cells),  # per targeted case: ratio, LSTM's ratio, meets
         # the cost model's assumption (models/cost.py): a Bidirectional layer costs 2x a plain one
         "bidirectional_cost_chunks": round(sps["chunks"] / sps["chunks_bidirectional"], 3),
         "steps_per_second": {k: round(v, 1) for k, v in sps.items()},

@@ -38,12 +38,12 @@ def weight_shapes(cell: str, n_features: int, units: int) -> tuple[tuple, tuple,
 def unroll(cell: str, sample_len: int) -> bool:
     """Build the layer with `unroll=True`? Only a GRU or SimpleRNN reading samples of one
     timestep (the steps layout). Keras's default (unroll=False) runs even one timestep as a
-    symbolic while loop, and its gradient keeps another loop with per-step stacks: in the
-    engine's compiled chunk (itself a while loop over batches) that was 3 nested loops for one
-    step of arithmetic; unrolled it is 1 (python -m models bench). Same equations, and engine vs
-    `fit` built the same way stays within the tests' bound (tests/test_cells.py). Not the LSTM:
-    unrolled, its one-step engine run stopped being bit-identical to `fit`. The engine, the
-    generated script and the tests all build the layer with this."""
+    symbolic while loop, and its gradient as another: the engine's compiled chunk (a while loop
+    over batches) held 3 while loops, the layer's two inside the chunk's, for one step of
+    arithmetic; unrolled it holds 1 (counted in the chunk's XLA HLO; speed: `python -m models
+    bench --before`). Same equations: engine vs `fit` built either way stays within the tests'
+    bound (tests/test_cells.py). Not the LSTM: unrolled, its one-step engine run stopped being
+    bit-identical to `fit`. The engine, the generated script and the tests build it this way."""
     return cell in ("GRU", "SimpleRNN") and sample_len <= 1
 
 
