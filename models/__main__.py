@@ -114,7 +114,7 @@ def cmd_bench(a) -> int:
         runs = bench.cell_steps_per_second(repeat=a.repeat, before=a.before)
         print(json.dumps({"cells": runs, "cells_median": bench.cell_summary(runs),
                           "cells_target": bench.cell_targets(runs)}) if a.json
-              else "\n".join(f"{x:<62}  {y:>24}  {z}" for x, y, z in bench.cell_rows(runs)))
+              else bench.align(bench.cell_rows(runs)))
         return 0
     r = bench.run_all(repeat=a.repeat, before=a.before)
     print(json.dumps(r) if a.json else bench.format_table(r))

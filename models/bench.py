@@ -3,6 +3,7 @@ ratios matter more than any single number). Used by `python -m models bench`.
 """
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 
@@ -182,6 +183,12 @@ def cell_rows(runs: dict) -> list[tuple]:
                  (f"{label}: speed-up vs train_on_batch (median; each round)",
                   f"{m['ratio']:.1f}x ({', '.join(f'{v:.0f}' for v in runs[name]['ratio'])})",
                   verdict)]
+    for name in med:  # --before: the unrolled engine against its build before, round by round
+        if name + BEFORE in runs:
+            per = [a / b for a, b in zip(runs[name]["engine"], runs[name + BEFORE]["engine"])]
+            rows.append((f"{name}: engine steps/s, unrolled / no unroll (median; each round)",
+                         f"{statistics.median(per):.2f}x ({', '.join(f'{v:.2f}' for v in per)})",
+                         ""))
     return rows
 
 
@@ -398,5 +405,11 @@ def format_table(r: dict) -> str:
     comp = r.get("compile_new_shape")
     if comp:
         rows += compile_rows(comp)
+    return align(rows)
+
+
+def align(rows: list[tuple]) -> str:
+    """The rows as a table, each column as wide as its widest cell."""
     w = max(len(a) for a, _, _ in rows)
-    return "\n".join(f"{a:<{w}}  {b:>10}  {c}" for a, b, c in rows)
+    v = max(10, *(len(b) for _, b, _ in rows))
+    return "\n".join(f"{a:<{w}}  {b:>{v}}  {c}".rstrip() for a, b, c in rows)
