@@ -14,6 +14,7 @@ from models.hosting import get_store as store
 from models.trace import Trace
 
 PUBLISH_EVERY = 0.3  # seconds between partial traces
+BUILDING = "building the model"  # phase of a run getting its net (pooled: milliseconds)
 COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
 LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
 
@@ -62,7 +63,7 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
     """Runs in a worker thread: build, compile, train, publishing partial results."""
     ctx.progress(0.0, {"phase": "loading TensorFlow"})
     from models.engine import Engine  # TensorFlow loads here, never on the first paint
-    ctx.progress(0.0, {"phase": "building the model"})
+    ctx.progress(0.0, {"phase": BUILDING})
     eng = Engine(cfg, series, on_wait=lambda: ctx.progress(0.0, {"phase": COMPILING}))
     if run_id:
         store().started(run_id, cfg.to_json())  # named on reconnect if this process dies
