@@ -2,7 +2,9 @@
 
 1. Train click -> first State-flow figure drawn (ms), for 3 presets (--presets all: every
    preset, or a comma-separated list), median of 3 each (--repeat; the presets take turns,
-   round by round), on a warmed server (one Train done first, so TensorFlow is imported). Each measurement uses a fresh
+   round by round), on a warmed server (one Train done first, so TensorFlow is imported; then
+   one Train of each measured preset, so its net is compiled even where a loaded machine hid
+   the prewarm from the quiet check). Each measurement uses a fresh
    browser session and its own seed (?seed=...), so it trains for real and is not served from
    the result store. Target: <= 1.0 s. --new-shapes: also a first Train of a shape no preset
    has (units 11, 12, ..., the presets' units skipped: it compiles first; the measurement
@@ -125,6 +127,11 @@ def main() -> int:
                 # "Server warm": the app compiles every preset's net in the background at start.
                 time.sleep(args.settle)
                 out["settle_s"][label] = args.settle + wait_until_quiet(server.pid)
+                # ... but at a load average over ~10 on 2 cores a compiling trainer gets under
+                # 15% of a core and looks quiet: first rounds then measured XLA compiles. Each
+                # measured preset trains once first (its own seed), so its net is compiled.
+                for i, name in enumerate(names):
+                    first_frame_ms(browser, f"{server.url}/?preset={name}&seed={900 + i}")
             # Interleaved rounds (every preset once a round, the order reversed every other
             # round; each preset on every root in turn, which root goes first alternating): on a
             # loaded machine, drift hits every preset and root alike.
