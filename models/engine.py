@@ -4,7 +4,8 @@ every slot read from the layer before and after every batch.
 Speed comes from running K batches per call inside one XLA-compiled tf.function (the Keras
 layer, loss and optimizer, called exactly as `fit`'s train step calls them), instead of one
 Python round trip per batch. Chunks have a fixed length K (a padded tail is skipped with
-tf.cond) so each engine compiles once. Cancellation is checked between chunks (each is sized
+tf.cond) so each engine compiles once; a run's first call is cut after FIRST_PIECE batches
+(the same loop, its other steps skipped) so its first states come sooner. Cancellation is checked between chunks (each is sized
 to take well under a second).
 
 What is recorded and how it is read:
