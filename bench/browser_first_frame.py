@@ -142,6 +142,7 @@ def main() -> int:
                     for label in (labels if r % 2 == 0 else labels[::-1]):
                         runs[label, name].append(first_frame_ms(
                             browser, f"{servers[label].url}/?preset={name}&seed={1000 + 10 * i + r}"))
+                        _progress(r, label, name, runs[label, name][-1])
             if args.new_shapes:  # units 11, 12, ...: no preset's shape, so each one compiles first
                 units = new_shape_units()
                 for r in range(args.repeat):
@@ -150,6 +151,7 @@ def main() -> int:
                         wait_until_quiet(servers[label].pid)
                         runs.setdefault((label, "new shape"), []).append(first_frame_ms(
                             browser, f"{servers[label].url}/?units={u}&seed={u}"))
+                        _progress(r, label, f"new shape (units {u})", runs[label, "new shape"][-1])
             for (label, name), xs in runs.items():
                 out["first_frame_ms"].setdefault(name, {})[label] = {
                     "runs": xs, "median": statistics.median(xs)}
@@ -204,6 +206,12 @@ def main() -> int:
               f"{' '.join(f'{x:.2f}' for x in c['interactive_s'])} s "
               f"(median {c['median_interactive_s']:.2f}); target {COLD_TARGET_S:.0f} s")
     return 0
+
+
+def _progress(r: int, label: str, name: str, ms: float) -> None:
+    """Each figure as it comes, on stderr: a long run cut short keeps what it measured."""
+    print(f"round {r + 1} {label} {name}: {ms / 1000:.2f} s (load {_load()})", file=sys.stderr,
+          flush=True)
 
 
 def _load() -> str:
