@@ -345,3 +345,23 @@ def pct(xs: list[float], q: float) -> float | None:
         return None
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
+
+
+# ---- a shape no preset has (benches of a student's own settings) ---------------------------
+
+def new_shape_units(start: int = 11):
+    """Unit counts 11, 12, ... that no preset uses, so each is a net shape the server has not
+    compiled ahead (with the other settings at their defaults). Not 40+: over
+    LSTM_MAX_RUN_MB with the defaults, such a link falls back to other settings."""
+    import itertools
+    from models.presets import PRESETS  # settings only: no keras, no streamlit
+    taken = {p.config.units for p in PRESETS.values()}
+    return (u for u in itertools.count(start) if u not in taken)
+
+
+def check_kept_units(page, url: str) -> None:
+    """Raise unless the page kept the link's units=N (a link whose settings cannot run falls
+    back to other settings, and a measurement of those would be of the wrong shape)."""
+    want = next((p for p in url.split("?", 1)[-1].split("&") if p.startswith("units=")), None)
+    if want is not None and want not in page.url.split("?", 1)[-1].split("&"):
+        raise RuntimeError(f"the page did not keep {want}: {page.url}")

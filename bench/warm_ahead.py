@@ -3,7 +3,7 @@
 Each --root (a checkout; e.g. /work/base before and . after) runs its own `streamlit run
 app.py`; both are warmed (one Train, then quiet: the presets are compiled). Then, round by
 round and root by root, a fresh page opens a link whose settings no preset has (units 11, 12,
-... on the default settings, 16 skipped: every measurement a shape that server never compiled;
+... on the default settings, the presets' units skipped: every measurement a shape that server never compiled;
 the page's address must keep those units, else the link fell back to other settings), waits until the page has painted
 its views, waits THINK more seconds (a student reading the settings they just chose) and
 clicks Train. The figure is the in-page time from the click to the first State-flow figure.
@@ -16,7 +16,6 @@ time and the ratio. Target (issue 11): <= 1.0 s for any config within the limits
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import sys
@@ -26,8 +25,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import (click_train_and_probe, launch_chromium, read_probe,  # noqa: E402
-                           start_server, wait_for_app_loaded, wait_until_quiet)
+from bench._server import (check_kept_units, click_train_and_probe,  # noqa: E402
+                           launch_chromium, new_shape_units, read_probe, start_server,
+                           wait_for_app_loaded, wait_until_quiet)
 
 TARGET_S = 1.0
 TIMEOUT_S = 180
@@ -40,9 +40,7 @@ def first_frame_s(browser, url: str, think: float) -> float:
     try:
         page.goto(url, wait_until="domcontentloaded")
         wait_for_app_loaded(page)
-        want = url.split("?", 1)[1].split("&")[0]
-        if want.startswith("units=") and want not in page.url:
-            raise RuntimeError(f"the page did not keep {want}: {page.url}")
+        check_kept_units(page, url)
         page.get_by_role("tab", name="Data layout").first.wait_for(state="visible")
         page.locator(".js-plotly-plot").first.wait_for(state="visible")
         time.sleep(think)
@@ -78,7 +76,7 @@ def main() -> int:
             s = servers[root] = start_server(cwd=root)
             first_frame_s(browser, f"{s.url}/?preset=chunks-stateful&seed=999", 0)
             wait_until_quiet(s.pid)
-        units = (u for u in itertools.count(11) if u != 16)  # 10, 16: the presets' units
+        units = new_shape_units()  # 11, 12, ...: no preset's units
         for r in range(args.repeat):
             for think in thinks:
                 u = next(units)  # the same new shape on every root, in turn

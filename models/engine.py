@@ -4,7 +4,8 @@ every slot read from the layer before and after every batch.
 Speed comes from running K batches per call inside one XLA-compiled tf.function (the Keras
 layer, loss and optimizer, called exactly as `fit`'s train step calls them), instead of one
 Python round trip per batch. Chunks have a fixed length K (a padded tail is skipped with
-tf.cond) so each engine compiles once. Cancellation is checked between chunks (each is sized
+tf.cond) so each engine compiles once; a run's first call is cut after FIRST_PIECE batches
+(the same loop, its other steps skipped) so its first states come sooner. Cancellation is checked between chunks (each is sized
 to take well under a second).
 
 What is recorded and how it is read:
@@ -49,6 +50,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 RECENT_BATCHES = 64  # newest batches kept for the live view (Engine.recent_trace)
+# Batches in a run's first compiled call (0: a whole chunk). Its states are the page's first
+# frame, so it comes after 8 batches instead of a whole chunk (K, up to 256). The same compiled
+# loop runs it (its other steps inactive, as in an epoch's padded tail): nothing is compiled
+# again, and every step, record and weight is the same as without it (tests/test_engine.py).
+FIRST_PIECE = 8
 AUTOGRAPH = False  # for the compiled loops (Net); True only to measure it (models/bench.py)
 # GRU/SimpleRNN with one-step samples are built with unroll=True (cells.unroll); False only to
 # measure the build without it (models/bench.py). Read by signature(), so nets never mix.
@@ -158,6 +164,22 @@ def _target(kind: str, y):
     return tf.cast(y, tf.float32)[:, None] if kind in ("binary", "regression") else y
 
 
+def chunk_batches(B: int, L: int) -> int:
+    """Batches per compiled call: enough to amortise the call, few enough to cancel fast."""
+    return int(max(4, min(256, 32768 // (B * L))))
+
+
+def chunk_bounds(n_batches: int, K: int, piece: int = 0) -> list[tuple[int, int]]:
+    """(start, stop) of each compiled call over an epoch of n_batches: chunks of K batches,
+    the last one shorter; with 0 < piece, the first chunk is cut after `piece` batches
+    ((0, piece), (piece, K), (K, 2K), ...), so its results come sooner. Later chunks start
+    where they would without the cut."""
+    bounds = [(a, min(a + K, n_batches)) for a in range(0, n_batches, K)]
+    if bounds and 0 < piece < bounds[0][1]:
+        bounds[:1] = [(0, piece), (piece, bounds[0][1])]
+    return bounds
+
+
 class Net:
     """A built Keras model plus its two compiled loops, for one shape signature.
 
@@ -180,8 +202,7 @@ class Net:
         # rec: 0 nothing recorded; 1 states and readout; 2 also the gradients (signature())
         self.record, self.gradients = int(rec) >= 1, int(rec) >= 2
         self.B, self.L, self.U, self.n_out, self.kind, self.stateful = B, L, U, n_out, kind, stateful
-        # Batches per compiled call: enough to amortise the call, few enough to cancel fast.
-        self.K = int(max(4, min(256, 32768 // (B * L))))
+        self.K = chunk_batches(B, L)
         cfg = RunConfig(batch_size=B, length=L, units=U, stateful=stateful, layout="windows",
                         seq_len=max(L, 2), cell=self.cell, layers=self.layers,
                         bidirectional=self.bidirectional)
@@ -511,17 +532,18 @@ class Engine:
             t_ep = time.perf_counter()
             order, reset = self._epoch_arrays(epoch)
             losses, metrics = [], []
-            for start in range(0, s.n_batches, K):
+            # The run's first call trains FIRST_PIECE batches: its states are the first frame.
+            for start, stop in chunk_bounds(s.n_batches, K, FIRST_PIECE if epoch == 1 else 0):
                 if cancel.is_set():
                     cancelled = True
                     break
-                o = order[start:start + K]
+                o = order[start:stop]
                 n = len(o)
                 pad = K - n
                 xs = s.x[o]
                 ys = s.y[o]
                 act = np.ones(K, bool)
-                rs = reset[start:start + K]
+                rs = reset[start:stop]
                 if pad:
                     xs = np.concatenate([xs, np.zeros((pad,) + xs.shape[1:], xs.dtype)])
                     ys = np.concatenate([ys, np.zeros((pad,) + ys.shape[1:], ys.dtype)])

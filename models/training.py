@@ -14,6 +14,7 @@ from models.hosting import get_store as store
 from models.trace import Trace
 
 PUBLISH_EVERY = 0.3  # seconds between partial traces
+BUILDING = "building the model"  # phase of a run getting its net (pooled: milliseconds)
 COMPILING = "compiling (XLA)"  # phase of a run whose net is new: seconds, not milliseconds
 LIVE_BATCHES = 24  # newest trained batches in the live state-flow figure
 
@@ -62,7 +63,7 @@ def train_job(cfg: RunConfig, series, ctx, run_id: str | None = None):
     """Runs in a worker thread: build, compile, train, publishing partial results."""
     ctx.progress(0.0, {"phase": "loading TensorFlow"})
     from models.engine import Engine  # TensorFlow loads here, never on the first paint
-    ctx.progress(0.0, {"phase": "building the model"})
+    ctx.progress(0.0, {"phase": BUILDING})
     eng = Engine(cfg, series, on_wait=lambda: ctx.progress(0.0, {"phase": COMPILING}))
     if run_id:
         store().started(run_id, cfg.to_json())  # named on reconnect if this process dies
@@ -126,18 +127,22 @@ def _train(eng, cfg: RunConfig, ctx, run_id: str | None):
         done[0] = ev.done
         el = now - t0
         left = el * (ev.total - ev.done) / ev.done if ev.done else None
-        ctx.progress(ev.done / max(1, ev.total),
-                     {"phase": "training", "done": ev.done, "total": ev.total, "epoch": ev.epoch,
-                      "epochs": cfg.epochs, "elapsed": el, "left": left})
+        # Values first, then the progress that says "training": a page that sees the phase
+        # finds the states to draw (the relay keeps the order). Before, the first live flow
+        # could miss the Train click's own script run by a few ms and wait for the live
+        # panel's next tick (LIVE_POLL). The live flow's states go before the curves' record.
         if ev.kind == "epoch":
             epochs.append(dict(ev.data))
             ctx.publish("epochs", list(epochs))
         if ev.kind == "epoch" or now - last[0] >= PUBLISH_EVERY:
             last[0] = now
-            ctx.publish("trace", eng.snapshot(list(epochs)))
             # The newest trained batches, recorded or not: the live flow shows these, so a
             # thinned long run's live view moves on with the progress bar.
             ctx.publish("recent", eng.recent_trace(LIVE_BATCHES))
+            ctx.publish("trace", eng.snapshot(list(epochs)))
+        ctx.progress(ev.done / max(1, ev.total),
+                     {"phase": "training", "done": ev.done, "total": ev.total, "epoch": ev.epoch,
+                      "epochs": cfg.epochs, "elapsed": el, "left": left})
 
     res = eng.run(on_event, ctx.cancelled)
     trace = res.trace

@@ -338,6 +338,38 @@ def test_train_click_waits_only_for_runs_that_can_finish_in_time():
     assert _may_finish_within(JobStatus(id="j", state="queued", eta_seconds=0.0), 0.5)
 
 
+def test_train_click_waits_for_the_first_states_of_a_run_still_getting_its_net(monkeypatch):
+    """A run that takes longer than QUICK_RUN to get its net (a loaded machine) and cannot
+    finish in time: the Train click's own script run waits on for its first states (up to
+    FIRST_STATES_WAIT), so that run draws them, not the live panel's next tick. It never
+    waits for a compile (seconds)."""
+    import functools
+    import streamlit as st
+    from models import jobs
+    from ui import runs
+
+    def job(first_phase, ctx):
+        ctx.progress(0.0, {"phase": first_phase})
+        time.sleep(runs.QUICK_RUN + 0.4)
+        ctx.publish("recent", "the first states")
+        ctx.progress(0.01, {"phase": "training", "left": 60.0})
+        ctx.cancelled.wait(30)
+
+    m = jobs.JobManager(max_workers=2)
+    monkeypatch.setattr(runs, "manager", lambda: m)
+    assert runs.QUICK_RUN + 0.4 < runs.FIRST_STATES_WAIT
+    try:
+        for phase, waits in ((runs.BUILDING, True), (runs.COMPILING, False)):
+            jid = m.submit(functools.partial(job, phase), owner="t")
+            st.session_state["runs"] = {"run": {"job": jid}}
+            runs.wait_briefly()
+            assert (m.live(jid, "recent") is not None) == waits, phase
+            m.cancel(jid)
+    finally:
+        st.session_state.pop("runs", None)
+        m.shutdown(timeout=5)
+
+
 def _live_flow_ticks(at: AppTest) -> list[str]:
     charts = [c for c in at.get("plotly_chart") if "live_flow_run" in c.proto.id]
     if not charts:

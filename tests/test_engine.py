@@ -375,3 +375,51 @@ def test_autograph_free_loops_are_bit_identical_to_the_autograph_ones(monkeypatc
         return [{k: v for k, v in e.items() if k != "seconds"} for e in es]
     assert drop_time(new.epochs) == drop_time(ref.epochs)  # losses, metrics, val_*
     assert all("val_loss" in e for e in new.epochs)
+
+
+def test_chunk_bounds_cut_only_the_first_chunk():
+    assert engine.chunk_bounds(40, 16) == [(0, 16), (16, 32), (32, 40)]
+    assert engine.chunk_bounds(40, 16, 8) == [(0, 8), (8, 16), (16, 32), (32, 40)]
+    assert engine.chunk_bounds(5, 16, 8) == [(0, 5)]  # an epoch shorter than the piece
+    assert engine.chunk_bounds(12, 16, 8) == [(0, 8), (8, 12)]
+    assert engine.chunk_bounds(40, 8, 8) == engine.chunk_bounds(40, 8)  # K no longer than it
+
+
+@pytest.mark.parametrize("cfg", [
+    SMALL.replace(sequences=100, epochs=3),  # stateful LSTM: resets and carries across calls
+    SMALL.replace(sequences=100, cell="GRU", layers=2, stateful=False, layout="windows",
+                  shuffle="samples"),
+])
+def test_a_short_first_call_changes_nothing_but_when_the_first_states_come(monkeypatch, cfg):
+    """The run's first compiled call trains FIRST_PIECE batches only (the page's first frame
+    comes sooner): same compiled loop (one trace), and the trace (replay data included), the
+    weights and the epochs' figures are exactly those of a run without the cut. K is forced to
+    16 so that an epoch spans several calls and the cut falls inside one."""
+    def one(piece: int):
+        with monkeypatch.context() as m:
+            m.setattr(engine, "_POOL", {})  # a fresh net each: K=16 must not reach other tests
+            m.setattr(engine, "chunk_batches", lambda B, L: 16)
+            m.setattr(engine, "FIRST_PIECE", piece)
+            eng, events = Engine(cfg), []
+            try:
+                assert eng.K == 16 and eng.train.n_batches >= 2 * 16
+                return eng.run(on_event=events.append), events, eng.net
+            finally:
+                eng.close()
+
+    (cut, ev_cut, net), (whole, ev_whole, _) = one(8), one(0)
+    first = [e.done for e in ev_cut if e.kind == "batches"][0]
+    assert first == 8 and [e.done for e in ev_whole if e.kind == "batches"][0] == 16
+    assert net.train_chunk.experimental_get_tracing_count() == 1  # no second compile
+    a, b = cut.trace.to_arrays(), whole.trace.to_arrays()
+    assert a.keys() == b.keys() and "replay_x" in a and "h0" in a
+    timed = trace_mod.EPOCH_COLUMNS.index("seconds")  # the only column that may differ
+    a["val_epochs"], b["val_epochs"] = (np.delete(x["val_epochs"], timed, axis=1) for x in (a, b))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for wa, wb in zip(cut.weights, whole.weights, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+    def drop_time(es):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in es]
+    assert drop_time(cut.epochs) == drop_time(whole.epochs) and len(cut.epochs) == cfg.epochs

@@ -140,3 +140,20 @@ def test_the_child_exits_when_the_server_is_killed():
         server.send_signal(signal.SIGKILL)
         server.wait()
     assert until(lambda: not alive(child), 60), "the trainer outlived its server"
+
+
+def test_a_job_publishes_its_first_states_before_it_says_training():
+    """The live panel draws the flow once a job's phase is "training" (ui/views.live_panel),
+    and the Train click's own script run stops waiting then (ui/runs.wait_briefly): so the
+    states must be there before the phase says so (the relay keeps the messages' order), the
+    live flow's `recent` before the curves' `trace`. The child's own context, recording."""
+    import threading
+    from models.trainer import _ChildContext
+    sent = []
+    ctx = _ChildContext("j", threading.Event(), sent.append)
+    training.train_job(SMALL.replace(seed=13), None, ctx)
+    ctx.flush()  # as the child does after a job
+    said = next(i for i, m in enumerate(sent)
+                if m[0] == "progress" and (m[3] or {}).get("phase") == "training")
+    assert [m[2] for m in sent[:said] if m[0] == "publish"][:2] == ["recent", "trace"]
+    assert sent[-1][0] == "progress" and sent[-1][2] == 1.0

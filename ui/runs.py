@@ -24,12 +24,13 @@ from models.tasks import make_task
 from models.config import ConfigError, RunConfig
 from models.store import library_versions, run_key
 # The job itself lives in models/ (it also runs in RQ workers); these names stay importable here.
-from models.training import (COMPILING, LIVE_BATCHES, PUBLISH_EVERY,  # noqa: F401
+from models.training import (BUILDING, COMPILING, LIVE_BATCHES, PUBLISH_EVERY,  # noqa: F401
                              _compile_unless_cancelled, load_result, save_result, train_job)
 
 LIVE_POLL = 0.5  # seconds between live-panel reruns while a job of this page trains
 QUEUE_POLL = float(os.environ.get("LSTM_QUEUE_POLL", 1.5))  # ... while all its jobs are queued
 QUICK_RUN = 0.8  # seconds the Train click's own script run waits for a fast job
+FIRST_STATES_WAIT = 2.0  # ... and for the first states of a job still building its model
 # Seconds after the first page before compiling the presets' nets (LSTM_PREWARM_DELAY), at
 # most: they start as soon as a page has painted its views (page_painted()), so TensorFlow is
 # imported and the default shape compiling before most first Trains, yet not during that paint.
@@ -274,20 +275,34 @@ def start(slots: dict[str, RunConfig], series=None) -> str | None:
     return None
 
 
-def wait_briefly(limit: float = QUICK_RUN, poll: float = 0.03) -> None:
+def wait_briefly(limit: float = QUICK_RUN, first_states: float = FIRST_STATES_WAIT,
+                 poll: float = 0.03) -> None:
     """Most presets train in well under a second on a warm server: give the jobs just
     started up to `limit`, so this very script run can show the result (no extra round trip).
     Stop waiting as soon as a job cannot finish in time (queued, compiling, or its own
-    estimate of time left overshoots): the live panel then shows its first states at once."""
-    m, deadline = manager(), time.monotonic() + limit
+    estimate of time left overshoots): the live panel then shows its first states at once
+    (they are published before the phase says "training"). A run still building its model
+    (a pooled net: a fraction of a second, longer on a loaded machine) is waited for up to
+    `first_states` for those first states, so this run draws them rather than the live
+    panel's next tick, up to LIVE_POLL later."""
+    m, t0 = manager(), time.monotonic()
     for r in st.session_state.get("runs", {}).values():
         while True:
-            left = deadline - time.monotonic()
-            s = m.wait(r["job"], timeout=max(0.0, min(poll, left)))
+            s = m.wait(r["job"], timeout=poll)
             if s is None or s.state in jobs.FINISHED:
                 break
-            if left <= 0 or not _may_finish_within(s, deadline - time.monotonic()):
+            now = time.monotonic()
+            if _building(s):
+                if now - t0 >= max(limit, first_states):
+                    return
+            elif now - t0 >= limit or not _may_finish_within(s, t0 + limit - now):
                 return
+
+
+def _building(s: jobs.JobStatus) -> bool:
+    """Running, and not training yet: its model is being built (a pooled net: its states
+    come within a fraction of a second)."""
+    return s.state == jobs.RUNNING and (s.info or {}).get("phase") in (None, BUILDING)
 
 
 def _may_finish_within(s: jobs.JobStatus, seconds: float) -> bool:
@@ -364,7 +379,8 @@ def collect() -> bool:
             m.collected(r["job"], session_id())
         changed = True
     if changed:
-        st.session_state.pop("live_figs", None)  # the live figures' data is no longer shown
+        for k in ("live_flow_fig", "live_figs"):  # the live figures' data is no longer shown
+            st.session_state.pop(k, None)
     if changed and st.session_state.get("mode") == "compare" and not runs:
         results.pop("run", None)
     return changed

@@ -81,10 +81,10 @@ def live_panel() -> None:
     done = int((sts[slot].info or {}).get("done", trace.n))
     layer = layer_control(recent, key="live_layer", shows="The live flow shows the chosen "
                           "layer's h0 and hT")
-    (k_flow, flow), (k_batch, batch), (k_epoch, epoch) = _live_figures(slot, trace, recent,
-                                                                       epochs, done, layer)
-    _chart(flow, key=k_flow)
+    # The flow is sent before the curves are built: a run's first frame is its states.
+    _chart(_live_flow(slot, recent, layer), key=f"live_flow_{slot}")
     st.caption(f"Newest {recent.n} batches: " + viz.carry_summary(recent))
+    (k_batch, batch), (k_epoch, epoch) = _live_curves(slot, trace, epochs, done)
     c1, c2 = st.columns(2)
     with c1:
         _chart(batch, key=k_batch)
@@ -108,25 +108,34 @@ def live_flow_title(recent, total_epochs: int, max_slots: int, layer: int = 1) -
     return f"<b>Live state flow</b> · {mode}<br><sup>{' · '.join(notes)}</sup>"
 
 
-def _live_figures(slot: str, trace, recent, epochs: list, done: int, layer: int = 1) -> list:
-    """Figures of the live run, rebuilt only when the job published something new (the
-    fragment reruns every half second; building figures competes with training for the CPU).
-    The flow shows the newest trained batches (`recent`), which a thinned record may not keep;
-    the batch curves show the record, shaded where it skips batches already trained."""
-    version = (slot, id(trace), id(recent), trace.n, len(epochs), layer)
-    cached = st.session_state.get("live_figs")
+def _live_flow(slot: str, recent, layer: int = 1):
+    """The live flow of the newest trained batches (`recent`), which a thinned record may not
+    keep; rebuilt only when the job published something new (the fragment reruns every half
+    second; building figures competes with training for the CPU)."""
+    version = (slot, id(recent), recent.n, layer)
+    cached = st.session_state.get("live_flow_fig")
     if cached and cached[0] == version:
         return cached[1]
     cfg = runs_cfg(slot)
-    metric = _metric_of(cfg)
     shown = recent.layer_view(layer)  # a stacked run: the chosen layer's states
     flow = viz.flow_figure(shown, window=runs.LIVE_BATCHES, max_slots=LIVE_SLOTS,
                            max_batches=runs.LIVE_BATCHES)
     if recent.n:  # its own title: viz would call 24 newest batches a "thinned" record
         flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS,
                                                       layer))
-    figs = [(f"live_flow_{slot}", flow),
-            (f"live_batch_{slot}", _live_batch_curves(trace, metric, done)),
+    st.session_state.live_flow_fig = (version, flow)
+    return flow
+
+
+def _live_curves(slot: str, trace, epochs: list, done: int) -> list:
+    """The live batch and epoch curves (cached like the flow); the batch curves show the
+    record, shaded where it skips batches already trained."""
+    version = (slot, id(trace), trace.n, len(epochs))
+    cached = st.session_state.get("live_figs")
+    if cached and cached[0] == version:
+        return cached[1]
+    metric = _metric_of(runs_cfg(slot))
+    figs = [(f"live_batch_{slot}", _live_batch_curves(trace, metric, done)),
             (f"live_epoch_{slot}", viz.epoch_curves(epochs, metric))]
     st.session_state.live_figs = (version, figs)
     return figs
