@@ -323,8 +323,9 @@ def hidden_tab(res: dict | None) -> None:
     which = st.radio("State", ("hT", "h0"), horizontal=True, key="hidden_which",
                      format_func=lambda w: {"hT": "after the batch (hT)",
                                             "h0": "before the batch (h0)"}[w])
+    from ui.flow import is_phone  # (ui.flow imports this module)
     _chart(viz.hidden_heatmap(trace, int(slot), which, total=res.get("batches_trained"),
-                              layer=layer), key="hidden_fig")
+                              layer=layer, compact=is_phone()), key="hidden_fig")
     if direction == "backward":
         st.caption("The backward layer reads each batch last step first: h0_bw is the state "
                    "it starts from, at the batch's last step, and hT_bw its state after the "

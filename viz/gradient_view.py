@@ -41,9 +41,10 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     if trace.bidirectional:
         bw = trace.direction == "backward"
         who = f" ({trace.direction} layer)"
-        legend["reach"] = LEGEND["reach"][:-1] + ", through both directions)"
+        lb = "<br>" if compact else " "  # a phone: the legend's lines fit 390 px
+        legend["reach"] = LEGEND["reach"][:-1] + f",{lb}through both directions)"
         if bw:
-            legend["cut"] = ("✂ cut: |dL/dh0_bw| of the backward layer (median over slots) "
+            legend["cut"] = (f"✂ cut: |dL/dh0_bw| of the backward layer{lb}(median over slots) "
                              "never reaches the batch before")
     cols = np.arange(trace.n)[first:first + max_batches]
     n, L = len(cols), int(trace.grad_x.shape[1])

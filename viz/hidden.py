@@ -22,7 +22,7 @@ def _heatmap(z: np.ndarray, x, xlabel: str) -> go.Heatmap:
 
 
 def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None = None,
-                   layer: int = 1) -> go.Figure:
+                   layer: int = 1, compact: bool = False) -> go.Figure:
     """Units (y) x recorded batches (x) of one slot's h0 or hT (of `layer`, for a stacked
     run: pass trace.layer_view(layer) and the layer, for the title; for a Bidirectional run,
     trace.direction_view(direction): the title names trace.direction). A marker row above the
@@ -73,16 +73,22 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None
     if trace.bidirectional:  # which of Bidirectional's two layers: forward_layer, backward_layer
         who += f", {trace.direction} direction"
         which_name = which + ("_bw" if trace.direction == "backward" else "")
+        if compact:  # a phone (390 px): one short line each
+            who += ":<br>"
+            mode = mode.replace("; ", "<br>")
+            thin = thin.replace(" · ", "<br>")
     else:
         which_name = which
+    who = who if who.endswith("<br>") else who + ": "
     fig.update_layout(
-        title=dict(text=f"{who}: {which_name} after each batch ({mode}){thin}" if which == "hT"
-                   else f"{who}: {which_name} before each batch ({mode}){thin}", x=0,
+        title=dict(text=f"{who}{which_name} after each batch ({mode}){thin}" if which == "hT"
+                   else f"{who}{which_name} before each batch ({mode}){thin}", x=0,
                    font=dict(size=14)),
         yaxis=dict(title="unit", range=[trace.units - 0.5, -1.9], zeroline=False),
         xaxis=dict(title="batch (global index)", zeroline=False, showgrid=False),
-        height=max(260, 140 + 14 * trace.units), template="plotly_white",
-        legend=dict(orientation="h", y=-0.3), margin=dict(l=60, r=20, t=50, b=60))
+        height=max(260, 140 + 14 * trace.units) + 85 * ("<br>" in who), template="plotly_white",
+        legend=dict(orientation="h", y=-0.3 - 0.25 * ("<br>" in who)),
+        margin=dict(l=60, r=20, t=50 + 45 * ("<br>" in who), b=60 + 40 * ("<br>" in who)))
     return fig
 
 
