@@ -48,7 +48,7 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         page.goto(f"{url}/?preset={PRESET}")
         wait_for_app_loaded(page)
         page.locator(".st-key-btn_train button:visible").first.click()
-    page.locator(".st-key-flow_fig .main-svg").first.wait_for(state="visible", timeout=240_000)
+    page.locator(".st-key-flow_fig .main-svg").first.wait_for(state="visible", timeout=480_000)
     wait_for_app_run(page, timeout_ms=120_000)
     link = page.url
     if "hidden" in what:
