@@ -230,3 +230,71 @@ def test_flow_tab_offers_the_direction_and_draws_its_states():
         assert ("◀ backward: start of chunk → end of next" in names) == (direction == "backward")
     assert any("backward carries enter the next chunk at the wrong end" in m.value
                for m in at.markdown)
+
+
+def test_hidden_tab_and_gradient_view_show_the_chosen_direction():
+    """Real Streamlit (AppTest): the Hidden state tab and the gradient view offer the same
+    "Direction shown" choice as the flow (one control, its own key per view) and draw the
+    chosen direction's own arrays: hT_bw / h0_bw and grad_h0_bw for the backward layer.
+    A one-direction run offers no choice and keeps its titles."""
+    import json
+
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+
+    def chart(at, key):
+        [c] = [c for c in at.get("plotly_chart") if key in c.proto.id]
+        return json.loads(c.proto.spec)
+
+    at = app(preset="bidirectional-chunks-stateful", epochs="1", sequences="120")
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    # the two directions' states differ, so a view showing the wrong one fails below
+    assert not np.allclose(tr.hT[:, 0], tr.upper["hT_bw"][:, 0])
+    at.session_state["view"] = "Hidden state"
+    at.run()
+    assert at.radio(key="hidden_direction").value == "forward"
+    for direction, which, arr in (("backward", "hT", tr.upper["hT_bw"]),
+                                  ("backward", "h0", tr.upper["h0_bw"]),
+                                  ("forward", "hT", tr.hT)):
+        at.radio(key="hidden_direction").set_value(direction).run()
+        at.radio(key="hidden_which").set_value(which).run()
+        assert not at.exception
+        spec = chart(at, "hidden_fig")
+        z = _arr(spec["data"][0]["z"])
+        assert np.allclose(z, arr[:, 0, :].T, atol=1e-6), (direction, which)
+        name = which + ("_bw" if direction == "backward" else "")
+        assert spec["layout"]["title"]["text"].startswith(f"Slot 0, {direction} direction: {name} ")
+        names = {d.get("name") for d in spec["data"]}
+        # the backward carry's ◀ marks, where the forward one continues its sequence
+        assert ("◀ backward: start of chunk → end of next" in names) == (direction == "backward")
+        assert any(c.value.startswith("The backward layer reads each batch last step first")
+                   for c in at.caption) == (direction == "backward")
+    # the gradient view under the flow: the flow's direction, the chosen layer's |dL/dh0|
+    at.session_state["view"] = "State flow"
+    at.run()
+    at.toggle(key="flow_gradients").set_value(True).run()
+    for direction, g in (("backward", tr.upper["grad_h0_bw"]), ("forward", tr.grad_h0)):
+        at.radio(key="flow_direction").set_value(direction).run()
+        assert not at.exception
+        spec = chart(at, "grad_fig")
+        first = int(at.session_state["flow_first"] if tr.n > at.session_state["flow_per_page"]
+                    else 0)
+        cols = np.arange(tr.n)[first:first + int(at.session_state["flow_per_page"])]
+        [cut] = [d for d in spec["data"] if d.get("name", "").startswith("✂ cut")]
+        med = np.median(g[cols], axis=1)
+        k = np.round(_arr(cut["x"]) + 0.5).astype(int)  # boundary before column k
+        assert len(k) > 0
+        np.testing.assert_allclose(_arr(cut["customdata"]), med[k], rtol=1e-6)
+        assert f"Where the gradient stops</b> ({direction} layer)" in spec["layout"]["title"]["text"]
+        assert ("dL/dh0_bw" in cut["name"]) == (direction == "backward")
+    assert not np.allclose(np.median(tr.grad_h0, 1), np.median(tr.upper["grad_h0_bw"], 1))
+    one = app(preset="chunks-stateful", epochs="1", sequences="120")
+    one.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(one)
+    one.session_state["view"] = "Hidden state"
+    one.run()
+    assert not [r for r in one.radio if r.key == "hidden_direction"]
+    assert chart(one, "hidden_fig")["layout"]["title"]["text"].startswith("Slot 0: hT after")

@@ -7,7 +7,7 @@ import streamlit as st
 
 import viz
 from ui import text
-from ui.views import _chart, layer_control
+from ui.views import _chart, direction_control, layer_control
 
 FLOW_PAGE = 20  # batches per page of the finished run's flow figure: one window, drawn in ~0.3 s
 # Fewer, larger batches on a phone: at 390 px five columns leave ~60 px per cell, room for a
@@ -81,7 +81,7 @@ def flow_tab(res: dict | None) -> None:
         st.caption(viz.layer_summary(trace))
     layer = layer_control(trace)
     trace = trace.layer_view(layer)  # what the views below draw: that layer's states
-    direction = _direction_control(trace)
+    direction = direction_control(trace)
     trace = trace.direction_view(direction)  # ... and that direction's
     as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
     if as_table:
@@ -156,20 +156,6 @@ def flow_tab(res: dict | None) -> None:
         _chart(viz.gradient_figure(trace, first=first, max_batches=per_page, large=large,
                                    compact=compact),
                key="grad_fig")
-
-
-def _direction_control(trace) -> str:
-    """Which direction of a Bidirectional layer the flow draws (only offered for one)."""
-    if not trace.bidirectional:
-        return "forward"
-    st.caption(viz.direction_summary(trace))
-    return st.radio("Direction shown", ["forward", "backward"], key="flow_direction",
-                    horizontal=True,
-                    format_func=lambda d: {"forward": "forward (first step → last)",
-                                           "backward": "backward (last step → first)"}[d],
-                    help="keras.layers.Bidirectional holds a forward_layer and a backward_layer, "
-                         "each with its own state per slot. The flow shows the chosen one's h0 "
-                         "and hT; the carry check above covers both.")
 
 
 def _follow_control(trace, first: int, per_page: int) -> int | None:

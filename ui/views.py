@@ -39,6 +39,21 @@ def layer_control(trace, key: str = "flow_layer",
                              f"{shows}; the carry check covers all layers."))
 
 
+def direction_control(trace, key: str = "flow_direction",
+                      shows: str = "The flow shows the chosen one's h0 and hT") -> str:
+    """Which direction of a Bidirectional layer a view draws (offered only for one; "forward"
+    for any other run). The flow, the gradient view and the Hidden state tab share it."""
+    if not trace.bidirectional:
+        return "forward"
+    st.caption(viz.direction_summary(trace))
+    return st.radio("Direction shown", ["forward", "backward"], key=key, horizontal=True,
+                    format_func=lambda d: {"forward": "forward (first step → last)",
+                                           "backward": "backward (last step → first)"}[d],
+                    help="keras.layers.Bidirectional holds a forward_layer and a backward_layer, "
+                         f"each with its own state per slot. {shows}; the carry check covers "
+                         "both.")
+
+
 # ---- the live panel (rerun alone every 0.5 s while a job is active) -----------------------
 
 def live_panel() -> None:
@@ -308,14 +323,23 @@ def hidden_tab(res: dict | None) -> None:
     layer = layer_control(trace, key="hidden_layer",
                           shows="This view shows the chosen layer's h for one slot")
     trace = trace.layer_view(layer)
+    direction = direction_control(trace, key="hidden_direction",
+                                  shows="This view shows the chosen one's h for one slot")
+    trace = trace.direction_view(direction)  # the backward layer's h0_bw, hT_bw
     B = trace.batch_size
     slot = st.number_input("Slot", 0, B - 1, 0, step=1, key="hidden_slot",
                            help=f"Which of the {B} rows of the batch to follow.")
     which = st.radio("State", ("hT", "h0"), horizontal=True, key="hidden_which",
                      format_func=lambda w: {"hT": "after the batch (hT)",
                                             "h0": "before the batch (h0)"}[w])
+    from ui.flow import is_phone  # (ui.flow imports this module)
     _chart(viz.hidden_heatmap(trace, int(slot), which, total=res.get("batches_trained"),
-                              layer=layer), key="hidden_fig")
+                              layer=layer, compact=is_phone()), key="hidden_fig")
+    if direction == "backward":
+        st.caption("The backward layer reads each batch last step first: h0_bw is the state "
+                   "it starts from, at the batch's last step, and hT_bw its state after the "
+                   "batch's first step. Where the marker row shows ◀, the state carried from "
+                   "the previous chunk's start entered this chunk at its end.")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -6,6 +6,12 @@ the whole batch, from the train step's own tape). At each boundary a red ✂ mar
 height is the median over slots of |dL/dh0| (trace.grad_h0), the gradient that would have
 flowed into the previous batch and does not. Above, → marks the state carried forward across
 the same boundary (or ┆ a reset). State goes forward, the gradient stops.
+
+A Bidirectional run: the figure draws the direction of the trace it is given
+(trace.direction_view): the ✂ is that layer's own |dL/dh0| (grad_h0_bw for the backward layer,
+whose h0 enters the batch at its last step), and the title names the direction. The bars are
+the input's gradient, which reaches each step through both directions: they are the same for
+both, and the legend says so.
 """
 from __future__ import annotations
 
@@ -30,6 +36,16 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     if trace.grad_x is None or trace.grad_h0 is None:
         return empty_figure("This run recorded no gradients (recorded without them, or an "
                             "older trace).", height=260)
+    legend = dict(LEGEND)
+    who = ""
+    if trace.bidirectional:
+        bw = trace.direction == "backward"
+        who = f" ({trace.direction} layer)"
+        lb = "<br>" if compact else " "  # a phone: the legend's lines fit 390 px
+        legend["reach"] = LEGEND["reach"][:-1] + f",{lb}through both directions)"
+        if bw:
+            legend["cut"] = (f"✂ cut: |dL/dh0_bw| of the backward layer{lb}(median over slots) "
+                             "never reaches the batch before")
     cols = np.arange(trace.n)[first:first + max_batches]
     n, L = len(cols), int(trace.grad_x.shape[1])
     gx = np.asarray(trace.grad_x[cols], np.float64)
@@ -45,7 +61,7 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     x = (np.arange(n)[:, None] - 0.4 + w * (np.arange(L)[None, :] + 0.5)).ravel()
     step = np.tile(np.arange(L), n)
     fig.add_trace(go.Bar(x=x.astype(np.float32), y=gx.ravel().astype(np.float32), width=w * 0.9,
-                         marker_color=GRAD_COLOUR, name=LEGEND["reach"],
+                         marker_color=GRAD_COLOUR, name=legend["reach"],
                          customdata=np.stack([step, np.repeat(trace.batch[cols], L)], 1).astype(np.int32),
                          hovertemplate="batch %{customdata[1]}, step %{customdata[0]}: "
                                        "|dL/dx_t| = %{y:.2e}<extra></extra>"))
@@ -55,23 +71,23 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
                              textfont=dict(size=16 if not large else 22, color=CONTAMINATION_COLOUR),
                              marker=dict(symbol="line-ns-open", size=18, color=CONTAMINATION_COLOUR,
                                          line=dict(width=3, color=CONTAMINATION_COLOUR)),
-                             name=LEGEND["cut"], customdata=gh[k],
+                             name=legend["cut"], customdata=gh[k],
                              hovertemplate="|dL/dh0| = %{customdata:.2e}: cut at this boundary, "
                                            "it does not reach the batch before<extra></extra>"))
     top = hi * 8
     fig.add_trace(go.Scatter(x=(k - 0.5).astype(np.float32), y=np.full(len(k), top, np.float32),
-                             mode="markers", name=LEGEND["state"], hoverinfo="skip",
+                             mode="markers", name=legend["state"], hoverinfo="skip",
                              marker=dict(symbol="triangle-right", size=12, color=STATE_COLOUR)))
     if trace.stateful():
         r = np.nonzero(np.asarray(trace.reset_before, bool)[cols])[0]
         r = r[r > 0]
         if len(r):
             fig.add_trace(go.Scatter(x=(r - 0.5).astype(np.float32), y=np.full(len(r), top, np.float32),
-                                     mode="text", text=["┆ reset"] * len(r), name=LEGEND["reset"],
+                                     mode="text", text=["┆ reset"] * len(r), name=legend["reset"],
                                      textfont=dict(size=11, color="#111"), hoverinfo="skip",
                                      showlegend=False))
             # the legend shows the boundary's grey dotted line (a text trace's key reads "Aa")
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=LEGEND["reset"],
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=legend["reset"],
                                      line=dict(color="#bbb", width=1, dash="dot"),
                                      hoverinfo="skip"))
     for b in range(1, n):  # every boundary: a thin line where the gradient stops
@@ -85,7 +101,7 @@ def gradient_figure(trace: Trace, first: int = 0, max_batches: int = 20,
     steps = f"{L} timestep{'s' if L != 1 else ''}"
     br = "<br>" if compact else " "  # a phone: shorter lines, nothing cut off at the right
     fig.update_layout(
-        title=dict(text=f"<b>Where the gradient stops</b>{br if compact else ' · '}it reaches "
+        title=dict(text=f"<b>Where the gradient stops</b>{who}{br if compact else ' · '}it reaches "
                         f"back {steps} inside each batch,{br}then is cut (✂)<br>"
                         f"<sup>the state goes forward (→), the gradient does not:{br}truncated "
                         f"backpropagation through time, one batch long</sup>",

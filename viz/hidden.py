@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from models.trace import BROKEN, CONTAMINATED, Trace, carry_kinds
-from viz.flow import BROKEN_COLOUR, CONTAMINATION_COLOUR, LEGEND, empty_figure, transitions
+from models.trace import BROKEN, CONTAMINATED, WRONG_END, Trace, carry_kinds
+from viz.flow import (BROKEN_COLOUR, CONTAMINATION_COLOUR, LEGEND, WRONG_END_COLOUR, empty_figure,
+                      transitions)
 
 H_SCALE = "RdBu_r"  # diverging: blue negative, white zero, red positive
 
@@ -21,11 +22,13 @@ def _heatmap(z: np.ndarray, x, xlabel: str) -> go.Heatmap:
 
 
 def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None = None,
-                   layer: int = 1) -> go.Figure:
+                   layer: int = 1, compact: bool = False) -> go.Figure:
     """Units (y) x recorded batches (x) of one slot's h0 or hT (of `layer`, for a stacked
-    run: pass trace.layer_view(layer) and the layer, for the title). A marker row above the units:
-    '0' where the batch started from zeros, orange ring where a carried state landed on the wrong
-    part of its sequence, red ✕ where it changed sequence."""
+    run: pass trace.layer_view(layer) and the layer, for the title; for a Bidirectional run,
+    trace.direction_view(direction): the title names trace.direction). A marker row above the
+    units: '0' where the batch started from zeros, orange ring where a carried state landed on
+    the wrong part of its sequence, red ✕ where it changed sequence, purple ◀ where the
+    backward direction's carry entered the next chunk at its last step (trace.WRONG_END)."""
     if which not in ("h0", "hT"):
         raise ValueError("which must be 'h0' or 'hT'")
     if trace.n == 0:
@@ -49,7 +52,9 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None
              (LEGEND["broken"], kinds == BROKEN,
               dict(symbol="circle-open", size=10, color=BROKEN_COLOUR, line=dict(width=2))),
              (LEGEND["contaminated"], kinds == CONTAMINATED,
-              dict(symbol="x", size=11, color=CONTAMINATION_COLOUR)))
+              dict(symbol="x", size=11, color=CONTAMINATION_COLOUR)),
+             (LEGEND["wrong_end"], kinds == WRONG_END,
+              dict(symbol="triangle-left", size=10, color=WRONG_END_COLOUR)))
     for name, flag, marker in marks:
         k = np.nonzero(flag)[0]
         if len(k) or name == "starts from zeros":
@@ -65,14 +70,25 @@ def hidden_heatmap(trace: Trace, slot: int, which: str = "hT", total: int | None
     run = total if total is not None else int(trace.index[-1]) + 1
     thin = f" · thinned: {trace.n:,} of {run:,} batches recorded" if trace.thinned else ""
     who = f"Slot {slot}" + (f", layer {layer} of {trace.layers}" if trace.layers > 1 else "")
+    if trace.bidirectional:  # which of Bidirectional's two layers: forward_layer, backward_layer
+        who += f", {trace.direction} direction"
+        which_name = which + ("_bw" if trace.direction == "backward" else "")
+        if compact:  # a phone (390 px): one short line each
+            who += ":<br>"
+            mode = mode.replace("; ", "<br>")
+            thin = thin.replace(" · ", "<br>")
+    else:
+        which_name = which
+    who = who if who.endswith("<br>") else who + ": "
     fig.update_layout(
-        title=dict(text=f"{who}: {which} after each batch ({mode}){thin}" if which == "hT"
-                   else f"{who}: {which} before each batch ({mode}){thin}", x=0,
+        title=dict(text=f"{who}{which_name} after each batch ({mode}){thin}" if which == "hT"
+                   else f"{who}{which_name} before each batch ({mode}){thin}", x=0,
                    font=dict(size=14)),
         yaxis=dict(title="unit", range=[trace.units - 0.5, -1.9], zeroline=False),
         xaxis=dict(title="batch (global index)", zeroline=False, showgrid=False),
-        height=max(260, 140 + 14 * trace.units), template="plotly_white",
-        legend=dict(orientation="h", y=-0.3), margin=dict(l=60, r=20, t=50, b=60))
+        height=max(260, 140 + 14 * trace.units) + 85 * ("<br>" in who), template="plotly_white",
+        legend=dict(orientation="h", y=-0.3 - 0.25 * ("<br>" in who)),
+        margin=dict(l=60, r=20, t=50 + 45 * ("<br>" in who), b=60 + 40 * ("<br>" in who)))
     return fig
 
 

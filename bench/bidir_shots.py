@@ -1,0 +1,100 @@
+"""Screenshots of a Bidirectional run's backward direction (Hidden state tab, gradient view),
+from the real app in headless Chromium, desktop (1280 px) and phone (390 px, a phone's user
+agent: the app's phone layout).
+
+    python bench/bidir_shots.py [--out docs] [--what hidden,gradient]
+
+Look at the pictures before you commit them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._server import (launch_chromium, start_server, wait_for_app_loaded,  # noqa: E402
+                           wait_for_app_run)
+
+PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
+PRESET = "bidirectional-chunks-stateful"
+
+
+def _tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label, exact=True).click()
+    wait_for_app_run(page, timeout_ms=120_000)
+
+
+def _backward(page, key: str) -> None:
+    radio = page.locator(f".st-key-{key}").get_by_text("backward (last step → first)")
+    radio.wait_for(state="visible", timeout=120_000)
+    radio.click()
+    wait_for_app_run(page, timeout_ms=120_000)
+
+
+def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str]) -> str:
+    ctx = browser.new_context(viewport={"width": 390 if phone else 1280, "height": 1100 if phone else 900},
+                              user_agent=PHONE_UA if phone else None, is_mobile=phone,
+                              has_touch=phone,
+                              device_scale_factor=1)
+    page = ctx.new_page()
+    if phone:  # the desktop page's link (run=...): the stored run, opened on a phone
+        page.goto(url)
+        wait_for_app_loaded(page)
+    else:
+        page.goto(f"{url}/?preset={PRESET}")
+        wait_for_app_loaded(page)
+        page.locator(".st-key-btn_train button:visible").first.click()
+    page.locator(".st-key-flow_fig .main-svg").first.wait_for(state="visible", timeout=480_000)
+    wait_for_app_run(page, timeout_ms=120_000)
+    link = page.url
+    if "hidden" in what:
+        _tab(page, "Hidden state")
+        _backward(page, "hidden_direction")
+        fig = page.locator(".st-key-hidden_fig .main-svg").first
+        fig.wait_for(state="visible", timeout=60_000)
+        page.mouse.move(2, 2)
+        page.wait_for_timeout(1500)
+        page.locator(".st-key-hidden_direction").scroll_into_view_if_needed()
+        page.locator(".st-key-hidden_fig").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / f"bidir-hidden-{name}.png"))
+        print("saved", out / f"bidir-hidden-{name}.png")
+    if "gradient" in what:
+        _tab(page, "State flow")
+        _backward(page, "flow_direction")
+        page.locator(".st-key-flow_gradients label").first.click()
+        wait_for_app_run(page, timeout_ms=120_000)
+        g = page.locator(".st-key-grad_fig")
+        g.locator(".main-svg").first.wait_for(state="visible", timeout=60_000)
+        g.scroll_into_view_if_needed()
+        page.mouse.move(2, 2)
+        page.wait_for_timeout(1500)
+        g.screenshot(path=str(out / f"bidir-gradient-{name}.png"))
+        print("saved", out / f"bidir-gradient-{name}.png")
+    ctx.close()
+    return link
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--what", default="hidden,gradient")
+    a = ap.parse_args(argv)
+    server = start_server("app.py", cwd=ROOT)
+    pw, browser = launch_chromium()
+    try:
+        link = shoot(browser, server.url, Path(a.out), "desktop", False, a.what.split(","))
+        assert "run=" in link, link
+        shoot(browser, link, Path(a.out), "mobile", True, a.what.split(","))
+    finally:
+        browser.close()
+        pw.stop()
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
