@@ -63,9 +63,10 @@ settings.write_url(cfg)  # after collecting: a run that just finished adds its r
 # 0.5 s reruns still counted as live and could replace the run that draws a result before
 # that run's messages were sent (seen under load: a result without its flow figure).
 if runs.any_active():
-    # A queued page only updates its position line: polling it less often leaves the CPU to
-    # the pages that draw live states (80 sessions at 0.5 s cut each other's reruns short).
-    every = runs.QUEUE_POLL if runs.all_queued() else runs.LIVE_POLL
+    # A queued page only updates its position line, and that line reads the queue itself
+    # (ui/queue_line.py): its reruns would take the CPU from the pages that draw live states
+    # (80 sessions polling every 0.5 s, then 1.5 s, cut each other's reruns short).
+    every = runs.poll_every()
     st.session_state.live_every = every
     st.fragment(run_every=every)(views.live_panel)()
 

@@ -51,6 +51,7 @@ KEEP_SECONDS = 1800.0
 DEAD_AFTER_MISSES = 2  # session checks in a row that must find no session before cancelling
 DURATION_SAMPLES = 50  # recent durations (and duration/estimate ratios) behind the ETA
 MIN_PROGRESS_FOR_RATE = 0.05  # below this a running job's own rate says little (compile, start)
+OVERDUE_SHARE = 0.25  # a job at its expected time without a rate: at least this share of it left
 
 
 class QueueFull(RuntimeError):
@@ -356,6 +357,17 @@ class JobManager:
         return play_through(left, [self._expected(j) for j in self._queue[:position]],
                             self.max_workers)
 
+    def queue_starts(self) -> dict[str, tuple[int, float | None]]:
+        """Every queued job's (position, seconds until it starts): one pass for the whole
+        queue, for a board that shows each waiting page its place (models/queue_board.py)."""
+        with self._lock:
+            if not self._durations:
+                return {j.id: (i, None) for i, j in enumerate(self._queue, 1)}
+            now = time.time()
+            left = [self._time_left(j, now) for j in self._running.values()]
+            starts = start_times(left, [self._expected(j) for j in self._queue], self.max_workers)
+            return {j.id: (i, s) for i, (j, s) in enumerate(zip(self._queue, starts), 1)}
+
     def _expected(self, job: _Job) -> float:
         return expected(job.estimate, self._ratios, self._durations)
 
@@ -555,13 +567,20 @@ class JobManager:
 def play_through(running_left: list[float], queued: list[float], workers: int) -> float:
     """Seconds until the last of `queued` (expected durations, in start order) starts: each
     running job's time left and each queued job's duration played through the worker slots."""
+    starts = start_times(running_left, queued, workers)
+    return starts[-1] if starts else 0.0
+
+
+def start_times(running_left: list[float], queued: list[float], workers: int) -> list[float]:
+    """Seconds until each of `queued` starts (see `play_through`): one pass for a whole queue."""
     slots = list(running_left[:workers]) + [0.0] * max(0, workers - len(running_left))
     heapq.heapify(slots)
-    start = 0.0
+    starts = []
     for duration in queued:
         start = heapq.heappop(slots)
         heapq.heappush(slots, start + duration)
-    return start
+        starts.append(start)
+    return starts
 
 
 def expected(estimate: float | None, ratios, durations) -> float:
@@ -573,10 +592,13 @@ def expected(estimate: float | None, ratios, durations) -> float:
 
 
 def time_left(elapsed: float, progress: float, expectation: float) -> float:
-    """A running job's time left: from its own rate once it has one, else its expectation."""
+    """A running job's time left: from its own rate once it has one, else its expectation.
+    A job past its expectation with no rate yet (a long compile, a slow machine) is not about
+    to end: it gets as long again as it has run, never 0 (0 told the next in line "a worker is
+    free: starts now" while it still waited)."""
     if progress >= MIN_PROGRESS_FOR_RATE:
         return elapsed * (1.0 - progress) / progress
-    return max(0.0, expectation - elapsed)
+    return max(expectation - elapsed, OVERDUE_SHARE * expectation, elapsed - expectation)
 
 
 def _seconds(s: float) -> str:

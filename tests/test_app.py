@@ -540,3 +540,24 @@ def test_state_colours_on_epoch_one_point_to_the_trained_epochs():
     assert any("This page is from epoch 10, the last recorded" in c for c in texts(at, "caption"))
     at.select_slider(key="flow_first").set_value(0).run()
     assert any(hint in c and "epoch 10" in c for c in texts(at, "caption"))
+
+
+def test_settings_the_browser_lost_are_kept_and_one_change_is_not():
+    """Under load a Train click once arrived with every setting at its widget's default
+    (batch 1, units 1, stateless, ...): the page keeps its settings. A real change (one widget
+    per rerun, or several to values other than the widgets' defaults) goes through."""
+    at = app(**SMALL)
+    before = config(at)
+    at.sidebar.number_input(key="f_batch_size").set_value(1)
+    at.sidebar.number_input(key="f_units").set_value(1)
+    at.sidebar.toggle(key="f_stateful").set_value(False)
+    at.run()
+    assert config(at) == before
+    at.sidebar.number_input(key="f_units").set_value(1).run()  # one change, to its minimum
+    assert config(at) == before.replace(units=1)
+    at.sidebar.number_input(key="f_units").set_value(12)
+    at.sidebar.number_input(key="f_seed").set_value(9)
+    at.run()  # two changes at once, not to the widgets' defaults
+    assert config(at) == before.replace(units=12, seed=9)
+    at.sidebar.selectbox(key="preset").set_value("chunks-stateful").run()  # the app's own
+    assert config(at) == PRESETS["chunks-stateful"].config

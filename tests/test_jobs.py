@@ -549,3 +549,31 @@ def test_a_finished_result_nobody_collects_is_dropped_when_its_session_ends():
     dead.add("a")  # the tab closed without collecting
     assert until(lambda: m.status(jid) is None)
     assert until(lambda: not [t for t in threading.enumerate() if t.name == "lstm-session-watch"])
+
+
+def test_an_overdue_run_without_a_rate_is_not_about_to_end():
+    """A running job past its expected time with no rate yet (a slow compile) used to count
+    as 0 s left: the next in line read "a worker is free: starts now" and waited on."""
+    assert jobs.time_left(elapsed=2.0, progress=0.0, expectation=10.0) == 8.0
+    assert jobs.time_left(elapsed=10.0, progress=0.01, expectation=10.0) > 0
+    assert jobs.time_left(elapsed=30.0, progress=0.0, expectation=10.0) >= 20.0
+    assert jobs.time_left(elapsed=5.0, progress=0.5, expectation=100.0) == pytest.approx(5.0)
+
+
+def test_queue_starts_agree_with_each_status(gate):
+    """The board's one pass over the queue gives each job the place and wait its own status
+    gives (models/queue_board.py reads it for every waiting page at once)."""
+    m = JobManager(max_workers=2)
+    m._durations.append(4.0)
+    m.submit(blocker(gate), owner="a", estimate=3.0)
+    ids = [m.submit(blocker(gate), owner=o, estimate=e)
+           for o, e in (("a", 1.0), ("b", 5.0), ("c", 2.0), ("d", 1.0))]
+    m._ratios.append(1.0)
+    starts = m.queue_starts()
+    assert set(starts) == {j for j in ids if m.status(j).queue_position}
+    for j, (pos, eta) in starts.items():
+        s = m.status(j)
+        assert pos == s.queue_position
+        assert eta == pytest.approx(s.eta_seconds, abs=0.05)
+    assert [starts[j][0] for j in sorted(starts, key=lambda j: starts[j][0])] == \
+        list(range(1, len(starts) + 1))

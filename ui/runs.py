@@ -324,9 +324,11 @@ def statuses() -> dict:
     return {slot: m.status(r["job"]) for slot, r in st.session_state.get("runs", {}).items()}
 
 
-def all_queued() -> bool:
-    """Is every run of this page waiting for a turn (not one about to start)?"""
-    sts = [s for s in statuses().values() if s is not None and s.state not in jobs.FINISHED]
+def all_queued(sts: dict | None = None) -> bool:
+    """Is every run of this page waiting for a turn (not one about to start)? `sts`: this
+    rerun's `statuses()`, if it has them already."""
+    sts = [s for s in (sts if sts is not None else statuses()).values()
+           if s is not None and s.state not in jobs.FINISHED]
     return bool(sts) and all(s.state == jobs.QUEUED and not _starting(s) for s in sts)
 
 
@@ -334,6 +336,16 @@ def _starting(s: jobs.JobStatus) -> bool:
     """Queued with a free worker (eta 0): on Redis + RQ every run is queued until a worker
     takes it, a few ms; the page waits and polls for it as for a running one."""
     return s.state == jobs.QUEUED and s.eta_seconds == 0
+
+
+def poll_every() -> float:
+    """Seconds between the live panel's reruns: the live rate while a run of this page trains
+    or is about to; while all wait, the queue line's own reading of the board keeps it current
+    (ui/queue_line.py), so the panel reruns only as a safety net; without a board, QUEUE_POLL."""
+    if not all_queued():
+        return LIVE_POLL
+    from ui import queue_line
+    return queue_line.SAFETY_POLL if queue_line.board_on() else QUEUE_POLL
 
 
 def any_active() -> bool:

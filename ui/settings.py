@@ -5,6 +5,7 @@ Every widget's value lives in st.session_state under "f_<field>"; the preset pic
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import streamlit as st
@@ -26,6 +27,39 @@ def key(name: str) -> str:
 def _set_widgets(cfg: RunConfig) -> None:
     for f in FIELDS:
         st.session_state[key(f.name)] = getattr(cfg, f.name)
+    st.session_state.widgets_set = True  # this rerun's many changes are the app's own
+
+
+def widget_default(f):
+    """What a widget shows when the browser has no value for it: its minimum, its first
+    choice, off (not the field's default: the widgets are given no value of their own)."""
+    if f.type is bool:
+        return False
+    if f.type is str:
+        return f.choices[0]
+    return f.type(f.lo)
+
+
+def keep_settings_the_browser_lost() -> None:
+    """Under load (a run training, load 10-17) a Train click sometimes reached the server
+    with EVERY setting at its widget's default (batch 1, length 1, layout full, stateless,
+    seed 0, ...: seen in 3 of 5 tries with bench-like pages, on main too), so Train ran a
+    config nobody chose. One click changes one widget; several settings falling to their
+    widget defaults in one rerun, with no preset loaded by the app, is that loss: the
+    settings of the previous rerun are put back before the widgets are drawn."""
+    prev = st.session_state.get("shown_settings")
+    now = {f.name: st.session_state.get(key(f.name)) for f in FIELDS}
+    set_by_app = st.session_state.pop("widgets_set", False)
+    if prev is not None and not set_by_app:
+        changed = [f for f in FIELDS if now[f.name] != prev.get(f.name, now[f.name])]
+        if len(changed) >= 2 and all(now[f.name] == widget_default(f) for f in changed):
+            for f in changed:
+                st.session_state[key(f.name)] = prev[f.name]
+            now.update({f.name: prev[f.name] for f in changed})
+            logging.getLogger(__name__).warning(
+                "the browser sent %d settings at their widget defaults at once (%s): kept the "
+                "page's settings", len(changed), ", ".join(f.name for f in changed))
+    st.session_state.shown_settings = now
 
 
 def read_url_once() -> None:
@@ -133,6 +167,7 @@ def _widget(f, disabled: bool) -> None:
 
 def sidebar() -> tuple[RunConfig, dict]:
     """Draw the controls; return the config and which buttons were pressed."""
+    keep_settings_the_browser_lost()
     locked = st.session_state.get("locked", False)
     sb = st.sidebar
     with sb:

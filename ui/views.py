@@ -10,7 +10,7 @@ import viz
 from models import jobs, layouts
 from models.config import FIELDS, ConfigError, RunConfig
 from models.tasks import make_task
-from ui import runs, text
+from ui import queue_line, runs, text
 from ui.safe import plain
 from viz.flow import empty_figure
 
@@ -60,7 +60,7 @@ def live_panel() -> None:
     if runs.collect():
         st.rerun()  # a run just finished: redraw the whole page with its result
     sts = runs.statuses()
-    if st.session_state.get("live_every") == runs.QUEUE_POLL != runs.LIVE_POLL and not runs.all_queued():
+    if st.session_state.get("live_every") != runs.LIVE_POLL and not runs.all_queued(sts):
         st.rerun()  # a queued job started: poll at the live rate from now on
     for slot, s in sts.items():
         if s is None:
@@ -68,10 +68,7 @@ def live_panel() -> None:
         name = SLOT_NAMES.get(slot, slot)
         info = s.info or {}
         if s.state == jobs.QUEUED:
-            eta = "unknown" if s.eta_seconds is None else f"about {text.fmt_seconds(s.eta_seconds)}"
-            when = "a worker is free: starts now" if s.eta_seconds == 0 else f"starts in {eta}"
-            st.info(f"**{name}:** waiting in the queue, position {s.queue_position} "
-                    f"({when}). The server trains a few runs at a time.")
+            queue_line.show(name, st.session_state.runs[slot]["job"], s)
             continue
         if s.cancel_requested:
             why = f" {s.stopped_reason}" if s.stopped_reason else ""
