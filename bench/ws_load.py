@@ -101,6 +101,11 @@ def log(msg: str) -> None:
     print(f"[ws_load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
 def xsrf_cookie(base: str, query: str) -> str:
     """What a browser does before its websocket: load the page, then ping /_stcore/health,
     whose answer sets the XSRF cookie (the page itself does not set it)."""
@@ -195,6 +200,7 @@ class Session:
     widgets: dict = field(default_factory=dict)  # key (or label) -> the widget's element proto
     cache: MessageCache = field(default_factory=MessageCache)
     timers: dict = field(default_factory=dict)  # fragment id -> (interval, asyncio.Task)
+    board_task: asyncio.Task | None = None
     t_open: float = 0.0
     t_loaded: float | None = None
     t_train: float | None = None
@@ -203,6 +209,9 @@ class Session:
     flow_kind: str | None = None  # element key of the first flow figure (live_flow_run, ...)
     runs: int = 0
     fragment_runs: int = 0
+    board: dict | None = None           # the queue line's data (ui/queue_line.py), while queued
+    board_reads: int = 0                # GETs of the queue board, as the line's script does
+    delta_fragment: str = ""            # the fragment of the delta being handled
     queue_positions: list = field(default_factory=list)
     queue_seen: list = field(default_factory=list)  # (time, position, estimated wait s or None)
     t_started: float | None = None                  # first progress bar after being queued
@@ -297,6 +306,8 @@ class Session:
 
     async def close(self) -> None:
         self._stop_timers()
+        if self.board_task is not None:
+            self.board_task.cancel()
         if self.ws is not None:
             await self.ws.close()
         if self.reader is not None:
@@ -333,6 +344,7 @@ class Session:
         elif kind == "page_info_changed":
             self.query = fm.page_info_changed.query_string  # the address bar, as the app set it
         elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
+            self.delta_fragment = fm.delta.fragment_id
             self._element(fm.delta.new_element, list(fm.metadata.delta_path))
         elif kind == "script_finished":
             self._run_finished(fm)
@@ -380,14 +392,17 @@ class Session:
             self.train_id, self.train_disabled = el.button.id, el.button.disabled
         elif et == "plotly_chart" and self.t_train is not None:
             self._plotly(el.plotly_chart, now)
+        elif et == "bidi_component" and el.bidi_component.component_name.endswith("queue_line"):
+            bc = el.bidi_component
+            data = json.loads(bc.json or bc.mixed.json)
+            self._seen_queued(now, data["pos"], data["when"])
+            self.board = {**data, "fragment": self.delta_fragment}
+            if self.board_task is None:
+                self.board_task = asyncio.create_task(self._read_board())
         elif et == "alert":
             m = QUEUE_RE.search(el.alert.body)
-            if m:
-                self.queue_positions.append(int(m.group(1)))
-                e = ETA_RE.search(el.alert.body)
-                eta = None if e is None else int(e.group(1)) * (60 if e.group(2) == "min" else 1)
-                self.queue_seen.append((now, int(m.group(1)), eta))
-                self.run_live = "queued"
+            if m:  # the plain line (no board: RQ, or LSTM_QUEUE_BOARD=0)
+                self._seen_queued(now, int(m.group(1)), el.alert.body)
             elif PROBLEM_RE.search(el.alert.body) and el.alert.body not in self.problems:
                 self.problems.append(el.alert.body[:200])
         elif et == "progress":
@@ -404,6 +419,36 @@ class Session:
                 self.finished.set()
         elif et == "code" and el.code.code_text.startswith(("?", "http", "(all defaults)")):
             self.share = el.code.code_text  # ui/views.py exports(): the share link
+
+    def _seen_queued(self, now: float, position: int, text: str) -> None:
+        self.queue_positions.append(position)
+        e = ETA_RE.search(text)
+        eta = None if e is None else int(e.group(1)) * (60 if e.group(2) == "min" else 1)
+        self.queue_seen.append((now, position, eta))
+        self.run_live = "queued"
+
+    async def _read_board(self) -> None:
+        """The queue line's script (ui/queue_line.py _JS): read the board every `every` ms,
+        show this job's place; once the board (written after the line was drawn) no longer
+        lists it, rerun the live panel (the line's trigger reruns its fragment)."""
+        fired = False
+        try:
+            while self.board is not None and self.t_started is None:
+                b = self.board
+                await asyncio.sleep(b["every"] / 1000)
+                try:
+                    board = await asyncio.to_thread(_get_json, f"{self.base}{b['url']}?t={time.time()}")
+                except Exception:  # noqa: BLE001  (the script, too, tries again next second)
+                    continue
+                self.board_reads += 1
+                mine = board.get("jobs", {}).get(b["token"])
+                if mine and self.t_started is None:
+                    self._seen_queued(time.perf_counter(), mine["pos"], mine["when"])
+                elif not mine and board.get("t", 0) > b["since"] and not fired:
+                    fired = True
+                    await self.send_rerun(fragment=b["fragment"] or None)
+        except ConnectionClosed:
+            pass
 
     def _plotly(self, chart, now: float) -> None:
         if FLOW_TITLE not in chart.spec:
@@ -474,7 +519,7 @@ class Session:
                 "queued": bool(self.queue_positions),
                 **self.queue_report(),
                 "max_queue_position": max(self.queue_positions, default=0),
-                "runs": self.runs, "fragment_runs": self.fragment_runs,
+                "runs": self.runs, "fragment_runs": self.fragment_runs, "board_reads": self.board_reads,
                 "result_run_end": self.result_run_end,
                 "polling": bool(self.timers), "cache_hits": self.cache.hits,
                 "cache_misses": self.cache.misses,
