@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from models.config import FIELDS, RunConfig
 from models.presets import PRESETS
 from ui import flow, views
+from ui.settings import CUSTOM
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SMALL = {"preset": "seed004-streams-stateful", "epochs": "2"}
@@ -542,22 +543,29 @@ def test_state_colours_on_epoch_one_point_to_the_trained_epochs():
     assert any(hint in c and "epoch 10" in c for c in texts(at, "caption"))
 
 
-def test_settings_the_browser_lost_are_kept_and_one_change_is_not():
-    """Under load a Train click once arrived with every setting at its widget's default
-    (batch 1, units 1, stateless, ...): the page keeps its settings. A real change (one widget
-    per rerun, or several to values other than the widgets' defaults) goes through."""
-    at = app(**SMALL)
-    before = config(at)
-    at.sidebar.number_input(key="f_batch_size").set_value(1)
-    at.sidebar.number_input(key="f_units").set_value(1)
-    at.sidebar.toggle(key="f_stateful").set_value(False)
-    at.run()
-    assert config(at) == before
-    at.sidebar.number_input(key="f_units").set_value(1).run()  # one change, to its minimum
-    assert config(at) == before.replace(units=1)
-    at.sidebar.number_input(key="f_units").set_value(12)
-    at.sidebar.number_input(key="f_seed").set_value(9)
-    at.run()  # two changes at once, not to the widgets' defaults
-    assert config(at) == before.replace(units=12, seed=9)
-    at.sidebar.selectbox(key="preset").set_value("chunks-stateful").run()  # the app's own
-    assert config(at) == PRESETS["chunks-stateful"].config
+def _defaults_are_the_settings(at: AppTest) -> None:
+    """Each sidebar widget's own default (what a browser that has not applied the session's
+    value shows and sends) is the setting it stands for."""
+    cfg = config(at)
+    for f in FIELDS:
+        w = next(w for w in _widgets(at) if w.key == f"f_{f.name}")
+        want = getattr(cfg, f.name)
+        got = f.choices[w.proto.default] if f.type is str else f.type(w.proto.default)
+        assert got == want, (f.name, got, want)
+    picker = at.sidebar.selectbox(key="preset")
+    assert picker.proto.default == [CUSTOM, *PRESETS].index(picker.value)
+
+
+def test_a_widget_the_browser_mounts_without_its_value_still_shows_the_setting():
+    """Session 20's CI: a share link reopened in a fresh browser showed every setting at its
+    widget's minimum (batch 1, epochs 1, stateless, ...), and under load Train clicks once sent
+    those minimums: the browser had fallen back to each widget's own default. Those defaults
+    are now the settings themselves, from a link, a user's change and a preset alike."""
+    at = app(preset="chunks-stateful", seed="7")
+    _defaults_are_the_settings(at)
+    at.sidebar.number_input(key="f_units").set_value(12).run()
+    assert config(at).units == 12
+    _defaults_are_the_settings(at)
+    at.sidebar.selectbox(key="preset").set_value(SMALL["preset"]).run()
+    assert config(at) == PRESETS[SMALL["preset"]].config
+    _defaults_are_the_settings(at)

@@ -5,7 +5,6 @@ Every widget's value lives in st.session_state under "f_<field>"; the preset pic
 """
 from __future__ import annotations
 
-import logging
 import time
 
 import streamlit as st
@@ -27,39 +26,6 @@ def key(name: str) -> str:
 def _set_widgets(cfg: RunConfig) -> None:
     for f in FIELDS:
         st.session_state[key(f.name)] = getattr(cfg, f.name)
-    st.session_state.widgets_set = True  # this rerun's many changes are the app's own
-
-
-def widget_default(f):
-    """What a widget shows when the browser has no value for it: its minimum, its first
-    choice, off (not the field's default: the widgets are given no value of their own)."""
-    if f.type is bool:
-        return False
-    if f.type is str:
-        return f.choices[0]
-    return f.type(f.lo)
-
-
-def keep_settings_the_browser_lost() -> None:
-    """Under load (a run training, load 10-17) a Train click sometimes reached the server
-    with EVERY setting at its widget's default (batch 1, length 1, layout full, stateless,
-    seed 0, ...: seen in 3 of 5 tries with bench-like pages, on main too), so Train ran a
-    config nobody chose. One click changes one widget; several settings falling to their
-    widget defaults in one rerun, with no preset loaded by the app, is that loss: the
-    settings of the previous rerun are put back before the widgets are drawn."""
-    prev = st.session_state.get("shown_settings")
-    now = {f.name: st.session_state.get(key(f.name)) for f in FIELDS}
-    set_by_app = st.session_state.pop("widgets_set", False)
-    if prev is not None and not set_by_app:
-        changed = [f for f in FIELDS if now[f.name] != prev.get(f.name, now[f.name])]
-        if len(changed) >= 2 and all(now[f.name] == widget_default(f) for f in changed):
-            for f in changed:
-                st.session_state[key(f.name)] = prev[f.name]
-            now.update({f.name: prev[f.name] for f in changed})
-            logging.getLogger(__name__).warning(
-                "the browser sent %d settings at their widget defaults at once (%s): kept the "
-                "page's settings", len(changed), ", ".join(f.name for f in changed))
-    st.session_state.shown_settings = now
 
 
 def read_url_once() -> None:
@@ -152,22 +118,31 @@ def current_config() -> RunConfig:
 
 
 def _widget(f, disabled: bool) -> None:
+    """Each widget is also given the setting as its own value, not only through its key: a
+    widget's proto carries a `default`, and a browser that mounts it without applying the
+    session's value (seen in CI: a share link reopened with every setting at its minimum, and
+    Train clicks under load that sent every setting at its minimum) shows and sends that
+    default. Made the setting itself, that fallback is harmless. With a key, Streamlit names
+    the widget by its key alone, so a changing value does not make it a new widget."""
     k, label, help_ = key(f.name), f.label, f.help
+    now = st.session_state.get(k, f.default)
     if f.type is bool:
-        st.toggle(label, key=k, help=help_, disabled=disabled)
+        st.toggle(label, value=bool(now), key=k, help=help_, disabled=disabled)
     elif f.type is str:
-        st.selectbox(label, f.choices, key=k, help=help_, disabled=disabled)
+        index = f.choices.index(now) if now in f.choices else 0
+        st.selectbox(label, f.choices, index=index, key=k, help=help_, disabled=disabled)
     elif f.type is int:
         st.number_input(label, min_value=int(f.lo), max_value=int(f.hi), step=1, key=k,
+                        value=min(max(int(now), int(f.lo)), int(f.hi)),
                         help=help_, disabled=disabled)
     else:
         st.number_input(label, min_value=float(f.lo), max_value=float(f.hi), step=0.001,
+                        value=min(max(float(now), float(f.lo)), float(f.hi)),
                         format="%.5f", key=k, help=help_, disabled=disabled)
 
 
 def sidebar() -> tuple[RunConfig, dict]:
     """Draw the controls; return the config and which buttons were pressed."""
-    keep_settings_the_browser_lost()
     locked = st.session_state.get("locked", False)
     sb = st.sidebar
     with sb:
@@ -175,7 +150,10 @@ def sidebar() -> tuple[RunConfig, dict]:
         if locked:
             st.info("This link locks the settings to the preset (classroom mode). "
                     "Remove `lock=1` from the address to change them.")
-        st.selectbox("Preset", [CUSTOM, *PRESETS], key="preset", on_change=load_preset,
+        names = [CUSTOM, *PRESETS]
+        shown = st.session_state.get("preset")
+        st.selectbox("Preset", names, key="preset", on_change=load_preset,
+                     index=names.index(shown) if shown in names else 0,  # as _widget says
                      format_func=lambda n: n if n == CUSTOM else f"{PRESETS[n].title}",
                      help="Named experiments, each answering one of the questions.",
                      disabled=locked)
