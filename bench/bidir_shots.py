@@ -1,8 +1,9 @@
-"""Screenshots of a Bidirectional run's backward direction (Hidden state tab, gradient view),
+"""Screenshots of a Bidirectional run's backward direction (Hidden state tab, gradient view)
+and of its batch-1 copy streamed one sample per call (Answers, question 8),
 from the real app in headless Chromium, desktop (1280 px) and phone (390 px, a phone's user
 agent: the app's phone layout).
 
-    python bench/bidir_shots.py [--out docs] [--what hidden,gradient]
+    python bench/bidir_shots.py [--out docs] [--what hidden,gradient,inference]
 
 Look at the pictures before you commit them.
 """
@@ -75,6 +76,19 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         page.wait_for_timeout(1500)
         g.screenshot(path=str(out / f"bidir-gradient-{name}.png"))
         print("saved", out / f"bidir-gradient-{name}.png")
+    if "inference" in what:
+        _tab(page, "Answers")
+        toggle = page.locator(".st-key-inference_on label").first
+        toggle.scroll_into_view_if_needed()
+        toggle.click()
+        wait_for_app_run(page, timeout_ms=120_000)
+        f = page.locator(".st-key-inference_fig")
+        f.locator(".main-svg").first.wait_for(state="visible", timeout=120_000)
+        f.scroll_into_view_if_needed()
+        page.mouse.move(2, 2)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / f"bidir-inference-{name}.png"))
+        print("saved", out / f"bidir-inference-{name}.png")
     ctx.close()
     return link
 
@@ -82,7 +96,7 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"))
-    ap.add_argument("--what", default="hidden,gradient")
+    ap.add_argument("--what", default="hidden,gradient,inference")
     a = ap.parse_args(argv)
     server = start_server("app.py", cwd=ROOT)
     pw, browser = launch_chromium()

@@ -52,35 +52,63 @@ def build(cfg: RunConfig, weights, kind: str, batch_size: int, sample_len: int,
     return model, layer
 
 
-def _states(layer) -> list[np.ndarray]:
-    """The stored state (empty for a stateless layer: it stores none)."""
-    return [np.array(v.numpy()) for v in layer.states] if layer.stateful else []
+def per_call(cfg: RunConfig) -> int:
+    """Steps fed to the batch-1 copy per call: one, except for a Bidirectional layer, whose
+    backward direction reads a whole sample from its last step to its first, so it can only be
+    streamed a whole sample (cfg.sample_len steps) per call, as it was trained."""
+    return cfg.sample_len if cfg.bidirectional else 1
 
 
-def stream_batch1(cfg: RunConfig, weights, kind: str, seqs, model=None) -> dict:
-    """Feed a sequence (T, F), or several (N, T, F), to a batch-1 stateful copy, one step per
-    call, each from zeros (a reset between sequences). Returns per step the answer
-    (T, n_out) and every state tensor (T, U), with a leading N axis if several were fed."""
+def state_keys(cfg: RunConfig) -> tuple[str, ...]:
+    """The state tensors streamed: the cell's (h, c for an LSTM), then, for a Bidirectional
+    layer, the backward direction's (h_bw, c_bw), as the trace names them."""
+    from models import bidir
+    names = cells.state_names(cfg.cell)
+    return names + (tuple(n + bidir.BW for n in names) if cfg.bidirectional else ())
+
+
+def _states(model) -> list[np.ndarray]:
+    """The stored state of every recurrent layer (forward before backward), empty for a
+    stateless model: it stores none."""
+    from models.engine import rnn_layers
+    return [np.array(v.numpy()) for la in rnn_layers(model) if la.stateful for v in la.states]
+
+
+def _reset(model) -> None:
+    from models.engine import rnn_layers
+    for la in rnn_layers(model):  # both directions of a Bidirectional layer
+        if la.stateful:
+            la.reset_state()
+
+
+def stream_batch1(cfg: RunConfig, weights, kind: str, seqs, model=None, n: int | None = None) -> dict:
+    """Feed a sequence (T, F), or several (N, T, F), to a batch-1 stateful copy, per_call(cfg)
+    steps per call, each from zeros (a reset between sequences). Returns per call the answer
+    (calls, n_out), every state tensor (calls, U) with a leading N axis if several were fed,
+    and "steps": the last step each call read. `n` overrides per_call(cfg) (to measure what
+    another number of steps per call gives)."""
     import tensorflow as tf
-    model, layer = model or build(cfg, weights, kind, 1, 1)
+    n = n or per_call(cfg)
+    model, _ = model or build(cfg, weights, kind, 1, n)
     # One compiled step: eager Keras calls cost tens of ms each on a busy server. The state
     # variables update inside it exactly as in an eager call.
     step = tf.function(lambda x: model(x, training=False)[0])
     seqs = np.asarray(seqs, np.float32)
     many = seqs.ndim == 3
-    names = cells.state_names(cfg.cell)
+    names = state_keys(cfg)
     runs = []
     for seq in (seqs if many else seqs[None]):
-        layer.reset_state()
-        out, states = [], {n: [] for n in names}
-        for t in range(len(seq)):
-            out.append(np.asarray(step(seq[None, t:t + 1]))[0])
-            for n, s in zip(names, _states(layer)):
-                states[n].append(s[0])
-        runs.append({"output": np.array(out), **{n: np.array(v) for n, v in states.items()}})
+        _reset(model)
+        out, states = [], {k: [] for k in names}
+        for t in range(0, (len(seq) // n) * n, n):
+            out.append(np.asarray(step(seq[None, t:t + n]))[0])
+            for k, s in zip(names, _states(model)):
+                states[k].append(s[0])
+        runs.append({"output": np.array(out), **{k: np.array(v) for k, v in states.items()}})
+    steps = np.arange(n - 1, (seqs.shape[-2] // n) * n, n)
     if not many:
-        return runs[0]
-    return {k: np.stack([r[k] for r in runs]) for k in runs[0]}
+        return {**runs[0], "steps": steps}
+    return {**{k: np.stack([r[k] for r in runs]) for k in runs[0]}, "steps": steps}
 
 
 def stream_slot0(cfg: RunConfig, weights, kind: str, seq: np.ndarray, others: np.ndarray) -> dict:
@@ -88,24 +116,26 @@ def stream_slot0(cfg: RunConfig, weights, kind: str, seq: np.ndarray, others: np
     in the other slots, one sample of cfg.sample_len steps per call, from zeros. Returns, after
     each sample, slot 0's answer and states, and the steps at which they were read."""
     B, L = cfg.batch_size, cfg.sample_len
-    model, layer = build(cfg, weights, kind, B, L)
-    layer.reset_state()
+    model, _ = build(cfg, weights, kind, B, L)
+    _reset(model)
     x = np.concatenate([seq[None], others[:B - 1]]).astype(np.float32)
-    out, states, steps = [], {n: [] for n in cells.state_names(cfg.cell)}, []
+    out, states, steps = [], {k: [] for k in state_keys(cfg)}, []
     for a in range(0, (x.shape[1] // L) * L, L):
         p, *_ = model(x[:, a:a + L], training=False)
         out.append(np.asarray(p)[0])
-        for n, s in zip(states, _states(layer)):
-            states[n].append(s[0])
+        for k, s in zip(states, _states(model)):
+            states[k].append(s[0])
         steps.append(a + L - 1)
     return {"output": np.array(out), "steps": np.array(steps),
-            **{n: np.array(v) for n, v in states.items()}}
+            **{k: np.array(v) for k, v in states.items()}}
 
 
 def compare_streams(one: dict, slot0: dict, names: tuple[str, ...]) -> float:
     """Largest |difference| between the batch-1 copy and slot 0, at the steps slot 0 was read
     (answers and every state tensor)."""
-    at = slot0["steps"]
+    at = np.searchsorted(one["steps"], slot0["steps"])
+    if not np.array_equal(np.asarray(one["steps"])[at], slot0["steps"]):
+        raise ValueError("the copy was not read at the steps slot 0 was")
     return float(max(np.abs(one[k][at] - slot0[k]).max() for k in ("output", *names)))
 
 
@@ -123,7 +153,7 @@ def predict_batches(cfg: RunConfig, weights, kind: str, x: np.ndarray) -> dict:
     samples of cfg.sample_len steps. Errors are recorded as Keras words them."""
     import keras
     B = cfg.batch_size
-    model, layer = build(cfg, weights, kind, B, cfg.sample_len, stateful=cfg.stateful)
+    model, _ = build(cfg, weights, kind, B, cfg.sample_len, stateful=cfg.stateful)
     xb = np.asarray(x[:B], np.float32)
     out = {"batch_size": B,
            "default": _error(lambda: model.predict(xb, verbose=0)),
@@ -133,8 +163,7 @@ def predict_batches(cfg: RunConfig, weights, kind: str, x: np.ndarray) -> dict:
                                                                           verbose=0)[0])))
     out["rows"] = rows[0] if rows else None
     # predict, predict_on_batch and evaluate, each from the same stored state: did it move?
-    if layer.stateful:
-        layer.reset_state()
+    _reset(model)
     model(xb, training=False)  # some state to start from
     moved = {}
     head = keras.Model(model.inputs, model.outputs[0])  # the same layers: one output to score
@@ -145,9 +174,9 @@ def predict_batches(cfg: RunConfig, weights, kind: str, x: np.ndarray) -> dict:
              "predict_on_batch": lambda: model.predict_on_batch(xb),
              "evaluate": lambda: head.evaluate(xb, y, batch_size=B, verbose=0)}
     for name, call in calls.items():
-        before = _states(layer)
+        before = _states(model)
         call()
-        after = _states(layer)
+        after = _states(model)
         moved[name] = float(max((np.abs(a - b).max() for a, b in zip(after, before)), default=0.0))
     out["moved"] = moved
     return out
@@ -167,24 +196,28 @@ def measure(cfg: RunConfig, weights, x_val: np.ndarray, kind: str, n_streams: in
     and its validation sequences x_val (N, T, F). With n_streams, also streams that many
     validation sequences through the batch-1 copy and scores its answer after each step."""
     B, L = cfg.batch_size, cfg.sample_len
-    names = cells.state_names(cfg.cell)
+    names = state_keys(cfg)
     seq, others = x_val[0], x_val[1:B]
     if len(others) < B - 1:  # fewer validation sequences than slots: repeat them
         others = np.resize(x_val, (B - 1,) + x_val.shape[1:])
-    copy = build(cfg, weights, kind, 1, 1)
+    copy = build(cfg, weights, kind, 1, per_call(cfg))
     one = stream_batch1(cfg, weights, kind, seq, model=copy)
     slot0 = stream_slot0(cfg, weights, kind, seq, others)
     T = (x_val.shape[1] // L) * L
     samples = np.resize(x_val[:, :L], (B, L, x_val.shape[2]))
     m = {"cell": cfg.cell, "batch_size": B, "sample_len": L, "steps": T, "units": cfg.units,
+         "per_call": per_call(cfg), "bidirectional": cfg.bidirectional,
          "stream": one, "slot0": slot0, "max_difference": compare_streams(one, slot0, names),
          "tolerance": STREAM_TOLERANCE, "predict": predict_batches(cfg, weights, kind, samples),
          "weights": "the run's final weights"}
     if n_streams and y_val is not None and kind == "binary":
         n = min(n_streams, len(x_val))
         # scored where the model was trained to answer: the last step of each sample
-        p = stream_batch1(cfg, weights, kind, x_val[:n], model=copy)["output"][:, L - 1:T:L, 0]
-        m["stream_accuracy"] = float(((p > 0.5) == (y_val[:n, L - 1:T:L] > 0.5)).mean())
+        streamed = stream_batch1(cfg, weights, kind, x_val[:n], model=copy)
+        ends = streamed["steps"] % L == L - 1
+        p = streamed["output"][:, ends, 0]
+        at = streamed["steps"][ends]
+        m["stream_accuracy"] = float(((p > 0.5) == (y_val[:n, at] > 0.5)).mean())
         m["streams"] = n
     return m
 

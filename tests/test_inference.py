@@ -21,15 +21,21 @@ def weights_and_data(cfg, seed=0):
     return model.get_weights(), rng.normal(size=(cfg.batch_size, cfg.seq_len, 1)).astype(np.float32)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
-def test_batch1_copy_matches_slot0_of_the_trained_shape(cell):
-    cfg = CFG.replace(cell=cell)
+@pytest.mark.parametrize("cell,bidi", [("LSTM", False), ("GRU", False), ("SimpleRNN", False),
+                                      ("LSTM", True), ("GRU", True)])
+def test_batch1_copy_matches_slot0_of_the_trained_shape(cell, bidi):
+    cfg = CFG.replace(cell=cell, bidirectional=bidi)
     w, x = weights_and_data(cfg)
     one = inference.stream_batch1(cfg, w, "binary", x[0])
     slot0 = inference.stream_slot0(cfg, w, "binary", x[0], x[1:])
-    names = state_names(cell)
-    assert set(one) == {"output", *names}  # only the cell's own states (no c for GRU)
+    names = inference.state_keys(cfg)
+    # only the cell's own states (no c for GRU), both directions' for a Bidirectional layer
+    assert names == state_names(cell) + (tuple(n + "_bw" for n in state_names(cell)) if bidi else ())
+    assert set(one) == {"output", "steps", *names}
     assert list(slot0["steps"]) == [4, 9, 14, 19]
+    # one step per call, or (Bidirectional: its backward direction reads a whole sample) one
+    # sample per call
+    assert list(one["steps"]) == (list(slot0["steps"]) if bidi else list(range(20)))
     d = inference.compare_streams(one, slot0, names)
     assert d <= inference.STREAM_TOLERANCE, d
     # The check fails on a copy with slightly other weights ...
@@ -39,8 +45,12 @@ def test_batch1_copy_matches_slot0_of_the_trained_shape(cell):
                                      names) > 10 * inference.STREAM_TOLERANCE
     # ... and on a stream whose state is lost between chunks (reset before each chunk).
     lost = {k: np.concatenate([inference.stream_batch1(cfg, w, "binary", x[0, a:a + 5])[k]
-                               for a in range(0, 20, 5)]) for k in one}
+                               for a in range(0, 20, 5)]) for k in one if k != "steps"}
+    lost["steps"] = one["steps"]
     assert inference.compare_streams(lost, slot0, names) > 10 * inference.STREAM_TOLERANCE
+    if bidi:  # one step per call is another model for the backward direction: it differs
+        stepwise = inference.stream_batch1(cfg, w, "binary", x[0], n=1)
+        assert inference.compare_streams(stepwise, slot0, names) > 10 * inference.STREAM_TOLERANCE
     # Other slots' streams do not reach slot 0: other sequences there, same slot-0 answers.
     other = inference.stream_slot0(cfg, w, "binary", x[0], x[1:][::-1] * 3)
     assert inference.compare_streams(one, other, names) <= inference.STREAM_TOLERANCE
@@ -114,12 +124,17 @@ def test_inference_claims_hold_on_the_trained_chunks_run():
     assert m["inference"]["stream_accuracy"] >= 0.99 and m["inference"]["streams"] == 20
 
 
-def test_answers_streams_the_run_shown_through_a_batch1_copy():
+@pytest.mark.parametrize("preset,fed", [
+    ("chunks-stateful", "one step per call"),
+    # its backward direction reads a whole sample: streamed one sample per call
+    ("bidirectional-chunks-stateful", "one sample of 5 steps per call")])
+def test_answers_streams_the_run_shown_through_a_batch1_copy(preset, fed):
+    import re
     import time
     from pathlib import Path
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
-    for k, v in {"preset": "chunks-stateful", "epochs": "2", "seed": "31"}.items():
+    for k, v in {"preset": preset, "epochs": "2", "seed": "31"}.items():
         at.query_params[k] = v
     at.run()
     at.sidebar.button(key="btn_train").click().run()
@@ -137,3 +152,6 @@ def test_answers_streams_the_run_shown_through_a_batch1_copy():
     assert any("inference_fig" in c.proto.id for c in at.get("plotly_chart"))
     [words] = [m.value for m in at.markdown if "copied into a batch-1 stateful LSTM" in m.value]
     assert "Received batch size: 32" in words and "With `batch_size=50`: 50 rows." in words
+    assert f"validation sequence 0 {fed}" in words, words
+    diff = float(re.search(r"largest difference ([-+.e0-9]+) ", words).group(1))
+    assert diff <= inference.STREAM_TOLERANCE, words

@@ -102,7 +102,9 @@ QUESTIONS = (
      "them. To predict one sequence at a time, build the same model with "
      "`keras.Input(batch_shape=(1, 1, F))` and `stateful=True`, copy the weights "
      "(`copy.set_weights(model.get_weights())`: weights have no batch axis) and feed it one "
-     "step per call, resetting when a sequence ends. The claims below measure all of this on "
+     "step per call, resetting when a sequence ends. A Bidirectional layer's backward direction "
+     "reads a whole sample from its end, so its copy takes one sample of the trained length per "
+     "call (`batch_shape=(1, L, F)`), not one step. The claims below measure all of this on "
      "the chunks run (batch 50); the panel does it with the run shown."),
     (9, "With stacked LSTM layers, which state does stateful=True carry?",
      "Every layer's. Each recurrent layer has its own state variables, one row per slot "
@@ -238,8 +240,13 @@ def inference_words(m: dict) -> str:
     short = lambda e: "it worked" if e is None else "it failed: *" + e.split(" Arguments received")[0] + "*"  # noqa: E731
     moved = ", ".join(f"`{k}` by up to {v:.3g}" for k, v in p["moved"].items())
     acc = m.get("stream_accuracy")
+    n = m.get("per_call", 1)
+    fed = "one step per call" if n == 1 else f"one sample of {n} steps per call"
+    bidi = (" (a Bidirectional layer: its backward direction reads each sample from its last "
+            "step, so it cannot be fed one step at a time; both directions' states compared)"
+            if m.get("bidirectional") else "")
     return (f"The run's final weights, copied into a batch-1 stateful {m['cell']} and fed "
-            f"validation sequence 0 one step per call, give the same answers and states as the "
+            f"validation sequence 0 {fed}{bidi}, give the same answers and states as the "
             f"trained batch-{B} model fed that sequence in slot 0, {m['sample_len']} step(s) per "
             f"call: largest difference {m['max_difference']:.2g} (float32 rounding; the bound is "
             f"{m['tolerance']:g}). On the trained model, `model.predict(x)` with {B} samples: "
@@ -247,7 +254,7 @@ def inference_words(m: dict) -> str:
             f"`batch_size={B}`: " + (f"{p['rows']} rows." if p["with_batch_size"] is None
                                      else short(p["with_batch_size"]) + ".")
             + f" Each call moved the stored state: {moved}."
-            + ("" if acc is None else f" Streamed one step per call, the copy answers "
+            + ("" if acc is None else f" Streamed {fed}, the copy answers "
                f"{m['streams']} validation sequences right {acc:.3f} of the time at the end of "
                f"each sample of {m['sample_len']} step(s)."))
 
