@@ -37,10 +37,11 @@ def stream_figure(m: dict) -> go.Figure:
     fig.update_yaxes(title_text="answer", row=2, col=1)
     fig.update_xaxes(title_text="timestep of the streamed sequence", row=2, col=1)
     fig.update_layout(
-        title=dict(text=f"<b>A batch-1 copy streams one sequence</b><br><sup>{m['cell']} with the "
-                        f"run's weights, {'one step' if n == 1 else f'one sample of {n} steps'} per call: "
-                        f"its h (top) and its answer (bottom); "
-                        f"rings: the trained model, same sequence in slot 0</sup>"),
-        height=430, margin=dict(l=50, r=20, t=70, b=40),
+        # Short lines: the subtitle is not wrapped by plotly and a phone shows ~50 characters.
+        title=dict(text=f"<b>A batch-1 copy streams one sequence</b><br><sup>{m['cell']}, the "
+                        f"run's weights, {'one step' if n == 1 else f'one sample of {n} steps'} "
+                        f"per call</sup><br><sup>top: its h · bottom: its answer · rings: the "
+                        f"trained model, slot 0</sup>"),
+        height=450, margin=dict(l=50, r=20, t=90, b=40),
         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
