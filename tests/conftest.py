@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -41,11 +42,12 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def streamlit_server():
-    """Base URL of a real `streamlit run app.py` (fresh result store), stopped at session end."""
+@contextmanager
+def serving(env: dict | None = None, log_name: str = "streamlit-server.log"):
+    """A real `streamlit run app.py` (fresh result store, `env` added) for a fixture: yields its
+    base URL; at the end, stops it and keeps its log's tail in test-artifacts/."""
     try:
-        server = start_server("app.py", cwd=ROOT, log_path=None)
+        server = start_server("app.py", cwd=ROOT, env=env, log_path=None)
     except ServerError as e:
         pytest.fail(str(e), pytrace=False)
     try:
@@ -54,7 +56,14 @@ def streamlit_server():
         log = server.log_tail(20_000)
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "streamlit-server.log").write_text(log)
+        (ARTIFACTS / log_name).write_text(log)
+
+
+@pytest.fixture(scope="session")
+def streamlit_server():
+    """Base URL of a real `streamlit run app.py` (fresh result store), stopped at session end."""
+    with serving() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from bench._server import ServerError, start_server, wait_for_app_loaded, wait_for_app_run
-from tests.conftest import ROOT
+from bench._server import wait_for_app_loaded, wait_for_app_run
+from tests.conftest import serving
 from tests.test_browser import button, shot
 
 pytestmark = pytest.mark.browser
@@ -27,14 +27,8 @@ def one_worker_server():
     env = {"LSTM_MAX_CONCURRENT_JOBS": "1", "LSTM_QUEUE_POLL": "60",
            "LSTM_QUEUE_SAFETY_POLL": "60", "LSTM_PREWARM": "0", "LSTM_MAX_RUN_SECONDS": "900",
            "LSTM_MAX_TOTAL_BATCHES": "1000000"}
-    try:
-        server = start_server("app.py", cwd=ROOT, env=env)
-    except ServerError as e:
-        pytest.fail(str(e), pytrace=False)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with serving(env, "queue-line-server.log") as url:
+        yield url
 
 
 def _page(browser, url: str):
