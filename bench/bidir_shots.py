@@ -36,6 +36,16 @@ def _backward(page, key: str) -> None:
     wait_for_app_run(page, timeout_ms=120_000)
 
 
+def _figure(page, key: str):
+    """The figure under `key`, drawn, scrolled to, with no hover label on it."""
+    f = page.locator(f".st-key-{key}")
+    f.locator(".main-svg").first.wait_for(state="visible", timeout=120_000)
+    f.scroll_into_view_if_needed()
+    page.mouse.move(2, 2)
+    page.wait_for_timeout(1500)
+    return f
+
+
 def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str]) -> str:
     ctx = browser.new_context(viewport={"width": 390 if phone else 1280, "height": 1100 if phone else 900},
                               user_agent=PHONE_UA if phone else None, is_mobile=phone,
@@ -69,11 +79,7 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         _backward(page, "flow_direction")
         page.locator(".st-key-flow_gradients label").first.click()
         wait_for_app_run(page, timeout_ms=120_000)
-        g = page.locator(".st-key-grad_fig")
-        g.locator(".main-svg").first.wait_for(state="visible", timeout=60_000)
-        g.scroll_into_view_if_needed()
-        page.mouse.move(2, 2)
-        page.wait_for_timeout(1500)
+        g = _figure(page, "grad_fig")
         g.screenshot(path=str(out / f"bidir-gradient-{name}.png"))
         print("saved", out / f"bidir-gradient-{name}.png")
     if "inference" in what:
@@ -82,11 +88,7 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         toggle.scroll_into_view_if_needed()
         toggle.click()
         wait_for_app_run(page, timeout_ms=120_000)
-        f = page.locator(".st-key-inference_fig")
-        f.locator(".main-svg").first.wait_for(state="visible", timeout=120_000)
-        f.scroll_into_view_if_needed()
-        page.mouse.move(2, 2)
-        page.wait_for_timeout(1500)
+        _figure(page, "inference_fig")
         page.screenshot(path=str(out / f"bidir-inference-{name}.png"))
         print("saved", out / f"bidir-inference-{name}.png")
     ctx.close()
