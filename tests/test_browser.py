@@ -226,3 +226,36 @@ def test_a_hostile_link_renders_no_markup(streamlit_server, browser_page, artifa
     for sel in (".katex", "[data-testid='stAlert'] strong", "[data-testid='stAlert'] img",
                 "[data-testid='stAlert'] b"):
         assert main.locator(sel).count() == 0, sel
+
+
+def _type_number(page, label: str, value: int) -> None:
+    """Type into a sidebar number input and leave it, as a user does (Tab commits it)."""
+    box = page.get_by_test_id("stSidebar").get_by_label(label, exact=True)
+    box.scroll_into_view_if_needed()
+    box.fill(str(value))
+    box.press("Tab")
+    wait_for_app_run(page)
+
+
+def test_typed_settings_stay_and_are_what_trains(streamlit_server, browser_page, artifacts):
+    """The sidebar widgets are given their settings as their own defaults too (ui/settings.py):
+    values a user types stay put over the reruns that follow, and Train trains them (the
+    address bar gets run=<id> only when the run shown has the sidebar's settings)."""
+    page = browser_page
+    open_app(page, f"{streamlit_server}/?preset={PRESET}&epochs=2")
+    _type_number(page, "Units", 7)
+    _type_number(page, "Seed", 41)
+    page.get_by_test_id("stSidebar").get_by_text("Stateful", exact=True).click()  # off
+    wait_for_app_run(page)
+    page.wait_for_timeout(1500)  # the page's own reruns (first paint, live panel) come and go
+    s = settings(page)
+    assert (s["Units"], s["Seed"], s["Stateful"], s["Epochs"]) == ("7", "41", False, "2"), s
+    button(page, "Train").click()
+    page.wait_for_function("() => location.search.includes('run=')", timeout=TRAIN_TIMEOUT_MS)
+    wait_for_app_run(page)
+    shot(page, artifacts, "08-typed-settings-trained")
+    q = query(page.url)
+    assert (q.get("units"), q.get("seed"), q.get("stateful"), q.get("epochs")) == \
+        ("7", "41", "false", "2"), q
+    s = settings(page)
+    assert (s["Units"], s["Seed"], s["Stateful"]) == ("7", "41", False), s
