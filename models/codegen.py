@@ -8,8 +8,8 @@ models/tasks.py, cuts and batches it like models/layouts.py, and trains with `mo
 - validation by hand, saving and restoring the training state (fit's `validation_data` would
   overwrite it).
 It prints one line per epoch; a stateful script then streams a held-out sequence through a
-batch-1 copy of the trained model, one step at a time, and checks it against slot 0 of the
-trained model; last, `val_accuracy X` (or `val_mae X`).
+batch-1 copy of the trained model, one step at a time (a Bidirectional one: one sample at a
+time), and checks it against slot 0 of the trained model; last, `val_accuracy X` (or `val_mae X`).
 
 `generate(cfg, quick=True)`: one epoch of at most a few batches (a smoke test).
 """
@@ -300,10 +300,11 @@ _STREAM = '''
 # Inference with another batch size (keras #2322, #5714). The trained model takes batches of
 # exactly BATCH_SIZE: each stateful layer's state is a (BATCH_SIZE, UNITS) variable. To stream
 # ONE new sequence, copy the weights (they have no batch axis) into a batch-1 stateful copy and
-# feed it one step at a time: its state is that one stream's state, carried from call to call.
-copy = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=(1, 1, N_FEATURES)))
+# feed it PER_CALL_WORDS per call: its state is that one stream's state, carried from call to call.
+COPY_BUILD_HERE
 copy.set_weights(model.get_weights())
 STATE_NAMES = STATE_NAMES_HERE   # rnn.states of the copy, in this order
+PER_CALL = PER_CALL_HERE   # steps fed per call
 
 
 def copy_states():
@@ -321,14 +322,15 @@ def line(who, t, p, states):
 
 
 stream = x_val[0]   # a held-out sequence, new to the model
-print("Batch-1 copy streaming validation sequence 0, one step per call (state after each step):")
+print(f"Batch-1 copy streaming validation sequence 0, {PER_CALL} step(s) per call (state after each call):")
 for v in copy_states():
     v.assign(np.zeros(v.shape, "float32"))   # a new stream starts from zeros
-one = []
-for t in range(SEQ_LEN):
-    p = np.asarray(copy(stream[None, t:t + 1], training=False))[0]
+one = {}
+for a in range(0, (SEQ_LEN // PER_CALL) * PER_CALL, PER_CALL):
+    p = np.asarray(copy(stream[None, a:a + PER_CALL], training=False))[0]
     states = [np.array(v.numpy()[0]) for v in copy_states()]
-    one.append((p, states))
+    t = a + PER_CALL - 1   # the step the copy has read up to
+    one[t] = (p, states)
     print(line("copy", t, p, states))
 
 # The check: the trained batch-B model fed the same sequence in slot 0 (the other slots hold
@@ -350,28 +352,40 @@ print(f"batch-1 copy vs slot 0: max |difference| {worst:.1e} (float32 rounding: 
 '''
 
 
+_CLONE = "copy = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=(1, 1, N_FEATURES)))"
+
+# Measured (Keras 3.15): clone_model and Bidirectional.from_config keep the trained batch in
+# the wrapper's state variables; a wrapper built from its two directions' configs does not.
+_BIDI_COPY = '''# A Bidirectional layer's backward direction reads each sample from its LAST step to its first,
+# so its answer after a chunk depends on the whole chunk: the copy is fed one whole sample
+# (SAMPLE_LEN steps) per call, as the model was trained; one step per call would be another model.
+# (clone_model would keep the trained batch in the wrapper's state variables: build it anew.)
+cell_type = type(rnn.forward_layer)
+copy_rnn = keras.layers.Bidirectional(
+    cell_type.from_config(rnn.forward_layer.get_config()),
+    backward_layer=cell_type.from_config(rnn.backward_layer.get_config()))
+copy_inputs = keras.Input(batch_shape=(1, SAMPLE_LEN, N_FEATURES))
+copy_dense = keras.layers.Dense.from_config(model.layers[-1].get_config())
+copy = keras.Model(copy_inputs, copy_dense(copy_rnn(copy_inputs)))'''
+
+
 def _stream_tail(cfg: RunConfig) -> str:
-    """The batch-1 inference copy, streamed one step at a time and checked against slot 0."""
+    """The batch-1 inference copy, streamed one step (a Bidirectional layer: one sample) per
+    call and checked against slot 0."""
+    from models import inference
     names = cells.state_names(cfg.cell)
-    labels = list(names) if cfg.layers == 1 else [
+    labels = list(inference.state_keys(cfg)) if cfg.layers == 1 else [
         f"{n}{i}" for i in range(1, cfg.layers + 1) for n in names]
-    return _STREAM.replace("STATE_NAMES_HERE", repr(labels))
-
-
-_NO_STREAM_BIDI = '''
-
-# No batch-1 streaming copy here: a Bidirectional layer's backward direction reads each sample
-# last step first, so its answer after a chunk depends on the whole chunk. Fed one step per call
-# it would be another model than the one trained on SAMPLE_LEN-step samples (and its carried
-# backward state enters the next chunk at the wrong end, as above). Stream with a forward layer.
-'''
+    bidi = cfg.bidirectional
+    return (_STREAM.replace("COPY_BUILD_HERE", _BIDI_COPY if bidi else _CLONE)
+            .replace("STATE_NAMES_HERE", repr(labels))
+            .replace("PER_CALL_HERE", "SAMPLE_LEN" if bidi else "1")
+            .replace("PER_CALL_WORDS", "one whole sample" if bidi else "one step"))
 
 
 def _tail(cfg: RunConfig) -> str:
-    """What follows training: the batch-1 streaming copy for a stateful one-direction model."""
-    if not cfg.stateful:
-        return ""
-    return _NO_STREAM_BIDI if cfg.bidirectional else _stream_tail(cfg)
+    """What follows training: the batch-1 streaming copy of a stateful model."""
+    return _stream_tail(cfg) if cfg.stateful else ""
 
 
 def file_name(cfg: RunConfig) -> str:

@@ -83,11 +83,12 @@ def check_stream(stdout: str, cfg) -> None:
     """The batch-1 copy's printed answers and states, at the steps slot 0 was read, are slot 0's
     (to the printed digits: 6 for answers, 4 for states); the copy's state moved along the
     stream (it carried), and the printed states are every layer's h (and c)."""
-    from models.cells import state_names
+    from models.inference import per_call, state_keys
     copy, slot0 = _steps(stdout, "copy"), _steps(stdout, "slot0")
-    assert len(copy) == cfg.seq_len, stdout[-2000:]
+    n = per_call(cfg)  # one step per call; one whole sample for a Bidirectional layer
+    assert sorted(copy) == list(range(n - 1, cfg.seq_len, n)), stdout[-2000:]
     assert sorted(slot0) == list(range(cfg.sample_len - 1, cfg.seq_len, cfg.sample_len))
-    n_states = len(state_names(cfg.cell)) * cfg.layers
+    n_states = len(state_keys(cfg)) * cfg.layers
     for t, (out, *states) in slot0.items():
         assert len(states) == n_states and all(len(s) == cfg.units for s in states)
         assert np.abs(copy[t][0] - out).max() <= 2e-6, (t, copy[t][0], out)
@@ -99,8 +100,7 @@ def check_stream(stdout: str, cfg) -> None:
     assert float(worst) <= 1e-5
 
 
-@pytest.mark.parametrize("name", [n for n, p in PRESETS.items()
-                                  if p.config.stateful and not p.config.bidirectional])
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.config.stateful])
 def test_script_streams_a_batch1_copy_like_slot0(outcomes, name):
     proc = outcomes[name]
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -112,9 +112,10 @@ def test_stateless_script_has_no_batch1_copy():
     assert "clone_model" not in src and "batch-1" not in src
 
 
-def test_bidirectional_script_says_why_it_does_not_stream():
+def test_bidirectional_script_streams_whole_samples_through_a_copy_built_anew():
     src = generate(PRESETS["bidirectional-chunks-stateful"].config)
-    assert "clone_model" not in src and "No batch-1 streaming copy here" in src
+    assert "PER_CALL = SAMPLE_LEN" in src and "clone_model" not in src
+    assert "STATE_NAMES = ['h', 'c', 'h_bw', 'c_bw']" in src
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
