@@ -749,13 +749,18 @@ def needed_runs(claims=CLAIMS) -> list[str]:
     return out
 
 
-def run_all(claims=CLAIMS, progress: Callable[[str], None] = lambda s: None) -> tuple[list[Verdict], dict]:
-    """Run every preset the claims need once, then evaluate every claim on those runs."""
+def run_all(claims=CLAIMS, progress: Callable[[str], None] = lambda s: None,
+            measured: dict[str, dict] | None = None) -> tuple[list[Verdict], dict]:
+    """Run every preset the claims need once, then evaluate every claim on those runs.
+    `measured`: preset -> `measure()` of a finished run of exactly that preset (the page's,
+    say): those presets are not trained again."""
     from models import traps
     import time
-    measures: dict[str, dict] = {}
+    measures: dict[str, dict] = dict(measured or {})
     seconds: dict[str, float] = {}
     for name in needed_runs(claims):
+        if name in measures:
+            continue
         progress(name)
         t = time.perf_counter()
         try:

@@ -42,6 +42,19 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(items):
+    """The claims run right after every view's page runs, so that they find them
+    (tests/page_runs.py). Everything else keeps its place: moving the page runs earlier would
+    put every preset in the session's store before tests that train one."""
+    claims = [i for i in items if i.path.name == "test_claims.py"]
+    views = [k for k, i in enumerate(items) if i.path.name == "test_every_view.py"]
+    if not claims or not views:
+        return
+    rest = [i for i in items if i.path.name != "test_claims.py"]
+    at = max(k for k, i in enumerate(rest) if i.path.name == "test_every_view.py") + 1
+    items[:] = rest[:at] + claims + rest[at:]
+
+
 @contextmanager
 def serving(env: dict | None = None, log_name: str = "streamlit-server.log"):
     """A real `streamlit run app.py` (fresh result store, `env` added) for a fixture: yields its

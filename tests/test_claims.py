@@ -11,14 +11,18 @@ from models import claims, traps
 from models.claims import CLAIMS, Alphabet, Contrast, Count, Range, Trap, alphabet_summary
 from models.presets import PRESETS
 from models.tasks import LETTERS
+from tests.page_runs import PRESET_RUNS
 
 
 @pytest.fixture(scope="module")
 def runs():
-    """One run per preset the claims need, plus both partial-batch demos (reused by every test)."""
+    """One run per preset the claims need, plus both partial-batch demos (reused by every test).
+    Presets trained through the page earlier in this session (tests/test_every_view.py, which
+    runs first) are judged on those runs: the same settings, trained and shown by the app."""
     t = time.perf_counter()
-    verdicts, info = claims.run_all()
-    print(f"\nclaims: {len(info['seconds'])} runs in {time.perf_counter() - t:.1f} s: "
+    verdicts, info = claims.run_all(measured=PRESET_RUNS)
+    print(f"\nclaims: {len(PRESET_RUNS)} page runs reused; "
+          f"{len(info['seconds'])} runs in {time.perf_counter() - t:.1f} s: "
           + ", ".join(f"{k} {v:.1f}" for k, v in info["seconds"].items()))
     return {v.claim.id: v for v in verdicts}, info["measures"]
 
