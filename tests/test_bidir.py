@@ -443,6 +443,10 @@ def test_layer_view_then_direction_view_is_that_layers_backward_direction(stack)
     assert c["max_carry_error"] == 0.0
     with pytest.raises(ValueError, match="one layer"):
         v.layer_view(1)
+    from viz import carry_summary, direction_summary
+    s = carry_summary(v, whole=t)
+    assert "replay of 2 batches from the recorded h0 matches" in s and "wrong end" in s
+    assert direction_summary(t, 2).count("layer 2 ") == 2 and "layer 1 " not in direction_summary(t, 2)
 
 
 def test_stacked_batch1_copy_streams_every_layer_and_direction(stack):
@@ -492,3 +496,55 @@ def test_generated_stacked_bidirectional_script_runs_and_streams(tmp_path):
     check_stream(p.stdout, cfg)
     assert os.path.exists(path)
 
+
+def test_flow_hidden_and_gradient_views_offer_layer_and_direction():
+    """Real Streamlit (AppTest): a small stacked Bidirectional run trained through the page;
+    the flow, Hidden state and gradient views offer "Layer shown" AND "Direction shown", and
+    layer 2 + backward draws layer 2's backward arrays (h0_bw_l2, hT_bw_l2, grad_h0_bw_l2)."""
+    import json
+
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+
+    def chart(at, key):
+        [c] = [c for c in at.get("plotly_chart") if key in c.proto.id]
+        return json.loads(c.proto.spec)
+
+    at = app(preset="bidirectional-chunks-stateful", epochs="1", sequences="120", layers="2")
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    assert tr.bidirectional and tr.layers == 2
+    at.radio(key="flow_colour").set_value("unit").run()
+    at.radio(key="flow_layer").set_value(2).run()
+    at.radio(key="flow_direction").set_value("backward").run()
+    at.toggle(key="flow_gradients").set_value(True).run()
+    assert not at.exception
+    spec = chart(at, "flow_fig")
+    z = _arr(spec["data"][0]["z"])
+    h0 = tr.upper["h0_bw_l2"]
+    assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6)
+    assert not np.allclose(z, tr.upper["h0_bw"][:z.shape[1], :z.shape[0], 0].T, atol=1e-3)
+    assert "◀ backward: start of chunk → end of next" in {d.get("name") for d in spec["data"]}
+    assert any("layer 2 backward: largest |h0[k+1]−hT[k]| = 0 (exact), replay matches" in c.value
+               for c in at.caption)
+    assert any("backward carries enter the next chunk at the wrong end" in m.value
+               and "replay of" in m.value and "matches" in m.value for m in at.markdown)
+    g = chart(at, "grad_fig")
+    [cut] = [d for d in g["data"] if d.get("name", "").startswith("✂ cut")]
+    first = int(at.session_state["flow_first"] if tr.n > at.session_state["flow_per_page"] else 0)
+    cols = np.arange(tr.n)[first:first + int(at.session_state["flow_per_page"])]
+    k = np.round(_arr(cut["x"]) + 0.5).astype(int)
+    assert len(k) > 0
+    np.testing.assert_allclose(_arr(cut["customdata"]),
+                               np.median(tr.upper["grad_h0_bw_l2"][cols], axis=1)[k], rtol=1e-6)
+    at.session_state["view"] = "Hidden state"
+    at.run()
+    at.radio(key="hidden_layer").set_value(2).run()
+    at.radio(key="hidden_direction").set_value("backward").run()
+    at.radio(key="hidden_which").set_value("hT").run()
+    assert not at.exception
+    spec = chart(at, "hidden_fig")
+    assert np.allclose(_arr(spec["data"][0]["z"]), tr.upper["hT_bw_l2"][:, 0, :].T, atol=1e-6)
+    assert spec["layout"]["title"]["text"].startswith("Slot 0, layer 2 of 2, backward direction: hT_bw")
