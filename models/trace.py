@@ -783,7 +783,10 @@ def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
     grad_c0_median: median |dL/dh0|, |dL/dc0| over the slots of carried batches of `epoch` (the
     first recorded epoch by default: while the model learns); reach: mean |dL/dx_t| per step
     over those batches, step 0 first; carried_accuracy / fresh_accuracy: mean training accuracy of
-    the carried and of the fresh batches in the last recorded epoch."""
+    the carried and of the fresh batches in the last recorded epoch. grad_h0_median is the
+    trace's own h0's (layer 1 forward, or a view's layer and direction); a trace holding more
+    than one layer or direction adds `per_state`: one row per (layer, direction) with its own
+    grad_h0_median (grad_c0_median), in carry_check's order."""
     if t.grad_h0 is None or t.n == 0:
         return None
     tr = transitions(t)
@@ -792,7 +795,13 @@ def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
     sel = carried & (t.epoch == first)
     last = t.epoch == t.epoch.max()
     mean = lambda a: float(a.mean()) if a.size else None  # noqa: E731
+    med = lambda a: float(np.median(a[sel])) if a is not None and sel.any() else None  # noqa: E731
+    units = _checked_units(t)
+    per = ({"per_state": [{"layer": L, "direction": d, "grad_h0_median": med(v.grad_h0),
+                           "grad_c0_median": med(v.grad_c0)} for L, d, v in units]}
+           if len(units) > 1 else {})
     return {
+        **per,
         "steps": int(t.grad_x.shape[1]), "epoch": first,
         "carried": int(carried.sum()), "fresh": int((~carried).sum()),
         "grad_h0_median": float(np.median(t.grad_h0[sel])) if sel.any() else None,

@@ -497,6 +497,41 @@ def test_generated_stacked_bidirectional_script_runs_and_streams(tmp_path):
     assert os.path.exists(path)
 
 
+def test_stacked_gradient_summary_and_answers_name_every_layer_and_direction(stack):
+    """The gradient summary's per-state rows are each (layer, direction)'s own |dL/dh0|, the
+    same arrays the gradient view draws; the Answers sentences (q6, q11) name all four."""
+    from models.trace import gradient_summary
+    from ui import text
+    eng, r, _, _ = stack
+    t = r.trace
+    g = gradient_summary(t)
+    rows = g["per_state"]
+    assert [(x["layer"], x["direction"]) for x in rows] == [(1, "forward"), (1, "backward"),
+                                                           (2, "forward"), (2, "backward")]
+    for x in rows:
+        v = gradient_summary(t.layer_view(x["layer"]).direction_view(x["direction"]))
+        assert v["grad_h0_median"] == x["grad_h0_median"]
+        # a backward view holds one state; a layer's view both its directions (layer 1's:
+        # the whole trace)
+        assert ("per_state" in v) == (x["direction"] == "forward")
+        assert v["grad_c0_median"] == x["grad_c0_median"]
+    assert rows[3]["grad_h0_median"] != rows[0]["grad_h0_median"]
+    res = {"cfg": eng.cfg, "trace": t, "epochs": r.epochs, "metric": "accuracy", "notes": []}
+    assert "layer 2 backward" in text.measured(6, res)
+    s11 = text.measured(11, res)
+    assert s11.startswith("Your last run stacked 2 Bidirectional layers (stateful): ")
+    assert "layer 2 backward" in s11 and "wrong-end carries" in s11
+
+
+def test_a_stateless_bidirectional_stack_starts_every_layer_and_direction_from_zeros():
+    t = trained(STACK.replace(stateful=False, epochs=1))[1].trace
+    c = t.carry_check()
+    assert c["carried"] == 0 and c["fresh_starts"] > 0 and len(c["directions"]) == 4
+    for row in c["directions"]:
+        assert row["max_fresh_abs"] == 0.0 and row["max_replay_error"] < 1e-5
+    assert np.abs(t.upper["hT_bw_l2"]).max() > 0  # each batch moved it, from zeros
+
+
 def test_flow_hidden_and_gradient_views_offer_layer_and_direction():
     """Real Streamlit (AppTest): a small stacked Bidirectional run trained through the page;
     the flow, Hidden state and gradient views offer "Layer shown" AND "Direction shown", and
