@@ -18,10 +18,18 @@ continuation.
 Trace keys: the forward direction keeps the plain names (h0, c0, hT, cT, grad_h0, grad_c0,
 replay_kernel, replay_recurrent, replay_bias), so a one-direction trace is exactly as before
 and a bidirectional trace's forward direction reads as one. The backward direction adds the
-suffix `_bw` (h0_bw, hT_bw, ..., replay_kernel_bw, ...). Only one layer is bidirectional
-(config refuses stacked Bidirectional: see `problems`).
+suffix `_bw` (h0_bw, hT_bw, ..., replay_kernel_bw, ...).
+
+Stacked Bidirectional layers (config `layers` 2-3): every layer is a Bidirectional layer; layer
+N > 1 reads layer N-1's two output sequences side by side (merge_mode "concat": 2 x units per
+step, the backward one flipped back into time order by Bidirectional). One composition for every
+key: the name, then the direction's suffix, then the layer's (models/stacked.py): h0_bw_l2,
+grad_c0_bw_l3, replay_kernel_bw_l2. So `stacked.layer_of` reads the layer from the end and
+`is_backward` the direction before it; layer 1's keys are exactly the one-layer ones.
 """
 from __future__ import annotations
+
+import re
 
 from models import cells, stacked
 
@@ -37,18 +45,28 @@ def suffix(direction: str) -> str:
     return BW if direction == "backward" else ""
 
 
+_BACKWARD_KEY = re.compile(r"_bw(_l[2-9])?$")
+
+
 def is_backward(key: str) -> bool:
-    return key.endswith(BW)
+    """A backward direction's key, of any layer: h0_bw, replay_kernel_bw, h0_bw_l2."""
+    return _BACKWARD_KEY.search(key) is not None
 
 
-def state_keys(cell: str, direction: str = "backward") -> tuple[str, ...]:
-    """h0, hT (and c0, cT for an LSTM) of one direction, named as the trace stores them."""
+def key(name: str, direction: str = "forward", layer: int = 1) -> str:
+    """A per-layer, per-direction trace key: the name, the direction's suffix, the layer's."""
+    return name + suffix(direction) + stacked.suffix(layer)
+
+
+def state_keys(cell: str, direction: str = "backward", layer: int = 1) -> tuple[str, ...]:
+    """h0, hT (and c0, cT for an LSTM) of one direction of one layer, named as the trace
+    stores them."""
     names = cells.state_names(cell)
-    return tuple(f"{n}{e}{suffix(direction)}" for e in "0T" for n in names)
+    return tuple(key(f"{n}{e}", direction, layer) for e in "0T" for n in names)
 
 
-def replay_keys(direction: str = "backward") -> tuple[str, ...]:
-    return tuple(k + suffix(direction) for k in stacked.REPLAY_PER_LAYER)
+def replay_keys(direction: str = "backward", layer: int = 1) -> tuple[str, ...]:
+    return tuple(key(k, direction, layer) for k in stacked.REPLAY_PER_LAYER)
 
 
 def seeds(seed: int, layer: int, direction: str) -> tuple[int, int]:
@@ -71,8 +89,6 @@ def wrap(forward, backward):
 
 
 def problems(cfg) -> list[str]:
-    """Combinations the bidirectional setting refuses, said as what to change."""
-    if cfg.bidirectional and cfg.layers > 1:
-        return ["Bidirectional runs one recurrent layer here: set Stacked layers to 1, or turn "
-                "Bidirectional off to stack layers."]
+    """Combinations the bidirectional setting refuses, said as what to change. None now:
+    stacked layers are each wrapped in Bidirectional (the module docstring)."""
     return []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import textwrap
 
-from models import cells
+from models import bidir, cells
 from models.config import RunConfig
 
 QUICK_BATCHES = 8
@@ -202,7 +202,9 @@ def _unroll(cfg: RunConfig, indent: str = "    ") -> str:
 
 def _rnn_block(cfg: RunConfig) -> str:
     u, u8 = _unroll(cfg), _unroll(cfg, " " * 8)
-    if cfg.bidirectional:  # one layer (config refuses stacked Bidirectional)
+    if cfg.bidirectional and cfg.layers > 1:
+        return _bidi_stack_block(cfg)
+    if cfg.bidirectional:  # one layer
         return f'''# Bidirectional: a forward {cfg.cell} reads each sample first step to last, a backward one
 # (go_backwards=True) last step to first. Each keeps its OWN state per slot:
 # rnn.states = forward_layer.states + backward_layer.states, and rnn.reset_state() zeroes both.
@@ -249,6 +251,55 @@ def reset_all():
 
 def all_states():
     """Every layer's state variables, layer 1's first."""
+    return [v for r in rnns for v in r.states]
+
+
+h = inputs
+for r in rnns:
+    h = r(h)'''
+
+
+def _bidi_stack_block(cfg: RunConfig) -> str:
+    """Stacked Bidirectional layers (models/bidir.py): every layer wrapped, layer N > 1 reading
+    both directions' output sequences side by side."""
+    u = _unroll(cfg, " " * 8)
+    return f'''# {cfg.layers} stacked Bidirectional layers. In each, a forward {cfg.cell} reads each sample first
+# step to last, a backward one (go_backwards=True) last step to first; each of the
+# {2 * cfg.layers} keeps its OWN state per slot (rnns[i].states = forward_layer.states +
+# backward_layer.states): a reset must reach every layer, and every layer and direction carries
+# its state to the next batch. A stateful backward layer stores the state at a sample's FIRST
+# step and starts the next batch's sample at its LAST step from it: the wrong end of the next
+# chunk. Layers below the top hand on both output sequences side by side (2 x UNITS per step,
+# the backward one flipped back into time order); Dense reads the top layer's two final h.
+LAYERS = {cfg.layers}
+
+
+def seeds(i, backward=False):
+    """Initialiser seeds of layer i (0 first), as the app seeds them (models/stacked.py); a
+    backward direction uses those of layer i + 3 (models/bidir.py)."""
+    i += 3 if backward else 0
+    return (SEED, SEED + 1) if i == 0 else (SEED + 2 * i + 1, SEED + 2 * i + 2)
+
+
+def direction(i, backward):
+    return keras.layers.{cfg.cell}(
+        UNITS, stateful=STATEFUL, return_sequences=i < LAYERS - 1, go_backwards=backward,
+{u}kernel_initializer=keras.initializers.GlorotUniform(seed=seeds(i, backward)[0]),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seeds(i, backward)[1]))
+
+
+rnns = [keras.layers.Bidirectional(direction(i, False), backward_layer=direction(i, True))
+        for i in range(LAYERS)]
+
+
+def reset_all():
+    """Keras resets one layer at a time: zero every layer's state (both directions)."""
+    for r in rnns:
+        r.reset_state()
+
+
+def all_states():
+    """Every layer's state variables, layer 1's first, forward before backward."""
     return [v for r in rnns for v in r.states]
 
 
@@ -368,16 +419,32 @@ copy_inputs = keras.Input(batch_shape=(1, SAMPLE_LEN, N_FEATURES))
 copy_dense = keras.layers.Dense.from_config(model.layers[-1].get_config())
 copy = keras.Model(copy_inputs, copy_dense(copy_rnn(copy_inputs)))'''
 
+_BIDI_STACK_COPY = '''# A Bidirectional layer's backward direction reads each sample from its LAST step to its first,
+# so its answer after a chunk depends on the whole chunk: the copy is fed one whole sample
+# (SAMPLE_LEN steps) per call, as the model was trained; one step per call would be another model.
+# (clone_model would keep the trained batch in the wrappers' state variables: build them anew.)
+copy_inputs = keras.Input(batch_shape=(1, SAMPLE_LEN, N_FEATURES))
+h = copy_inputs
+for r in rnns:
+    cell_type = type(r.forward_layer)
+    h = keras.layers.Bidirectional(
+        cell_type.from_config(r.forward_layer.get_config()),
+        backward_layer=cell_type.from_config(r.backward_layer.get_config()))(h)
+copy_dense = keras.layers.Dense.from_config(model.layers[-1].get_config())
+copy = keras.Model(copy_inputs, copy_dense(h))'''
+
 
 def _stream_tail(cfg: RunConfig) -> str:
     """The batch-1 inference copy, streamed one step (a Bidirectional layer: one sample) per
     call and checked against slot 0."""
     from models import inference
     names = cells.state_names(cfg.cell)
-    labels = list(inference.state_keys(cfg)) if cfg.layers == 1 else [
-        f"{n}{i}" for i in range(1, cfg.layers + 1) for n in names]
     bidi = cfg.bidirectional
-    return (_STREAM.replace("COPY_BUILD_HERE", _BIDI_COPY if bidi else _CLONE)
+    labels = list(inference.state_keys(cfg)) if cfg.layers == 1 else [
+        f"{n}{i}{bidir.suffix(d)}" for i in range(1, cfg.layers + 1)
+        for d in bidir.DIRECTIONS[:2 if bidi else 1] for n in names]
+    build = (_BIDI_STACK_COPY if cfg.layers > 1 else _BIDI_COPY) if bidi else _CLONE
+    return (_STREAM.replace("COPY_BUILD_HERE", build)
             .replace("STATE_NAMES_HERE", repr(labels))
             .replace("PER_CALL_HERE", "SAMPLE_LEN" if bidi else "1")
             .replace("PER_CALL_WORDS", "one whole sample" if bidi else "one step"))

@@ -63,9 +63,10 @@ FIELDS: tuple[Field, ...] = (
     _f("layers", int, 1, "Recurrent layers stacked (1-3): each layer has its own per-slot state, "
        "and each feeds its whole output sequence to the next.", lo=1, hi=MAX_LAYERS,
        label="Stacked layers"),
-    _f("bidirectional", bool, False, "Wrap the recurrent layer in keras.layers.Bidirectional: a "
-       "forward and a backward layer, each with its own per-slot state. A stateful backward "
-       "layer hands the state at a chunk's first step to the next chunk's last step.",
+    _f("bidirectional", bool, False, "Wrap the recurrent layer (each stacked layer) in "
+       "keras.layers.Bidirectional: a forward and a backward layer, each with its own per-slot "
+       "state; a layer above the first reads both directions' outputs side by side. A stateful "
+       "backward layer hands the state at a chunk's first step to the next chunk's last step.",
        label="Bidirectional"),
     _f("units", int, 10, "Recurrent units (size of h, and of c for an LSTM).", lo=1,
        hi=limits.MAX_UNITS),

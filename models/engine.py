@@ -635,7 +635,7 @@ class Engine:
         out = {}
         for (L, d), rnn in zip(self.net.directions(), self.net.rnns):
             c = rnn.cell
-            keys = [k + bidir.suffix(d) for k in stacked.replay_keys(L)]
+            keys = bidir.replay_keys(d, L)  # replay_kernel_bw_l2: models/bidir.py
             out.update({k: np.array(v.numpy(), np.float32) for k, v in
                         zip(keys, (c.kernel, c.recurrent_kernel, c.bias))})
         return out

@@ -60,11 +60,15 @@ def per_call(cfg: RunConfig) -> int:
 
 
 def state_keys(cfg: RunConfig) -> tuple[str, ...]:
-    """The state tensors streamed: the cell's (h, c for an LSTM), then, for a Bidirectional
-    layer, the backward direction's (h_bw, c_bw), as the trace names them."""
+    """The state tensors streamed, in the order the model's recurrent layers hold them
+    (engine.rnn_layers): per layer, the cell's (h, c for an LSTM), then, for a Bidirectional
+    layer, the backward direction's (h_bw, c_bw); layer N > 1's suffixed _lN (h_l2, c_bw_l2),
+    as the trace names them (models/bidir.py). One layer: (h, c) or (h, c, h_bw, c_bw)."""
     from models import bidir
     names = cells.state_names(cfg.cell)
-    return names + (tuple(n + bidir.BW for n in names) if cfg.bidirectional else ())
+    dirs = bidir.DIRECTIONS[:2 if cfg.bidirectional else 1]
+    return tuple(bidir.key(n, d, L) for L in range(1, cfg.layers + 1) for d in dirs
+                 for n in names)
 
 
 def _states(model) -> list[np.ndarray]:

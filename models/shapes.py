@@ -51,8 +51,10 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
                       zip(names, outs[i * len(names):(i + 1) * len(names)])]
             where = "returned by the layer (return_state=True), dropped after the batch"
         tag = f", layer {i + 1} of {len(rnns)}" if len(rnns) > 1 else ""
-        if cfg.bidirectional:  # one layer, two directions (models/bidir.py)
+        if cfg.bidirectional:  # two directions per layer (models/bidir.py)
             tag = ", backward layer" if rnn.go_backwards else ", forward layer"
+            if cfg.layers > 1:
+                tag += f" of layer {i // 2 + 1} of {cfg.layers}"
         for n, s in states:
             what = "hidden state" if n == "h" else "cell state"
             rows.append(TensorShape(f"State {n} ({what}{tag})", s, f"{s[0]} slots × {s[1]} "

@@ -51,7 +51,7 @@ layer's states; the replay recomputes the layers in order, layer N's input being
 output sequence recomputed (NumPy) from layer N-1's recorded h0, so a wrong state of any layer
 fails it. `Trace.layer_view(N)` is a trace whose h0, hT... are layer N's (what the flow draws).
 
-Bidirectional (config `bidirectional`, one layer; models/bidir.py): h0, c0, hT, cT, grad_h0,
+Bidirectional (config `bidirectional`; one layer here, stacked below; models/bidir.py): h0, c0, hT, cT, grad_h0,
 grad_c0 and replay_kernel, replay_recurrent, replay_bias keep meaning the FORWARD direction (a
 one-direction trace is unchanged; the forward direction reads as a plain layer). The backward
 layer adds the same arrays with the suffix `_bw`: h0_bw, hT_bw (c0_bw, cT_bw for an LSTM)
@@ -66,6 +66,18 @@ step to chunk k+1's last step: `carry_kinds` of the backward direction calls tha
 not a continuation (with samples of one step, reading backwards is reading forwards: then a
 continuation). `Trace.direction_view("backward")` is a trace whose h0, hT... and replay are
 the backward layer's (what the flow draws for that direction).
+
+Stacked Bidirectional (both settings): every layer is Bidirectional, and every per-layer key is
+named name + direction suffix + layer suffix (models/bidir.py): layer N > 1's backward arrays
+are h0_bw_lN, hT_bw_lN (c0_bw_lN, cT_bw_lN), grad_h0_bw_lN (grad_c0_bw_lN) and
+replay_kernel_bw_lN, replay_recurrent_bw_lN, replay_bias_bw_lN; layer N > 1's kernels of both
+directions are (m, 2U, G*U): it reads layer N-1's two output sequences side by side (forward,
+then backward flipped back into time order). The replay recomputes, layer by layer, the forward
+direction over that input and the backward one over it reversed, each from its own recorded
+h0. carry_check's `layers` rows cover both directions of each layer and its `directions` rows
+are per (layer, direction), each naming its `layer`. `Trace.layer_view(N)` holds layer N's
+forward arrays in h0, hT... and its backward ones as h0_bw, ..., so
+`layer_view(N).direction_view("backward")` is that layer's backward direction.
 
 Per-slot resets (layout "packed": sequences of different lengths, optional key):
   reset_slots  bool (n, B)  the slots that started the batch from zeros. A packed run resets
@@ -142,6 +154,7 @@ class Trace:
     upper: dict[str, np.ndarray] = field(default_factory=dict)  # layers 2..N: h0_l2, hT_l2, ...
     reset_slots: np.ndarray | None = None  # (n, B) bool: per-slot resets (packed layout)
     direction: str = "forward"  # whose states h0, hT... are (direction_view)
+    layer: int = 1  # which stacked layer's states h0, hT... are (layer_view)
 
     @property
     def n(self) -> int:
@@ -190,22 +203,37 @@ class Trace:
         return _bidirectional_of(self.config)
 
     def direction_array(self, key: str, direction: str):
-        """A per-direction array (h0, hT, c0, cT, grad_h0, grad_c0) of layer 1, or None."""
+        """A per-direction array (h0, hT, c0, cT, grad_h0, grad_c0) of layer 1 (of the layer
+        shown, in a layer_view), or None."""
         if direction == self.direction:
             return getattr(self, key)
         return self.upper.get(key + bidir.suffix(direction))
+
+    def state_array(self, key: str, layer: int, direction: str = "forward"):
+        """A per-layer, per-direction array (h0, hT, c0, cT, grad_h0, grad_c0), or None:
+        stored as key + direction's suffix + layer's suffix (h0_bw_l2; models/bidir.py)."""
+        if layer == self.layer:
+            return self.direction_array(key, direction)
+        if self.layer != 1 or self.direction != "forward":
+            return None  # a view holds its own layer and direction only
+        return self.upper.get(bidir.key(key, direction, layer))
 
     def direction_view(self, direction: str) -> "Trace":
         """This trace with the `direction` layer's states (and state gradients) in h0, c0, hT,
         cT, and its replay data in the replay keys, inputs reversed in time for the backward
         layer (it reads them last step first): what the flow draws for that direction, and a
-        carry check that replays it as a plain layer."""
+        carry check that replays it as a plain layer. Of a stacked trace, the view holds the
+        layer shown's direction (layer 1's, or layer_view(N)'s) and no replay (the full
+        trace's carry check replays every layer and direction)."""
         if direction == self.direction or not self.bidirectional:
             return self
+        if direction not in bidir.DIRECTIONS:
+            raise ValueError(f"no direction {direction!r}: forward or backward")
         import dataclasses
         arrays = {k: self.direction_array(k, direction) for k in bidir.PER_DIRECTION}
         replay = None
-        if self.replay is not None and all(k in self.replay for k in bidir.replay_keys()):
+        if (self.replay is not None and self.layers == 1
+                and all(k in self.replay for k in bidir.replay_keys())):
             replay = {k: v for k, v in self.replay.items() if k not in REPLAY_DENSE_KEYS}
             replay.update({k: self.replay[k + bidir.BW] for k in stacked.REPLAY_PER_LAYER})
             replay = {k: v for k, v in replay.items() if not bidir.is_backward(k)}
@@ -222,12 +250,24 @@ class Trace:
     def layer_view(self, layer: int) -> "Trace":
         """This trace with layer `layer`'s states (and state gradients) in h0, c0, hT, cT: what
         the flow draws for that layer. Rows, steps and readout_h0 are shared; no replay (a
-        layer above the first can only be replayed from the layers below it)."""
-        if layer == 1 or layer > self.layers:
+        layer above the first can only be replayed from the layers below it). Of a
+        bidirectional stack, the layer's backward arrays stay beside them as h0_bw, ... (as a
+        one-layer bidirectional trace holds them): `.direction_view("backward")` gives them."""
+        if layer == self.layer or layer > self.layers:
+            return self
+        if self.layer != 1 or self.direction != "forward":
+            raise ValueError("a layer or direction view holds one layer: take layer_view of "
+                             "the whole trace")
+        if layer == 1:
             return self
         import dataclasses
         arrays = {k: self.layer_array(k, layer) for k in stacked.PER_LAYER}
-        return dataclasses.replace(self, **arrays, upper={}, replay=None, _replay_memo=None)
+        upper = {}
+        if self.bidirectional:
+            upper = {k + bidir.BW: self.upper[bidir.key(k, "backward", layer)]
+                     for k in stacked.PER_LAYER if bidir.key(k, "backward", layer) in self.upper}
+        return dataclasses.replace(self, **arrays, upper=upper, replay=None, _replay_memo=None,
+                                   layer=layer)
 
     # ---- save / load ------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -319,8 +359,8 @@ class Trace:
             t.replay.update({k: np.asarray(a[k], np.float32) for L in range(2, t.layers + 1)
                              for k in stacked.replay_keys(L) if k in a})
             if t.bidirectional:
-                t.replay.update({k: np.asarray(a[k], np.float32) for k in bidir.replay_keys()
-                                 if k in a})
+                t.replay.update({k: np.asarray(a[k], np.float32) for L in range(1, t.layers + 1)
+                                 for k in bidir.replay_keys("backward", L) if k in a})
             problem = _replay_problem(t)
             if problem:
                 raise ValueError(f"not a trace: replay data {problem}")
@@ -423,7 +463,7 @@ def _backward_arrays(t: Trace, a: dict) -> dict[str, np.ndarray]:
             raise ValueError("not a trace: a one-direction trace holds "
                              f"{', '.join(sorted(k for k in a if bidir.is_backward(k)))}")
         return {}
-    keys = bidir.state_keys(t.cell)
+    keys = tuple(k for L in range(1, t.layers + 1) for k in bidir.state_keys(t.cell, "backward", L))
     missing = [k for k in keys if k not in a]
     if missing:
         raise ValueError(f"not a trace: a bidirectional trace needs {', '.join(missing)}")
@@ -484,13 +524,17 @@ def _replay_problem(t: Trace) -> str | None:
             return f"without the backward layer's weights ({', '.join(k for k in keys if k not in r)})"
         if tuple(r[k].shape[1:] for k in keys) != (kernel, recurrent, bias):
             return f"has backward {t.cell} weights that do not fit {U} units and {F} features"
-    for L in range(2, t.layers + 1):  # layer L reads layer L-1's U outputs
-        keys = stacked.replay_keys(L)
-        if any(k not in r for k in keys):
-            return f"without layer {L}'s weights ({', '.join(k for k in keys if k not in r)})"
-        if tuple(r[k].shape for k in keys) != tuple((m,) + w for w in
-                                                   cells.weight_shapes(t.cell, U, U)):
-            return f"has layer {L} {t.cell} weights that do not fit {U} units"
+    # layer L reads layer L-1's U outputs (2U: both directions' side by side)
+    n_in = U * (2 if t.bidirectional else 1)
+    for L in range(2, t.layers + 1):
+        for d in bidir.DIRECTIONS[:2 if t.bidirectional else 1]:
+            keys = bidir.replay_keys(d, L)
+            which = f"layer {L}" + (f" {d}" if t.bidirectional else "")
+            if any(k not in r for k in keys):
+                return f"without {which}'s weights ({', '.join(k for k in keys if k not in r)})"
+            if tuple(r[k].shape for k in keys) != tuple((m,) + w for w in
+                                                       cells.weight_shapes(t.cell, n_in, U)):
+                return f"has {which} {t.cell} weights that do not fit {U} units"
     return None
 
 
@@ -507,8 +551,10 @@ def replay_errors(t: Trace) -> np.ndarray:
 
 
 def replay_errors_by_layer(t: Trace) -> np.ndarray:
-    """(layers, m): replay_errors per layer. Layer 1 replays from the recorded inputs; layer
-    N > 1 from layer N-1's output sequence, itself recomputed from layer N-1's recorded h0, c0.
+    """(rows, m): replay_errors per layer and direction, layer 1 first, forward before
+    backward (one row per layer without the bidirectional setting). Layer 1 replays from the
+    recorded inputs; layer N > 1 from layer N-1's output sequence (both directions' side by
+    side), itself recomputed from layer N-1's recorded h0, c0 (h0_bw, c0_bw).
     (0, 0) when there is nothing to replay."""
     if t.replay is None or not len(t.replay["replay_batch"]):
         return np.zeros((0, 0))
@@ -526,6 +572,7 @@ def replay_errors_by_layer(t: Trace) -> np.ndarray:
         return t._replay_memo[1].copy()
     x, rows = r["replay_x"], []
     names = cells.state_names(t.cell)
+    both = t.bidirectional and t.direction == "forward" and "replay_kernel_bw" in r
 
     def error(new, get):
         dh = np.abs(new[0] - get("hT")[k, :S]).reshape(len(k), -1)
@@ -535,18 +582,22 @@ def replay_errors_by_layer(t: Trace) -> np.ndarray:
             dc = (np.abs(new[1] - cT) / np.maximum(1.0, np.abs(cT))).reshape(len(k), -1)
             out = np.maximum(out, dc.max(axis=1, initial=0.0))
         return out
-    if t.bidirectional and t.direction == "forward" and "replay_kernel_bw" in r:
-        # the backward layer reads the batch last step first, from the recorded h0_bw
-        s0 = tuple(t.direction_array(f"{n}0", "backward")[k, :S] for n in names)
-        new = cells.run_numpy(t.cell, x[:, :, ::-1], s0, *(r[w] for w in bidir.replay_keys()))
-        backward = error(new, lambda key: t.direction_array(key, "backward"))
     for L in range(1, t.layers + 1):
         s0 = tuple(t.layer_array(f"{n}0", L)[k, :S] for n in names)
-        *new, x = cells.run_numpy(t.cell, x, s0, *(r[w] for w in stacked.replay_keys(L)),
-                                  sequence=True)
+        *new, seq = cells.run_numpy(t.cell, x, s0, *(r[w] for w in stacked.replay_keys(L)),
+                                    sequence=True)
         rows.append(error(new, lambda key: t.layer_array(key, L)))
-    if t.bidirectional and t.direction == "forward" and "replay_kernel_bw" in r:
-        rows.append(backward)  # after the forward rows: (forward, backward)
+        if both:
+            # the backward layer reads the batch last step first, from the recorded h0_bw
+            s0 = tuple(t.state_array(f"{n}0", L, "backward")[k, :S] for n in names)
+            *new, back = cells.run_numpy(t.cell, x[:, :, ::-1], s0,
+                                         *(r[w] for w in bidir.replay_keys("backward", L)),
+                                         sequence=True)
+            rows.append(error(new, lambda key: t.state_array(key, L, "backward")))
+            # the next layer reads both output sequences side by side, the backward one
+            # flipped back into time order (Bidirectional, merge_mode "concat")
+            seq = np.concatenate([seq, back[:, :, ::-1]], axis=-1)
+        x = seq
     out = np.stack(rows)
     t._replay_memo = (key, out)
     return out.copy()
@@ -560,34 +611,48 @@ def carry_check(t: Trace) -> dict:
     stateless, or a reset: h0 == 0; that batch is a *fresh start* (each slot counts).
     Replay: hT/cT recomputed from the recorded h0/c0, inputs and weights (`replay_errors`);
     `max_replay_error` is None when the trace holds no replay data.
-    Returns counts per slot transition and the largest deviations (0.0 means exact).
+    Returns counts per slot transition and the largest deviations (0.0 means exact), over
+    every layer and direction the trace holds. A stacked trace adds `layers` (one row per
+    layer, both directions in it), a bidirectional one `directions` (one row per direction,
+    of every layer: with stacked layers each row also names its `layer`).
     """
     fresh, carried = slot_transitions(t)  # (n, B): a packed run resets slots on their own
     names = cells.state_names(t.cell)
-    by_layer = []
-    # a layer_view holds one layer's states only
-    for L in [L for L in range(1, t.layers + 1) if t.layer_array("h0", L) is not None]:
-        pairs = [(t.layer_array(f"{n}0", L), t.layer_array(f"{n}T", L)) for n in names]
+    units = _checked_units(t)
+    reps = replay_errors_by_layer(t)
+    if len(reps) != len(units):  # a view of one layer and direction: nothing replayed
+        reps = np.zeros((0, 0))
+    rows = []
+    for i, (L, d, v) in enumerate(units):
+        pairs = [(getattr(v, f"{n}0"), getattr(v, f"{n}T")) for n in names]
         err = fresh_abs = 0.0
         if carried.any():
-            k, i = np.nonzero(carried)
-            err = float(max(np.abs(a[k, i] - b[k - 1, i]).max() for a, b in pairs))
+            k, j = np.nonzero(carried)
+            err = float(max(np.abs(a[k, j] - b[k - 1, j]).max() for a, b in pairs))
         if fresh.any():
             fresh_abs = float(max(np.abs(a[fresh]).max() for a, _ in pairs))
-        by_layer.append({"layer": L, "max_carry_error": err, "max_fresh_abs": fresh_abs})
-    err = max(b["max_carry_error"] for b in by_layer)
-    fresh_abs = max(b["max_fresh_abs"] for b in by_layer)
+        rep = reps[i] if len(reps) else None
+        rows.append({"layer": L, "direction": d, "view": v, "max_carry_error": err,
+                     "max_fresh_abs": fresh_abs,
+                     "max_replay_error": float(rep.max()) if rep is not None and len(rep) else None})
+    err = max(r["max_carry_error"] for r in rows)
+    fresh_abs = max(r["max_fresh_abs"] for r in rows)
     kinds = carry_kinds(t)
-    reps = replay_errors_by_layer(t)
     rep = reps.max(axis=0) if len(reps) else np.zeros(0)
     stack = {}
-    if len(by_layer) > 1:  # per layer, so a wrong layer is named (a one-layer check is unchanged)
-        for b, row in zip(by_layer, reps if len(reps) else [None] * len(by_layer)):
-            b["max_replay_error"] = float(row.max()) if row is not None and len(row) else None
+    layers = sorted({r["layer"] for r in rows})
+    if len(layers) > 1:  # per layer, so a wrong layer is named (a one-layer check is unchanged)
+        by_layer = []
+        for L in layers:
+            mine = [r for r in rows if r["layer"] == L]
+            e = [r["max_replay_error"] for r in mine if r["max_replay_error"] is not None]
+            by_layer.append({"layer": L,
+                             "max_carry_error": max(r["max_carry_error"] for r in mine),
+                             "max_fresh_abs": max(r["max_fresh_abs"] for r in mine),
+                             "max_replay_error": max(e) if e else None})
         stack = {"layers": by_layer}
-    if t.bidirectional and t.direction == "forward" and t.direction_array("h0", "backward") is not None:
-        stack["directions"] = [_direction_row(t, "forward", by_layer[0], kinds, reps),
-                               _direction_row(t, "backward", None, None, reps)]
+    if len({r["direction"] for r in rows}) > 1:
+        stack["directions"] = [_direction_row(r, t.layers > 1) for r in rows]
     return {**stack,
         "carried": int(carried.sum()),
         "max_carry_error": err,
@@ -602,31 +667,34 @@ def carry_check(t: Trace) -> dict:
     }
 
 
-def _direction_row(t: Trace, direction: str, row: dict | None, kinds, reps) -> dict:
+def _checked_units(t: Trace) -> list[tuple[int, str, Trace]]:
+    """(layer, direction, view whose h0, hT... are that one's) of every layer and direction the
+    trace holds, in replay_errors_by_layer's row order: layer 1 first, forward before backward.
+    A layer_view holds its own layer (both directions), a direction_view only itself."""
+    if t.direction != "forward":
+        return [(t.layer, t.direction, t)]
+    out = []
+    for L in ([t.layer] if t.layer != 1 else range(1, t.layers + 1)):
+        v = t if L == t.layer else t.layer_view(L)
+        if v.h0 is None:  # not held (a layer the trace lacks)
+            continue
+        out.append((L, "forward", v))
+        if t.bidirectional and v.direction_array("h0", "backward") is not None:
+            out.append((L, "backward", v.direction_view("backward")))
+    return out
+
+
+def _direction_row(row: dict, stacked_: bool) -> dict:
     """One direction's carry check (a bidirectional trace's): carry and fresh errors, carry
     kinds, and its replay (the backward replay runs over the inputs reversed in time)."""
-    if row is None:
-        v = t.direction_view(direction)
-        names = cells.state_names(t.cell)
-        fresh, carried = slot_transitions(v)
-        pairs = [(getattr(v, f"{n}0"), getattr(v, f"{n}T")) for n in names]
-        row = {"max_carry_error": 0.0, "max_fresh_abs": 0.0}
-        if carried.any():
-            k, i = np.nonzero(carried)
-            row["max_carry_error"] = float(max(np.abs(a[k, i] - b[k - 1, i]).max() for a, b in pairs))
-        if fresh.any():
-            row["max_fresh_abs"] = float(max(np.abs(a[fresh]).max() for a, _ in pairs))
-        kinds = carry_kinds(v)
-    rep = reps[DIRECTION_ROW[direction]] if len(reps) else np.zeros(0)
-    return {"direction": direction, "max_carry_error": row["max_carry_error"],
+    kinds = carry_kinds(row["view"])
+    return {**({"layer": row["layer"]} if stacked_ else {}),
+            "direction": row["direction"], "max_carry_error": row["max_carry_error"],
             "max_fresh_abs": row["max_fresh_abs"],
             "continuation": int((kinds == CONTINUATION).sum()),
             "wrong_end": int((kinds == WRONG_END).sum()),
             "contaminated": int((kinds == CONTAMINATED).sum()),
-            "max_replay_error": float(rep.max()) if len(rep) else None}
-
-
-DIRECTION_ROW = {"forward": 0, "backward": -1}  # rows of replay_errors_by_layer (one layer)
+            "max_replay_error": row["max_replay_error"]}
 
 
 def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
@@ -638,7 +706,8 @@ def empty_trace(config_json: str, batch_size: int, units: int) -> Trace:
     upper = {k: z3 for L in range(2, _layers_of(config_json) + 1)
              for k in stacked.state_keys(cell, L)}
     if _bidirectional_of(config_json):
-        upper.update({k: z3 for k in bidir.state_keys(cell)})
+        upper.update({k: z3 for L in range(1, _layers_of(config_json) + 1)
+                      for k in bidir.state_keys(cell, "backward", L)})
     return Trace(z3, c, z3, c, z2, z2, z1, z1, np.zeros(0, bool),
                  np.zeros(0, np.float32), np.zeros(0, np.float32), config_json, upper=upper)
 
@@ -714,7 +783,10 @@ def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
     grad_c0_median: median |dL/dh0|, |dL/dc0| over the slots of carried batches of `epoch` (the
     first recorded epoch by default: while the model learns); reach: mean |dL/dx_t| per step
     over those batches, step 0 first; carried_accuracy / fresh_accuracy: mean training accuracy of
-    the carried and of the fresh batches in the last recorded epoch."""
+    the carried and of the fresh batches in the last recorded epoch. grad_h0_median is the
+    trace's own h0's (layer 1 forward, or a view's layer and direction); a trace holding more
+    than one layer or direction adds `per_state`: one row per (layer, direction) with its own
+    grad_h0_median (grad_c0_median), in carry_check's order."""
     if t.grad_h0 is None or t.n == 0:
         return None
     tr = transitions(t)
@@ -723,7 +795,13 @@ def gradient_summary(t: Trace, epoch: int | None = None) -> dict | None:
     sel = carried & (t.epoch == first)
     last = t.epoch == t.epoch.max()
     mean = lambda a: float(a.mean()) if a.size else None  # noqa: E731
+    med = lambda a: float(np.median(a[sel])) if a is not None and sel.any() else None  # noqa: E731
+    units = _checked_units(t)
+    per = ({"per_state": [{"layer": L, "direction": d, "grad_h0_median": med(v.grad_h0),
+                           "grad_c0_median": med(v.grad_c0)} for L, d, v in units]}
+           if len(units) > 1 else {})
     return {
+        **per,
         "steps": int(t.grad_x.shape[1]), "epoch": first,
         "carried": int(carried.sum()), "fresh": int((~carried).sum()),
         "grad_h0_median": float(np.median(t.grad_h0[sel])) if sel.any() else None,

@@ -179,19 +179,21 @@ def test_the_setting_lives_in_the_url_the_cli_and_the_script():
     assert BIDI.to_query()["bidirectional"] == "true" and "bidirectional" not in SMALL.to_query()
     back, errs = RunConfig.from_mapping(BIDI.to_query())
     assert back == BIDI and not errs
-    [msg] = BIDI.replace(layers=2).problems()
-    assert msg.startswith("Bidirectional runs one recurrent layer here: set Stacked layers to 1")
+    assert BIDI.replace(layers=2).problems() == []  # stacked Bidirectional layers are built
     src = generate(BIDI)
     assert "keras.layers.Bidirectional(" in src and "go_backwards=True" in src
     assert "seed=SEED + 7" in src and bidir.seeds(0, 1, "backward") == (7, 8)
     assert "Bidirectional" not in generate(SMALL)
 
 
-def test_cli_takes_the_setting_and_refuses_a_stack_with_a_message(capsys):
+def test_cli_takes_the_setting_and_still_refuses_a_bad_stack_with_a_message(capsys):
+    """A stack of Bidirectional layers is built now (tests/test_bidir.py, stacked section);
+    what the settings cannot hold is still refused in words."""
     from models.__main__ import main
-    assert main(["run", "stacked-chunks-stateful", "--bidirectional"]) == 2
-    assert "error: Bidirectional runs one recurrent layer here: set Stacked layers to 1" in \
-        capsys.readouterr().err
+    assert PRESETS["stacked-chunks-stateful"].config.replace(bidirectional=True).problems() == []
+    assert main(["run", "stacked-chunks-stateful", "--bidirectional", "--layers", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "Stacked layers must be between 1 and 3" in err and "Bidirectional runs" not in err
 
 
 def test_the_preset_changes_only_bidirectional_and_costs_twice_the_recurrent_work():
@@ -298,3 +300,286 @@ def test_hidden_tab_and_gradient_view_show_the_chosen_direction():
     one.run()
     assert not [r for r in one.radio if r.key == "hidden_direction"]
     assert chart(one, "hidden_fig")["layout"]["title"]["text"].startswith("Slot 0: hT after")
+
+
+# ---- stacked Bidirectional layers (layers=2, 3 with bidirectional=True) ------------------------
+# Every layer is a keras.layers.Bidirectional; layer N > 1 reads layer N-1's two output
+# sequences side by side. Keys: name + direction suffix + layer suffix (h0_bw_l2; bidir.key).
+
+STACK = BIDI.replace(layers=2)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return trained(STACK)
+
+
+def test_stacked_engine_agrees_with_plain_keras_fit(stack):
+    """The engine and model.fit (XLA), from the same initial weights, on two stacked
+    Bidirectional LSTMs written the plain way (return_sequences below the top). Bound as the
+    one-layer Bidirectional test's: 1e-6 on weights, 1e-5 relative on states."""
+    eng, r, init, final = stack
+    cfg = eng.cfg
+    s = eng.train
+    x = s.x[s.order.reshape(-1)]
+    y = s.y[s.order.reshape(-1)].astype("float32")[:, None]
+    inp = keras.Input(batch_shape=(cfg.batch_size, cfg.sample_len, 1))
+    layers = [keras.layers.Bidirectional(
+        keras.layers.LSTM(cfg.units, stateful=True, return_sequences=i < cfg.layers - 1),
+        backward_layer=keras.layers.LSTM(cfg.units, stateful=True, go_backwards=True,
+                                         return_sequences=i < cfg.layers - 1))
+        for i in range(cfg.layers)]
+    h = inp
+    for la in layers:
+        h = la(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    model.set_weights(init)
+    model.compile(keras.optimizers.Adam(cfg.lr), "binary_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=False, verbose=0)
+    states = [v for la in layers for d in (la.forward_layer, la.backward_layer) for v in d.states]
+    assert len(states) == len(final) == 8  # 2 layers x 2 directions x (h, c)
+    werr = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), r.weights))
+    serr = max(float((np.abs(v.numpy() - f) / np.maximum(1.0, np.abs(f))).max())
+               for v, f in zip(states, final))
+    print(f"2 stacked bidirectional LSTMs: engine vs fit: weights differ by {werr:g}, "
+          f"states by {serr:g}")
+    assert werr <= 1e-6 and serr <= 1e-5, f"weights differ by {werr:g}, states by {serr:g}"
+    # the trace's last states are each layer's and direction's own, as the model holds them
+    t = r.trace
+    for i, (L, d) in enumerate((L, d) for L in (1, 2) for d in bidir.DIRECTIONS):
+        np.testing.assert_array_equal(t.state_array("hT", L, d)[-1], final[2 * i])
+        np.testing.assert_array_equal(t.state_array("cT", L, d)[-1], final[2 * i + 1])
+    # every backward seed is its own (BACKWARD_OFFSET): 4 different recurrent kernels
+    rec = [init[1], init[4], init[7], init[10]]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(rec) for b in rec[i + 1:])
+
+
+def test_stacked_trace_keys_compose_direction_then_layer(stack):
+    t = stack[1].trace
+    assert set(bidir.state_keys("LSTM", "backward", 2)) == {"h0_bw_l2", "c0_bw_l2", "hT_bw_l2",
+                                                            "cT_bw_l2"}
+    assert {"h0_l2", "h0_bw", "h0_bw_l2", "grad_h0_bw_l2", "grad_c0_bw_l2"} <= set(t.upper)
+    assert {"replay_kernel_bw", "replay_kernel_l2", "replay_kernel_bw_l2"} <= set(t.replay)
+    assert t.replay["replay_kernel_bw_l2"].shape[1:] == (2 * t.units, 4 * t.units)  # reads 2U
+    assert bidir.is_backward("h0_bw_l2") and not bidir.is_backward("h0_l2")
+    # layer 1 forward keeps the one-layer names; a saved file reads back the same
+    z = copy(t)
+    assert sorted(z.upper) == sorted(t.upper) and sorted(z.replay) == sorted(t.replay)
+    a = t.to_arrays()
+    del a["cT_bw_l2"]
+    with pytest.raises(ValueError, match="needs cT_bw_l2"):
+        Trace.from_arrays(a)
+    a = t.to_arrays()
+    del a["replay_recurrent_bw_l2"]
+    with pytest.raises(ValueError, match="layer 2 backward's weights"):
+        Trace.from_arrays(a)
+
+
+def test_stacked_carry_and_replay_per_layer_and_direction(stack):
+    t = stack[1].trace
+    c = t.carry_check()
+    rows = c["directions"]
+    print(rows)
+    assert [(r["layer"], r["direction"]) for r in rows] == [(1, "forward"), (1, "backward"),
+                                                           (2, "forward"), (2, "backward")]
+    assert [r["layer"] for r in c["layers"]] == [1, 2]
+    assert c["carried"] > 0 and c["replayed"] == 2
+    for r in rows + c["layers"]:
+        assert r["max_carry_error"] == 0.0 and r["max_fresh_abs"] == 0.0
+        assert r["max_replay_error"] < 1e-5
+    for r in rows:  # the backward carries enter the next chunk at the wrong end, in both layers
+        if r["direction"] == "forward":
+            assert r["continuation"] == c["continuation"] > 0 and r["wrong_end"] == 0
+        else:
+            assert r["wrong_end"] == c["continuation"] and r["continuation"] == 0
+    # the four are different states
+    hs = [t.state_array("hT", L, d) for L in (1, 2) for d in bidir.DIRECTIONS]
+    assert all(not np.allclose(a, b) for i, a in enumerate(hs) for b in hs[i + 1:])
+
+
+def test_a_corrupted_layer_2_backward_state_fails_the_checks(stack):
+    t = stack[1].trace
+    z = copy(t)
+    k = int(z.replay["replay_batch"][-1])
+    z.upper["h0_bw_l2"][k] += 0.3  # layer 2's backward h0 of a replayed batch
+    c = z.carry_check()
+    bad = {(r["layer"], r["direction"]): r for r in c["directions"]}
+    assert bad[2, "backward"]["max_replay_error"] > REPLAY_TOLERANCE
+    assert bad[2, "backward"]["max_carry_error"] > 0
+    assert c["layers"][1]["max_replay_error"] > REPLAY_TOLERANCE
+    assert c["max_replay_error"] > REPLAY_TOLERANCE and c["max_carry_error"] > 0
+    for key in ((1, "forward"), (1, "backward"), (2, "forward")):  # the others are untouched
+        assert bad[key]["max_replay_error"] < 1e-5 and bad[key]["max_carry_error"] == 0.0
+    # carried wrongly once (a batch not replayed): the carry identity alone names it
+    z = copy(t)
+    z.upper["hT_bw_l2"][3] -= 0.2
+    c = z.carry_check()
+    assert c["directions"][3]["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
+    assert c["max_carry_error"] == pytest.approx(0.2, abs=1e-6)
+    # layer 1's backward output sequence feeds layer 2: a wrong layer-1 backward weight fails
+    # layer 1 backward's replay and, through its outputs, layer 2's
+    z = copy(t)
+    z.replay["replay_recurrent_bw"][-1] += 0.2
+    rows = {(r["layer"], r["direction"]): r for r in z.carry_check()["directions"]}
+    assert rows[1, "backward"]["max_replay_error"] > REPLAY_TOLERANCE
+    assert rows[2, "forward"]["max_replay_error"] > REPLAY_TOLERANCE
+    assert rows[1, "forward"]["max_replay_error"] < 1e-5
+    # layer 2 reads the backward sequence flipped back into time order: fed unflipped, it fails
+    from models import cells, trace as trace_mod
+    assert trace_mod.replay_errors_by_layer(t).shape == (4, 2)
+
+
+def test_layer_view_then_direction_view_is_that_layers_backward_direction(stack):
+    t = stack[1].trace
+    v = t.layer_view(2).direction_view("backward")
+    assert (v.layer, v.direction) == (2, "backward")
+    for k in ("h0", "c0", "hT", "cT", "grad_h0", "grad_c0"):
+        np.testing.assert_array_equal(getattr(v, k), t.upper[f"{k}_bw_l2"])
+    f = t.layer_view(2)
+    np.testing.assert_array_equal(f.h0, t.upper["h0_l2"])
+    np.testing.assert_array_equal(t.layer_view(1).direction_view("backward").hT, t.upper["hT_bw"])
+    c = v.carry_check()
+    assert c["wrong_end"] == t.carry_check()["continuation"] > 0 and c["continuation"] == 0
+    assert c["max_carry_error"] == 0.0
+    with pytest.raises(ValueError, match="one layer"):
+        v.layer_view(1)
+    from viz import carry_summary, direction_summary
+    s = carry_summary(v, whole=t)
+    assert "replay of 2 batches from the recorded h0 matches" in s and "wrong end" in s
+    assert direction_summary(t, 2).count("layer 2 ") == 2 and "layer 1 " not in direction_summary(t, 2)
+
+
+def test_stacked_batch1_copy_streams_every_layer_and_direction(stack):
+    """Answers q8: the batch-1 copy of a stacked Bidirectional run, one whole sample per call,
+    matches slot 0 of the trained shape in every layer's and direction's state."""
+    from models import inference
+    eng, r, _, _ = stack
+    cfg = eng.cfg
+    names = inference.state_keys(cfg)
+    assert names == ("h", "c", "h_bw", "c_bw", "h_l2", "c_l2", "h_bw_l2", "c_bw_l2")
+    x = eng.data.x_val
+    m = inference.measure(cfg, r.weights, x, "binary")
+    print(f"stacked bidirectional copy vs slot 0: {m['max_difference']:g}")
+    assert set(names) <= set(m["stream"]) and m["per_call"] == cfg.sample_len
+    assert m["max_difference"] <= inference.STREAM_TOLERANCE
+    # the check fails when the copy's layer-2 backward weights are off ...
+    bent = [w.copy() for w in r.weights]
+    bent[10] += 1e-2  # layer 2 backward's recurrent kernel
+    one = inference.stream_batch1(cfg, bent, "binary", x[0])
+    assert inference.compare_streams(one, m["slot0"], names) > 10 * inference.STREAM_TOLERANCE
+    # ... and when only that state is lost between samples
+    one = inference.stream_batch1(cfg, r.weights, "binary", x[0])
+    lost = {k: v.copy() for k, v in one.items()}
+    lost["h_bw_l2"][1:] = 0.0
+    assert inference.compare_streams(lost, m["slot0"], names) > 10 * inference.STREAM_TOLERANCE
+
+
+def test_generated_stacked_bidirectional_script_runs_and_streams(tmp_path):
+    """The Keras code view's script of a stacked Bidirectional config trains in a fresh
+    interpreter, and its batch-1 copy (built anew from each layer's two directions' configs)
+    matches slot 0 in every layer's and direction's h and c."""
+    import os
+    import subprocess
+    import sys
+
+    from test_codegen import ENV, check_stream
+    cfg = STACK.replace(layers=3)
+    src = generate(cfg, quick=True)
+    assert "STATE_NAMES = ['h1', 'c1', 'h1_bw', 'c1_bw', 'h2', 'c2', 'h2_bw', 'c2_bw', 'h3'" in src
+    assert "keras.models.clone_model(" not in src and "PER_CALL = SAMPLE_LEN" in src
+    path = tmp_path / "stacked_bidi.py"
+    path.write_text(src)
+    p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env=ENV)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1].startswith("val_accuracy ")
+    check_stream(p.stdout, cfg)
+    assert os.path.exists(path)
+
+
+def test_stacked_gradient_summary_and_answers_name_every_layer_and_direction(stack):
+    """The gradient summary's per-state rows are each (layer, direction)'s own |dL/dh0|, the
+    same arrays the gradient view draws; the Answers sentences (q6, q11) name all four."""
+    from models.trace import gradient_summary
+    from ui import text
+    eng, r, _, _ = stack
+    t = r.trace
+    g = gradient_summary(t)
+    rows = g["per_state"]
+    assert [(x["layer"], x["direction"]) for x in rows] == [(1, "forward"), (1, "backward"),
+                                                           (2, "forward"), (2, "backward")]
+    for x in rows:
+        v = gradient_summary(t.layer_view(x["layer"]).direction_view(x["direction"]))
+        assert v["grad_h0_median"] == x["grad_h0_median"]
+        # a backward view holds one state; a layer's view both its directions (layer 1's:
+        # the whole trace)
+        assert ("per_state" in v) == (x["direction"] == "forward")
+        assert v["grad_c0_median"] == x["grad_c0_median"]
+    assert rows[3]["grad_h0_median"] != rows[0]["grad_h0_median"]
+    res = {"cfg": eng.cfg, "trace": t, "epochs": r.epochs, "metric": "accuracy", "notes": []}
+    assert "layer 2 backward" in text.measured(6, res)
+    s11 = text.measured(11, res)
+    assert s11.startswith("Your last run stacked 2 Bidirectional layers (stateful): ")
+    assert "layer 2 backward" in s11 and "wrong-end carries" in s11
+
+
+def test_a_stateless_bidirectional_stack_starts_every_layer_and_direction_from_zeros():
+    t = trained(STACK.replace(stateful=False, epochs=1))[1].trace
+    c = t.carry_check()
+    assert c["carried"] == 0 and c["fresh_starts"] > 0 and len(c["directions"]) == 4
+    for row in c["directions"]:
+        assert row["max_fresh_abs"] == 0.0 and row["max_replay_error"] < 1e-5
+    assert np.abs(t.upper["hT_bw_l2"]).max() > 0  # each batch moved it, from zeros
+
+
+def test_flow_hidden_and_gradient_views_offer_layer_and_direction():
+    """Real Streamlit (AppTest): a small stacked Bidirectional run trained through the page;
+    the flow, Hidden state and gradient views offer "Layer shown" AND "Direction shown", and
+    layer 2 + backward draws layer 2's backward arrays (h0_bw_l2, hT_bw_l2, grad_h0_bw_l2)."""
+    import json
+
+    from test_app import app, wait_until_idle
+    from test_flow_ui import _arr
+
+    def chart(at, key):
+        [c] = [c for c in at.get("plotly_chart") if key in c.proto.id]
+        return json.loads(c.proto.spec)
+
+    at = app(preset="bidirectional-chunks-stateful", epochs="1", sequences="120", layers="2")
+    at.sidebar.button(key="btn_train").click().run()
+    wait_until_idle(at)
+    assert not at.exception
+    tr = at.session_state["results"]["run"]["trace"]
+    assert tr.bidirectional and tr.layers == 2
+    at.radio(key="flow_colour").set_value("unit").run()
+    at.radio(key="flow_layer").set_value(2).run()
+    at.radio(key="flow_direction").set_value("backward").run()
+    at.toggle(key="flow_gradients").set_value(True).run()
+    assert not at.exception
+    spec = chart(at, "flow_fig")
+    z = _arr(spec["data"][0]["z"])
+    h0 = tr.upper["h0_bw_l2"]
+    assert np.allclose(z, h0[:z.shape[1], :z.shape[0], 0].T, atol=1e-6)
+    assert not np.allclose(z, tr.upper["h0_bw"][:z.shape[1], :z.shape[0], 0].T, atol=1e-3)
+    assert "◀ backward: start of chunk → end of next" in {d.get("name") for d in spec["data"]}
+    assert any("layer 2 backward: largest |h0[k+1]−hT[k]| = 0 (exact), replay matches" in c.value
+               for c in at.caption)
+    assert any("backward carries enter the next chunk at the wrong end" in m.value
+               and "replay of" in m.value and "matches" in m.value for m in at.markdown)
+    g = chart(at, "grad_fig")
+    [cut] = [d for d in g["data"] if d.get("name", "").startswith("✂ cut")]
+    first = int(at.session_state["flow_first"] if tr.n > at.session_state["flow_per_page"] else 0)
+    cols = np.arange(tr.n)[first:first + int(at.session_state["flow_per_page"])]
+    k = np.round(_arr(cut["x"]) + 0.5).astype(int)
+    assert len(k) > 0
+    np.testing.assert_allclose(_arr(cut["customdata"]),
+                               np.median(tr.upper["grad_h0_bw_l2"][cols], axis=1)[k], rtol=1e-6)
+    at.session_state["view"] = "Hidden state"
+    at.run()
+    at.radio(key="hidden_layer").set_value(2).run()
+    at.radio(key="hidden_direction").set_value("backward").run()
+    at.radio(key="hidden_which").set_value("hT").run()
+    assert not at.exception
+    spec = chart(at, "hidden_fig")
+    assert np.allclose(_arr(spec["data"][0]["z"]), tr.upper["hT_bw_l2"][:, 0, :].T, atol=1e-6)
+    assert spec["layout"]["title"]["text"].startswith("Slot 0, layer 2 of 2, backward direction: hT_bw")

@@ -74,15 +74,19 @@ def flow_tab(res: dict | None) -> None:
                 "**Data layout** tab shows how the batches will be arranged.")
         return
     trace = res["trace"]
-    # a Bidirectional run's summary is the shown direction's (the caption below covers both)
-    shown = trace.direction_view(st.session_state.get("flow_direction") or "forward")
-    st.markdown(f"**{viz.carry_summary(shown)}**")
+    # a Bidirectional run's summary is the shown layer's and direction's (the captions below
+    # cover every layer and both directions)
+    head = st.empty()
     if trace.layers > 1:
         st.caption(viz.layer_summary(trace))
     layer = layer_control(trace)
-    trace = trace.layer_view(layer)  # what the views below draw: that layer's states
-    direction = direction_control(trace)
-    trace = trace.direction_view(direction)  # ... and that direction's
+    direction = direction_control(trace, layer=layer)
+    # what the views below draw: that layer's states, and that direction's
+    trace = trace.layer_view(layer).direction_view(direction)
+    if not res["trace"].bidirectional:  # every layer's check in one sentence
+        head.markdown(f"**{viz.carry_summary(res['trace'])}**")
+    else:  # the shown direction's (of the shown layer: its replay from the whole run's check)
+        head.markdown(f"**{viz.carry_summary(trace, whole=res['trace'])}**")
     as_table = st.toggle("Show as a table (screen-reader friendly)", key="flow_table")
     if as_table:
         st.dataframe(viz.flow_table(trace, max_rows=2000), hide_index=True, height=400)

@@ -195,10 +195,17 @@ def measured(question: int, result: dict | None) -> str | None:
         if g is None or g["grad_h0_median"] is None:
             return None
         acc = g["carried_accuracy"]
+        each = ""
+        if g.get("per_state"):  # stacked layers and/or both directions: each state's own
+            each = " (" + ", ".join(
+                (f"layer {r['layer']} " if tr.layers > 1 else "")
+                + (f"{r['direction']} " if tr.bidirectional else "")
+                + ("-" if r["grad_h0_median"] is None else f"{r['grad_h0_median']:.2g}")
+                for r in g["per_state"]) + ")"
         return (f"Your last run ({mode}, {g['steps']} timestep(s) per batch): median |dL/dh0| "
-                f"{g['grad_h0_median']:.2g} at the carried boundaries of epoch {g['epoch']}, cut "
-                f"there" + ("" if acc is None else f"; batches starting from a carried state "
-                            f"right {acc:.3f} of the time in epoch {g['last_epoch']}") + ".")
+                f"{g['grad_h0_median']:.2g}{each} at the carried boundaries of epoch "
+                f"{g['epoch']}, cut there" + ("" if acc is None else f"; batches starting from "
+                f"a carried state right {acc:.3f} of the time in epoch {g['last_epoch']}") + ".")
     if question == 7:
         states = " and ".join(n for n in ("h", "c") if f"{n}0" in tr.state_keys())
         c = tr.carry_check()
@@ -207,6 +214,12 @@ def measured(question: int, result: dict | None) -> str | None:
                 f"{c['max_carry_error']:g}).")
     if question == 11 and cfg.bidirectional:
         rows = tr.carry_check().get("directions") or []
+        if len(rows) > 2:  # stacked Bidirectional layers: each layer's two directions
+            return (f"Your last run stacked {cfg.layers} Bidirectional layers ({mode}): " + "; ".join(
+                f"layer {r['layer']} {r['direction']} "
+                + (f"{r['wrong_end']:,} wrong-end carries" if r["direction"] == "backward"
+                   else f"{r['continuation']:,} continuations")
+                + f", largest carry error {r['max_carry_error']:g}" for r in rows) + ".")
         if len(rows) == 2:
             fw, bw = rows
             return (f"Your last run was Bidirectional ({mode}): the forward layer carried "

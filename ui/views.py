@@ -40,12 +40,14 @@ def layer_control(trace, key: str = "flow_layer",
 
 
 def direction_control(trace, key: str = "flow_direction",
-                      shows: str = "The flow shows the chosen one's h0 and hT") -> str:
+                      shows: str = "The flow shows the chosen one's h0 and hT",
+                      layer: int = 1) -> str:
     """Which direction of a Bidirectional layer a view draws (offered only for one; "forward"
-    for any other run). The flow, the gradient view and the Hidden state tab share it."""
+    for any other run). The flow, the gradient view and the Hidden state tab share it.
+    `trace` is the whole run's (its carry check covers every layer), `layer` the one shown."""
     if not trace.bidirectional:
         return "forward"
-    st.caption(viz.direction_summary(trace))
+    st.caption(viz.direction_summary(trace, layer if trace.layers > 1 else None))
     return st.radio("Direction shown", ["forward", "backward"], key=key, horizontal=True,
                     format_func=lambda d: {"forward": "forward (first step → last)",
                                            "backward": "backward (last step → first)"}[d],
@@ -319,10 +321,11 @@ def hidden_tab(res: dict | None) -> None:
     st.caption(text.state_caption(trace.cell))
     layer = layer_control(trace, key="hidden_layer",
                           shows="This view shows the chosen layer's h for one slot")
-    trace = trace.layer_view(layer)
     direction = direction_control(trace, key="hidden_direction",
-                                  shows="This view shows the chosen one's h for one slot")
-    trace = trace.direction_view(direction)  # the backward layer's h0_bw, hT_bw
+                                  shows="This view shows the chosen one's h for one slot",
+                                  layer=layer)
+    # that layer's states (h0_l2...), and that direction's (h0_bw, h0_bw_l2...)
+    trace = trace.layer_view(layer).direction_view(direction)
     B = trace.batch_size
     slot = st.number_input("Slot", 0, B - 1, 0, step=1, key="hidden_slot",
                            help=f"Which of the {B} rows of the batch to follow.")

@@ -746,13 +746,22 @@ def _num(x: float) -> str:
     return "0 (exact)" if x == 0 else f"{x:.2g}"
 
 
-def carry_summary(trace: Trace) -> str:
+def carry_summary(trace: Trace, whole: Trace | None = None) -> str:
     """One sentence from trace.carry_check(): the three kinds of carry and the carry identity,
     the replay, the fresh starts. Each clause is what the check measured; a failed identity or
-    replay says so."""
+    replay says so. `whole`: the run's trace when `trace` is a view of one layer and direction
+    of a stacked Bidirectional run (it holds no replay of its own): the replay clause is that
+    layer's and direction's row of the whole trace's check (models/trace.py)."""
     if trace.n == 0:
         return "Carry check: no batches recorded yet."
     c = trace.carry_check()
+    if whole is not None and c["max_replay_error"] is None:
+        full = whole.carry_check()
+        row = next((r for r in full.get("directions") or []
+                    if r.get("layer", 1) == trace.layer and r["direction"] == trace.direction),
+                   None)
+        if row is not None and row["max_replay_error"] is not None:
+            c = {**c, "replayed": full["replayed"], "max_replay_error": row["max_replay_error"]}
     out = f"Carry check: {c['carried']:,} carried transitions"
     if c["carried"]:
         we = c.get("wrong_end", 0)  # a backward direction view (models/bidir.py)

@@ -33,15 +33,18 @@ def layer_summary(trace: Trace) -> str:
             f"{trace.layers}'s h0.")
 
 
-def direction_summary(trace: Trace) -> str:
+def direction_summary(trace: Trace, layer: int | None = None) -> str:
     """The carry check per direction of a Bidirectional run ('' for any other): each
-    direction's carry identity and replay, and what its carries are."""
+    direction's carry identity and replay, and what its carries are. Of stacked layers, the
+    rows of `layer` (every layer's when None), each named with its layer."""
     if trace.n == 0 or not trace.bidirectional:
         return ""
-    rows = trace.carry_check().get("directions") or []
+    rows = [r for r in trace.carry_check().get("directions") or []
+            if layer is None or r.get("layer", 1) == layer]
     parts = []
     for r in rows:
-        p = _checked(r["direction"], r)
+        name = r["direction"] if "layer" not in r else f"layer {r['layer']} {r['direction']}"
+        p = _checked(name, r)
         if r["direction"] == "backward":
             p += (f", {r['wrong_end']:,} carries enter the next chunk at the wrong end"
                   if r["wrong_end"] else f", {r['continuation']:,} continuations")
