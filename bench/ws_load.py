@@ -499,7 +499,13 @@ class Session:
                 actual = self.t_started - t
                 if eta is not None and actual >= 1.0:  # a wait under a second: nothing to judge
                     errors.append(round((eta - actual) / actual, 3))
+        worst = max(range(len(gaps)), key=gaps.__getitem__) if gaps else None
         return {"queue_updates": len(seen), "queue_max_gap_s": round(max(gaps), 2) if gaps else None,
+                # when it began, from this session's Train (to see whether gaps line up)
+                "queue_max_gap_at_s": None if worst is None or self.t_train is None
+                else round(times[worst] - self.t_train, 2),
+                "queue_max_gap_is_start": worst is not None and self.t_started is not None
+                and worst == len(gaps) - 1,
                 # between two places shown, and from the last place to the run's progress bar
                 "place_max_gap_s": round(max(place_gaps), 2) if place_gaps else None,
                 "start_gap_s": round(self.t_started - places[-1], 2) if self.t_started else None,
