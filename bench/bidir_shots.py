@@ -3,7 +3,9 @@ and of its batch-1 copy streamed one sample per call (Answers, question 8),
 from the real app in headless Chromium, desktop (1280 px) and phone (390 px, a phone's user
 agent: the app's phone layout).
 
-    python bench/bidir_shots.py [--out docs] [--what hidden,gradient,inference]
+    python bench/bidir_shots.py [--out docs] [--what flow,hidden,gradient,inference]
+    python bench/bidir_shots.py --query "preset=bidirectional-chunks-stateful&layers=2" \
+        --prefix stacked-bidir --what flow,hidden      # a stacked Bidirectional run
 
 Look at the pictures before you commit them.
 """
@@ -46,7 +48,8 @@ def _figure(page, key: str):
     return f
 
 
-def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str]) -> str:
+def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str],
+          query: str = f"preset={PRESET}", prefix: str = "bidir") -> str:
     ctx = browser.new_context(viewport={"width": 390 if phone else 1280, "height": 1100 if phone else 900},
                               user_agent=PHONE_UA if phone else None, is_mobile=phone,
                               has_touch=phone,
@@ -56,12 +59,19 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         page.goto(url)
         wait_for_app_loaded(page)
     else:
-        page.goto(f"{url}/?preset={PRESET}")
+        page.goto(f"{url}/?{query}")
         wait_for_app_loaded(page)
         page.locator(".st-key-btn_train button:visible").first.click()
     page.locator(".st-key-flow_fig .main-svg").first.wait_for(state="visible", timeout=480_000)
     wait_for_app_run(page, timeout_ms=120_000)
     link = page.url
+    if "flow" in what:  # the layer shown is the top one until the user picks another
+        _backward(page, "flow_direction")
+        f = _figure(page, "flow_fig")
+        page.locator(".st-key-flow_direction").scroll_into_view_if_needed()
+        f.scroll_into_view_if_needed()
+        page.screenshot(path=str(out / f"{prefix}-flow-{name}.png"))
+        print("saved", out / f"{prefix}-flow-{name}.png")
     if "hidden" in what:
         _tab(page, "Hidden state")
         _backward(page, "hidden_direction")
@@ -72,16 +82,16 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         page.locator(".st-key-hidden_direction").scroll_into_view_if_needed()
         page.locator(".st-key-hidden_fig").scroll_into_view_if_needed()
         page.wait_for_timeout(500)
-        page.screenshot(path=str(out / f"bidir-hidden-{name}.png"))
-        print("saved", out / f"bidir-hidden-{name}.png")
+        page.screenshot(path=str(out / f"{prefix}-hidden-{name}.png"))
+        print("saved", out / f"{prefix}-hidden-{name}.png")
     if "gradient" in what:
         _tab(page, "State flow")
         _backward(page, "flow_direction")
         page.locator(".st-key-flow_gradients label").first.click()
         wait_for_app_run(page, timeout_ms=120_000)
         g = _figure(page, "grad_fig")
-        g.screenshot(path=str(out / f"bidir-gradient-{name}.png"))
-        print("saved", out / f"bidir-gradient-{name}.png")
+        g.screenshot(path=str(out / f"{prefix}-gradient-{name}.png"))
+        print("saved", out / f"{prefix}-gradient-{name}.png")
     if "inference" in what:
         _tab(page, "Answers")
         toggle = page.locator(".st-key-inference_on label").first
@@ -89,8 +99,8 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str])
         toggle.click()
         wait_for_app_run(page, timeout_ms=120_000)
         _figure(page, "inference_fig")
-        page.screenshot(path=str(out / f"bidir-inference-{name}.png"))
-        print("saved", out / f"bidir-inference-{name}.png")
+        page.screenshot(path=str(out / f"{prefix}-inference-{name}.png"))
+        print("saved", out / f"{prefix}-inference-{name}.png")
     ctx.close()
     return link
 
@@ -99,13 +109,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"))
     ap.add_argument("--what", default="hidden,gradient,inference")
+    ap.add_argument("--query", default=f"preset={PRESET}", help="the run's settings (URL query)")
+    ap.add_argument("--prefix", default="bidir", help="file names: <prefix>-<view>-<device>.png")
     a = ap.parse_args(argv)
     server = start_server("app.py", cwd=ROOT)
     pw, browser = launch_chromium()
     try:
-        link = shoot(browser, server.url, Path(a.out), "desktop", False, a.what.split(","))
+        what = a.what.split(",")
+        link = shoot(browser, server.url, Path(a.out), "desktop", False, what, a.query, a.prefix)
         assert "run=" in link, link
-        shoot(browser, link, Path(a.out), "mobile", True, a.what.split(","))
+        shoot(browser, link, Path(a.out), "mobile", True, what, a.query, a.prefix)
     finally:
         browser.close()
         pw.stop()
