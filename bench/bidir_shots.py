@@ -68,8 +68,13 @@ def shoot(browser, url: str, out: Path, name: str, phone: bool, what: list[str],
     if "flow" in what:  # the layer shown is the top one until the user picks another
         _backward(page, "flow_direction")
         f = _figure(page, "flow_fig")
-        page.locator(".st-key-flow_direction").scroll_into_view_if_needed()
-        f.scroll_into_view_if_needed()
+        if not phone:  # the controls, then the grid (a phone's controls fill its screen)
+            controls = page.locator(".st-key-flow_layer, .st-key-flow_direction").first
+            controls.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
+        else:
+            f.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
         page.screenshot(path=str(out / f"{prefix}-flow-{name}.png"))
         print("saved", out / f"{prefix}-flow-{name}.png")
     if "hidden" in what:
