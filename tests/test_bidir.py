@@ -583,3 +583,56 @@ def test_flow_hidden_and_gradient_views_offer_layer_and_direction():
     spec = chart(at, "hidden_fig")
     assert np.allclose(_arr(spec["data"][0]["z"]), tr.upper["hT_bw_l2"][:, 0, :].T, atol=1e-6)
     assert spec["layout"]["title"]["text"].startswith("Slot 0, layer 2 of 2, backward direction: hT_bw")
+
+
+def test_live_panel_offers_the_direction_and_draws_its_states():
+    """While a Bidirectional run trains, the live flow offers the direction (forward first)
+    and draws the chosen direction's newest states: its figure is the one viz draws from that
+    direction of the run's published newest batches (real training, real Streamlit)."""
+    import json
+    import time
+
+    import viz
+    from test_app import app
+    from ui import runs, views
+    # long enough to still train while the page polls (the trainer process trains fast)
+    at = app(preset="bidirectional-chunks-stateful", epochs="480")
+    at.sidebar.button(key="btn_train").click().run()
+    seen, t0 = {}, time.time()
+    job = at.session_state["runs"]["run"]["job"]
+    while len(seen) < 2 and time.time() - t0 < 90 and at.session_state["runs"]:
+        time.sleep(0.3)
+        # the page draws what was published while it ran: the newest batches before or after
+        candidates = [runs.manager().live(job, "recent")]
+        at.run()
+        candidates.append(runs.manager().live(job, "recent"))
+        assert not at.exception, at.exception
+        radios = [r for r in at.radio if r.key == "live_direction"]
+        charts = [c for c in at.get("plotly_chart") if "live_flow_run" in c.proto.id]
+        if not radios or not charts:
+            continue
+        direction = radios[0].value
+        if not seen:
+            assert direction == "forward"
+        spec = json.loads(charts[0].proto.spec)
+        wants = [viz.flow_figure(r.direction_view(direction), window=runs.LIVE_BATCHES,
+                                 max_slots=views.LIVE_SLOTS, max_batches=runs.LIVE_BATCHES)
+                 for r in candidates if r is not None]
+        wants = [w for w in wants
+                 if spec["layout"]["xaxis"]["ticktext"] == list(w.layout.xaxis.ticktext)]
+        if not wants:
+            continue  # batches were published twice while the page drew: try again
+        assert f"{direction} direction" in spec["layout"]["title"]["text"]
+        names = {d.get("name") for d in spec["data"]}
+        assert names == {d.name for d in wants[0].data}  # a backward flow's carries: wrong end
+        texts = [d.get("text") for d in spec["data"] if d.get("name") == "continued"]
+        assert texts == [list(d.text) for d in wants[0].data if d.name == "continued"]
+        seen[direction] = names
+        caps = [c.value for c in at.caption if c.value.startswith("Newest ")]
+        assert caps and f"layer 1 {direction}:" in caps[0], caps  # the carries of the one drawn
+        if direction == "backward":
+            assert "wrong end" in caps[0], caps[0]
+        at.radio(key="live_direction").set_value("backward")
+    at.sidebar.button(key="btn_stop").click().run()
+    assert set(seen) == {"forward", "backward"}, f"saw only {sorted(seen)}"
+    assert seen["forward"] != seen["backward"]  # the two directions draw different carries

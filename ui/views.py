@@ -41,13 +41,15 @@ def layer_control(trace, key: str = "flow_layer",
 
 def direction_control(trace, key: str = "flow_direction",
                       shows: str = "The flow shows the chosen one's h0 and hT",
-                      layer: int = 1) -> str:
+                      layer: int = 1, summary: bool = True) -> str:
     """Which direction of a Bidirectional layer a view draws (offered only for one; "forward"
     for any other run). The flow, the gradient view and the Hidden state tab share it.
-    `trace` is the whole run's (its carry check covers every layer), `layer` the one shown."""
+    `trace` is the whole run's (its carry check covers every layer), `layer` the one shown.
+    summary=False: no carry-check caption (the live panel, rerun every half second)."""
     if not trace.bidirectional:
         return "forward"
-    st.caption(viz.direction_summary(trace, layer if trace.layers > 1 else None))
+    if summary:
+        st.caption(viz.direction_summary(trace, layer if trace.layers > 1 else None))
     return st.radio("Direction shown", ["forward", "backward"], key=key, horizontal=True,
                     format_func=lambda d: {"forward": "forward (first step → last)",
                                            "backward": "backward (last step → first)"}[d],
@@ -95,9 +97,15 @@ def live_panel() -> None:
     done = int((sts[slot].info or {}).get("done", trace.n))
     layer = layer_control(recent, key="live_layer", shows="The live flow shows the chosen "
                           "layer's h0 and hT")
+    direction = direction_control(recent, key="live_direction", layer=layer, summary=False,
+                                  shows="The live flow shows the chosen one's h0 and hT")
     # The flow is sent before the curves are built: a run's first frame is its states.
-    _chart(_live_flow(slot, recent, layer), key=f"live_flow_{slot}")
-    st.caption(f"Newest {recent.n} batches: " + viz.carry_summary(recent))
+    _chart(_live_flow(slot, recent, layer, direction), key=f"live_flow_{slot}")
+    if recent.bidirectional:  # the direction drawn: a backward carry is no continuation
+        st.caption(f"Newest {recent.n} batches, layer {layer} {direction}: "
+                   + viz.carry_summary(recent.layer_view(layer).direction_view(direction)))
+    else:
+        st.caption(f"Newest {recent.n} batches: " + viz.carry_summary(recent))
     (k_batch, batch), (k_epoch, epoch) = _live_curves(slot, trace, epochs, done)
     c1, c2 = st.columns(2)
     with c1:
@@ -106,9 +114,10 @@ def live_panel() -> None:
         _chart(epoch, key=k_epoch)
 
 
-def live_flow_title(recent, total_epochs: int, max_slots: int, layer: int = 1) -> str:
+def live_flow_title(recent, total_epochs: int, max_slots: int, layer: int = 1,
+                    direction: str = "forward") -> str:
     """What the live flow shows: the newest trained batches, whatever the record keeps (and,
-    for stacked layers, which layer's states)."""
+    for stacked or Bidirectional layers, which layer's and direction's states)."""
     a, b = int(recent.index[0]), int(recent.index[-1])
     cfg = recent.config_dict()
     mode = (f"stateful, reset: {cfg.get('reset', '?')}" if recent.stateful()
@@ -117,26 +126,29 @@ def live_flow_title(recent, total_epochs: int, max_slots: int, layer: int = 1) -
              f"(epoch {int(recent.epoch[-1])} of {total_epochs})"]
     if recent.layers > 1:
         notes.append(f"layer {layer} of {recent.layers}")
+    if recent.bidirectional:
+        notes.append(f"{direction} direction")
     if recent.batch_size > max_slots:
         notes.append(f"showing slots 0–{max_slots - 1} of {recent.batch_size}")
     return f"<b>Live state flow</b> · {mode}<br><sup>{' · '.join(notes)}</sup>"
 
 
-def _live_flow(slot: str, recent, layer: int = 1):
+def _live_flow(slot: str, recent, layer: int = 1, direction: str = "forward"):
     """The live flow of the newest trained batches (`recent`), which a thinned record may not
     keep; rebuilt only when the job published something new (the fragment reruns every half
     second; building figures competes with training for the CPU)."""
-    version = (slot, id(recent), recent.n, layer)
+    version = (slot, id(recent), recent.n, layer, direction)
     cached = st.session_state.get("live_flow_fig")
     if cached and cached[0] == version:
         return cached[1]
     cfg = runs_cfg(slot)
-    shown = recent.layer_view(layer)  # a stacked run: the chosen layer's states
+    # a stacked run: the chosen layer's states; a Bidirectional one: the chosen direction's
+    shown = recent.layer_view(layer).direction_view(direction)
     flow = viz.flow_figure(shown, window=runs.LIVE_BATCHES, max_slots=LIVE_SLOTS,
                            max_batches=runs.LIVE_BATCHES)
     if recent.n:  # its own title: viz would call 24 newest batches a "thinned" record
         flow.update_layout(title_text=live_flow_title(recent, cfg.epochs if cfg else 0, LIVE_SLOTS,
-                                                      layer))
+                                                      layer, direction))
     st.session_state.live_flow_fig = (version, flow)
     return flow
 
