@@ -634,5 +634,12 @@ def test_live_panel_offers_the_direction_and_draws_its_states():
             assert "wrong end" in caps[0], caps[0]
         at.radio(key="live_direction").set_value("backward")
     at.sidebar.button(key="btn_stop").click().run()
+    # leave nothing behind: the job ends and the page collects it (a job or an uncollected
+    # result keeps the process-wide manager's threads alive into later tests)
+    runs.manager().wait(job, timeout=60)
+    t1 = time.time()
+    while at.session_state["runs"] and time.time() - t1 < 30:
+        time.sleep(0.2)
+        at.run()
     assert set(seen) == {"forward", "backward"}, f"saw only {sorted(seen)}"
     assert seen["forward"] != seen["backward"]  # the two directions draw different carries

@@ -304,6 +304,13 @@ def test_live_panel_offers_the_layer_and_draws_its_states():
         seen[layer] = texts
         radios[0].set_value(1)
     at.sidebar.button(key="btn_stop").click().run()
+    # leave nothing behind: the job ends and the page collects it (a job or an uncollected
+    # result keeps the process-wide manager's threads alive into later tests)
+    runs.manager().wait(job, timeout=60)
+    t1 = time.time()
+    while at.session_state["runs"] and time.time() - t1 < 30:
+        time.sleep(0.2)
+        at.run()
     assert set(seen) == {1, 2}, f"saw the live flow for layers {sorted(seen)}"
     assert seen[1] != seen[2]  # the layers' states differ
 
