@@ -5,8 +5,10 @@ Nothing here is computed from the settings: the shapes are read from the model t
 builds (`engine.build_model`), its state variables and its weights. The sentences name the
 axes (batch = slots, time = sample length, units) with the numbers read.
 
-The app's recurrent layer uses return_sequences=False (only the last step's h reaches the
-Dense layer); a twin layer built with return_sequences=True shows what that setting changes.
+The app's top recurrent layer uses return_sequences=False (only the last step's h reaches the
+Dense layer). In a stack, every lower layer returns its whole sequence (the next layer's input),
+read from the model; with one layer, a twin built with return_sequences=True shows what that
+setting would change.
 """
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ class TensorShape:
 
 def _t(shape) -> tuple:
     return tuple(None if d is None else int(d) for d in shape)
+
+
+def _first(output):
+    """A layer's output sequence or last h (return_state=True makes it a list)."""
+    return output[0] if isinstance(output, (list, tuple)) else output
 
 
 def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
@@ -60,8 +67,7 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
             rows.append(TensorShape(f"State {n} ({what}{tag})", s, f"{s[0]} slots × {s[1]} "
                                     f"units: {where}; one vector of {s[1]} numbers per slot."))
     top = stack_layers(model)[-1]  # the layer the Dense layer reads
-    out = top.output[0] if isinstance(top.output, (list, tuple)) else top.output
-    o = _t(out.shape)
+    o = _t(_first(top.output).shape)
     if cfg.bidirectional:
         rows.append(TensorShape("Bidirectional output (return_sequences=False, as the app uses it)",
                                 o, f"{o[0]} slots × {o[1]} = 2 × units: the forward layer's h "
@@ -71,25 +77,39 @@ def read(model, layer, cfg: RunConfig) -> list[TensorShape]:
         rows.append(TensorShape(f"{cfg.cell} output (return_sequences=False, as the app uses it)",
                                 o, f"{o[0]} slots × {o[1]} units: the h of the sample's last "
                                 f"timestep only; this is what the Dense layer reads."))
-    from models.engine import _BUILD_LOCK  # Keras layer naming is not thread-safe
-    with _BUILD_LOCK:
-        twin = cells.layer(cfg.cell, cfg.units, cfg.seed, return_sequences=True)
-        seq = _t(twin(keras.Input(batch_shape=x)).shape)
-    rows.append(TensorShape(f"{cfg.cell} output with return_sequences=True (not used here)", seq,
-                            f"{seq[0]} slots × {seq[1]} timestep(s) × {seq[2]} units: h at every "
-                            f"timestep of the sample."))
+    stack = stack_layers(model)
+    if len(stack) == 1:  # what return_sequences=True would change: a twin layer shows it
+        from models.engine import _BUILD_LOCK  # Keras layer naming is not thread-safe
+        with _BUILD_LOCK:
+            twin = cells.layer(cfg.cell, cfg.units, cfg.seed, return_sequences=True)
+            seq = _t(twin(keras.Input(batch_shape=x)).shape)
+        rows.append(TensorShape(f"{cfg.cell} output with return_sequences=True (not used here)",
+                                seq, f"{seq[0]} slots × {seq[1]} timestep(s) × {seq[2]} units: "
+                                f"h at every timestep of the sample."))
+    for i, la in enumerate(stack[:-1]):  # stacked: each lower layer returns its sequence
+        seq = _t(_first(la.output).shape)
+        width = f"2 × units (forward and backward h side by side)" if cfg.bidirectional \
+            else "units"
+        rows.append(TensorShape(f"Layer {i + 1} output (return_sequences=True, read by layer "
+                                f"{i + 2})", seq, f"{seq[0]} slots × {seq[1]} timestep(s) × "
+                                f"{seq[2]} = {width}: h at every timestep, layer {i + 2}'s input."))
     p = _t(model.outputs[0].shape)
     rows.append(TensorShape("Dense output (the model's answer)", p,
                             f"{p[0]} slots × {p[1]} output(s): the task's answer per slot. Its "
                             f"size is the Dense layer's, not units."))
-    layer = rnns[0]  # the first layer's (each direction has its own, of the same shapes)
-    k, r = _t(layer.cell.kernel.shape), _t(layer.cell.recurrent_kernel.shape)
     g = cells.GATES[cfg.cell]
-    gates = "" if g == 1 else f" ({g} gates side by side, {k[1] // g} units each)"
-    rows.append(TensorShape(f"{cfg.cell} kernel", k, f"{k[0]} feature(s) in × {k[1]} = "
-                            f"{g} × units{gates}. No batch axis: weights are shared by all slots."))
-    rows.append(TensorShape(f"{cfg.cell} recurrent kernel", r, f"{r[0]} units in (the previous h) "
-                            f"× {r[1]} = {g} × units."))
+    gates = "" if g == 1 else f" ({g} gates side by side, {{}} units each)"
+    step = 2 if cfg.bidirectional else 1  # each direction has its own kernels, of equal shapes
+    for n, layer in enumerate(rnns[::step], start=1):
+        tag = f" (layer {n})" if len(stack) > 1 else ""
+        k, r = _t(layer.cell.kernel.shape), _t(layer.cell.recurrent_kernel.shape)
+        fed = (f"{k[0]} feature(s) in" if n == 1 else
+               f"{k[0]} in (layer {n - 1}'s output at a timestep)")
+        rows.append(TensorShape(f"{cfg.cell} kernel{tag}", k, f"{fed} × {k[1]} = {g} × units"
+                                f"{gates.format(k[1] // g)}. No batch axis: weights are shared "
+                                f"by all slots."))
+        rows.append(TensorShape(f"{cfg.cell} recurrent kernel{tag}", r, f"{r[0]} units in (the "
+                                f"previous h) × {r[1]} = {g} × units."))
     return rows
 
 

@@ -42,6 +42,48 @@ def test_shapes_match_an_independent_keras_build(cfg):
         assert [r.shape for r in rows] != independent(other, 1, n_out)
 
 
+def independent_stack(cfg: RunConfig, n_features: int, n_out: int) -> list[tuple]:
+    """A stack of cfg.layers layers (Bidirectional or not), built here, in the panel's order."""
+    B, L, U = cfg.batch_size, cfg.sample_len, cfg.units
+    x = inp = keras.Input(batch_shape=(B, L, n_features))
+    states, seqs, kernels = [], [], []
+    for n in range(cfg.layers):
+        last = n == cfg.layers - 1
+        rnn = LAYERS[cfg.cell](U, stateful=cfg.stateful, return_sequences=not last)
+        wrap = keras.layers.Bidirectional(rnn) if cfg.bidirectional else rnn
+        x = wrap(x)
+        dirs = [wrap.forward_layer, wrap.backward_layer] if cfg.bidirectional else [wrap]
+        states += [tuple(v.shape) for d in dirs for v in d.states]
+        kernels += [tuple(dirs[0].cell.kernel.shape), tuple(dirs[0].cell.recurrent_kernel.shape)]
+        if not last:
+            seqs.append(tuple(x.shape))
+    y = keras.layers.Dense(n_out)(x)
+    return [tuple(inp.shape), *states, tuple(x.shape), *seqs, tuple(y.shape), *kernels]
+
+
+STACKS = [RunConfig(layout="chunks", length=5, batch_size=50, units=10, layers=3),
+          RunConfig(layout="chunks", length=4, batch_size=8, units=6, layers=2, cell="GRU",
+                    bidirectional=True)]
+
+
+@pytest.mark.parametrize("cfg", STACKS, ids=lambda c: f"{c.cell}-x{c.layers}-bi{c.bidirectional}")
+def test_a_stack_shows_each_layers_output_and_kernels(cfg):
+    """A lower layer's sequence is used (the next layer reads it): the panel reads it from the
+    model and names who reads it; it never says return_sequences=True is "not used here"."""
+    rows = shapes.for_config(cfg)
+    assert [r.shape for r in rows] == independent_stack(cfg, 1, 1)
+    for other in (cfg.replace(units=cfg.units + 1), cfg.replace(layers=cfg.layers - 1)):
+        assert [r.shape for r in rows] != independent_stack(other, 1, 1)
+    names = [r.tensor for r in rows]
+    assert not any("not used here" in t for t in names)
+    seqs = [r for r in rows if r.tensor.startswith("Layer ")]
+    assert [r.tensor for r in seqs] == [f"Layer {n} output (return_sequences=True, read by "
+                                        f"layer {n + 1})" for n in range(1, cfg.layers)]
+    width = 2 * cfg.units if cfg.bidirectional else cfg.units
+    assert all(r.shape == (cfg.batch_size, cfg.sample_len, width) for r in seqs)
+    assert f"{cfg.cell} kernel (layer {cfg.layers})" in names
+
+
 def test_sentences_name_the_axes_with_the_numbers_read():
     cfg = CASES[0]
     rows = shapes.for_config(cfg)
